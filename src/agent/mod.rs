@@ -1,0 +1,1 @@
+//! The agent loop: one stage as a bounded conversation with the model.

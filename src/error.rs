@@ -1,0 +1,50 @@
+//! The error a kkrun command ends with, and the exit code it maps to.
+
+use crate::exit_codes;
+
+/// Why a kkrun command could not do its job.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Bad input: a usage error, an unknown run id. The message is complete
+    /// and says what to do.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// One or more task files are invalid; the rendered report lists every error.
+    #[error("{0}")]
+    TaskFiles(crate::task::TaskFileErrors),
+    /// A snapshot operation failed.
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
+    /// A model provider failed.
+    #[error(transparent)]
+    Provider(#[from] crate::provider::ProviderError),
+    /// Reading or writing a file failed.
+    #[error("{context}")]
+    Io {
+        /// What kkrun was doing, naming the path.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The documented exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::InvalidInput(_) | Error::TaskFiles(_) => exit_codes::INVALID_INPUT,
+            Error::Snapshot(e) => e.exit_code(),
+            Error::Provider(_) | Error::Io { .. } => exit_codes::INFRASTRUCTURE,
+        }
+    }
+
+    /// An I/O error with a description of what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! kkrun: a headless CI runner that drives an AI coding agent through
+//! blueprint → code → debug → preview, snapshotting every stage with git.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod agent;
+pub mod cli;
+pub mod error;
+pub mod events;
+pub mod exit_codes;
+pub mod provider;
+pub mod snapshot;
+pub mod task;
+pub mod tools;

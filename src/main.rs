@@ -1,0 +1,38 @@
+//! The `kkrun` binary: parse the command line, run, map the outcome to an
+//! exit code. Everything else lives in the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = match kkrun::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap prints help/version to stdout and usage errors to stderr.
+            let code = if err.use_stderr() {
+                kkrun::exit_codes::INVALID_INPUT
+            } else {
+                0
+            };
+            let _ = err.print();
+            return exit(code);
+        }
+    };
+    match kkrun::cli::run(cli) {
+        Ok(code) => exit(code),
+        Err(err) => {
+            eprintln!("kkrun: error: {err}");
+            let mut source = std::error::Error::source(&err);
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            exit(err.exit_code())
+        }
+    }
+}
+
+fn exit(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
+}

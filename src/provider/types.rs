@@ -1,0 +1,152 @@
+//! Provider-neutral types of one model turn: what the agent sends and what
+//! it gets back. Wire formats stay inside each provider.
+
+use serde::{Deserialize, Serialize};
+
+/// One message of a conversation, in the order the model sees them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum Message {
+    /// A user (kkrun) message: the task, feedback, injected warnings.
+    User {
+        /// The text of the message.
+        content: String,
+    },
+    /// A model reply: text, tool calls, or both.
+    Assistant {
+        /// The reply's text; empty when the model only called tools.
+        #[serde(default)]
+        content: String,
+        /// The tool calls of the reply, in the order the model made them.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tool_calls: Vec<ToolCall>,
+    },
+    /// The result of one tool call, answering the call with the same id.
+    Tool {
+        /// The id of the [`ToolCall`] this answers.
+        call_id: String,
+        /// What the tool returned (or the error text the model should act on).
+        content: String,
+        /// True when the call failed; providers that support it flag the
+        /// result as an error.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        is_error: bool,
+    },
+}
+
+/// A tool call made by the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// Provider-assigned id, echoed back in the [`Message::Tool`] answer.
+    pub id: String,
+    /// The tool's name.
+    pub name: String,
+    /// The arguments exactly as the model produced them (a JSON text that
+    /// may be invalid: the agent answers invalid JSON with a tool error).
+    pub arguments: String,
+}
+
+impl ToolCall {
+    /// Parses [`ToolCall::arguments`] as JSON. An empty string is `{}`, since
+    /// some servers send no arguments for tools that take none.
+    pub fn parsed_arguments(&self) -> Result<serde_json::Value, serde_json::Error> {
+        if self.arguments.trim().is_empty() {
+            return Ok(serde_json::Value::Object(Default::default()));
+        }
+        serde_json::from_str(&self.arguments)
+    }
+}
+
+/// A tool the model may call, described by a JSON Schema.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    /// Name the model uses to call the tool.
+    pub name: String,
+    /// What the tool does and when to use it; the model reads this.
+    pub description: String,
+    /// JSON Schema of the arguments object.
+    pub parameters: serde_json::Value,
+}
+
+/// Everything sent to the model for one turn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TurnRequest {
+    /// Model name as the provider knows it (without the `provider:` prefix).
+    pub model: String,
+    /// The system prompt.
+    pub system: String,
+    /// The conversation so far.
+    pub messages: Vec<Message>,
+    /// Tools offered this turn.
+    pub tools: Vec<ToolSpec>,
+    /// Upper bound on output tokens for this turn.
+    pub max_output_tokens: Option<u32>,
+    /// Sampling temperature; `None` leaves the provider's default.
+    pub temperature: Option<f32>,
+}
+
+/// Why the model stopped producing output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The model finished its reply.
+    EndTurn,
+    /// The model stopped to have its tool calls run.
+    ToolUse,
+    /// The output-token limit cut the reply short.
+    MaxTokens,
+    /// The provider filtered the content.
+    ContentFilter,
+    /// Any other reason, as the provider named it.
+    Other(String),
+}
+
+/// Tokens used by one or more turns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Input (prompt) tokens, including cached ones.
+    pub input_tokens: u64,
+    /// Input tokens served from the provider's prompt cache.
+    pub cached_input_tokens: u64,
+    /// Output (completion) tokens, including reasoning tokens.
+    pub output_tokens: u64,
+}
+
+impl Usage {
+    /// Input plus output tokens: what token budgets count.
+    pub fn total(&self) -> u64 {
+        self.input_tokens + self.output_tokens
+    }
+}
+
+impl std::ops::Add for Usage {
+    type Output = Usage;
+    fn add(self, other: Usage) -> Usage {
+        Usage {
+            input_tokens: self.input_tokens + other.input_tokens,
+            cached_input_tokens: self.cached_input_tokens + other.cached_input_tokens,
+            output_tokens: self.output_tokens + other.output_tokens,
+        }
+    }
+}
+
+impl std::ops::AddAssign for Usage {
+    fn add_assign(&mut self, other: Usage) {
+        *self = *self + other;
+    }
+}
+
+/// The complete result of one model turn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TurnResponse {
+    /// The reply's text (reasoning/thinking content excluded).
+    pub text: String,
+    /// Complete tool calls, in order.
+    pub tool_calls: Vec<ToolCall>,
+    /// Why the model stopped.
+    pub stop_reason: StopReason,
+    /// Tokens this turn used.
+    pub usage: Usage,
+    /// The provider's request id, when it sent one (for support tickets).
+    pub request_id: Option<String>,
+}

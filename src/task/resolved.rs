@@ -1,0 +1,252 @@
+//! A task after loading: every default filled in, paths absolute. This is
+//! what the rest of kkrun consumes; the YAML shape lives in `file`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// One task, ready to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    /// Unique name in the run (`[a-z0-9-]`).
+    pub name: String,
+    /// One line for reports.
+    pub description: String,
+    /// The goal given to the agent.
+    pub prompt: String,
+    /// What kind of work this is.
+    pub kind: TaskKind,
+    /// The task file this task came from.
+    pub file: PathBuf,
+    /// Line of the task's `name:` key in [`Task::file`] (1-based), for reports.
+    pub line: u64,
+    /// Absolute path of the workspace directory (inside a git work tree).
+    pub workspace: PathBuf,
+    /// `provider:model` from the task file; the CLI and `KKRUN_MODEL` override it.
+    pub model: Option<String>,
+    /// Globs of files shown to the blueprint stage up front.
+    pub context: Vec<String>,
+    /// Checks that decide pass/fail; all must pass.
+    pub checks: Vec<Check>,
+    /// Per-stage limits.
+    pub stages: StageSettings,
+    /// Task-wide budgets.
+    pub budget: Budget,
+    /// Shell tool policy.
+    pub shell: ShellPolicy,
+    /// What to do with the work tree when the task fails.
+    pub on_failure: OnFailure,
+    /// Extra environment for shell tools and checks.
+    pub env: BTreeMap<String, String>,
+}
+
+/// What kind of work a task asks for.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskKind {
+    /// Fix a bug so the checks pass.
+    #[default]
+    Fix,
+    /// Change structure without changing behaviour.
+    Refactor,
+    /// Add new behaviour.
+    Feature,
+    /// Look for bugs and report findings; edits are not the goal.
+    BugHunt,
+}
+
+impl TaskKind {
+    /// The kind as written in task files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::Fix => "fix",
+            TaskKind::Refactor => "refactor",
+            TaskKind::Feature => "feature",
+            TaskKind::BugHunt => "bug-hunt",
+        }
+    }
+}
+
+/// A command whose exit status decides part of a task's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    /// Name, unique within the task; the JUnit testcase name.
+    pub name: String,
+    /// Shell command, run with `bash -c` in the workspace.
+    pub run: String,
+    /// The check fails when it runs longer than this.
+    pub timeout: Duration,
+    /// Extra attempts after a failure; a later pass makes the check flaky.
+    pub retries: u32,
+}
+
+/// The four pipeline stages, in order.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Read-only exploration and planning.
+    Blueprint,
+    /// Carrying out the plan.
+    Code,
+    /// Running checks and fixing failures.
+    Debug,
+    /// Read-only review of the final diff.
+    Preview,
+}
+
+impl Stage {
+    /// All stages in pipeline order.
+    pub const ALL: [Stage; 4] = [Stage::Blueprint, Stage::Code, Stage::Debug, Stage::Preview];
+
+    /// The stage's name as used in refs, reports and events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Blueprint => "blueprint",
+            Stage::Code => "code",
+            Stage::Debug => "debug",
+            Stage::Preview => "preview",
+        }
+    }
+
+    /// Whether the stage may change files.
+    pub fn writes(self) -> bool {
+        matches!(self, Stage::Code | Stage::Debug)
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Per-stage limits with defaults filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageSettings {
+    /// Blueprint turn limit (default 12).
+    pub blueprint_max_turns: u32,
+    /// Code turn limit (default 40).
+    pub code_max_turns: u32,
+    /// Debug turn limit per round (default 20).
+    pub debug_max_turns: u32,
+    /// Debug rounds, each of which may send work back to code (default 3, at least 1).
+    pub debug_max_rounds: u32,
+    /// Preview turn limit (default 8).
+    pub preview_max_turns: u32,
+    /// When true, a `request_changes` verdict does not fail the task.
+    pub preview_advisory: bool,
+}
+
+impl StageSettings {
+    /// The turn limit of `stage`.
+    pub fn max_turns(&self, stage: Stage) -> u32 {
+        match stage {
+            Stage::Blueprint => self.blueprint_max_turns,
+            Stage::Code => self.code_max_turns,
+            Stage::Debug => self.debug_max_turns,
+            Stage::Preview => self.preview_max_turns,
+        }
+    }
+}
+
+impl Default for StageSettings {
+    fn default() -> Self {
+        StageSettings {
+            blueprint_max_turns: 12,
+            code_max_turns: 40,
+            debug_max_turns: 20,
+            debug_max_rounds: 3,
+            preview_max_turns: 8,
+            preview_advisory: false,
+        }
+    }
+}
+
+/// Task-wide budgets; `None` means unlimited.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Budget {
+    /// Input plus output tokens over all stages (default 400 000).
+    pub max_tokens: Option<u64>,
+    /// Cost in USD over all stages (default: unlimited).
+    pub max_cost_usd: Option<f64>,
+    /// Wall-clock time for the whole task (default 45 minutes).
+    pub timeout: Option<Duration>,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            max_tokens: Some(400_000),
+            max_cost_usd: None,
+            timeout: Some(Duration::from_secs(45 * 60)),
+        }
+    }
+}
+
+/// Which shell commands the agent may run. A policy guard for well-meaning
+/// models, not an OS sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShellPolicy {
+    /// Glob patterns a command must match one of; empty allows every command
+    /// that no deny pattern matches.
+    pub allow: Vec<String>,
+    /// Glob patterns that refuse a command; deny wins over allow. The
+    /// built-in list ([`ShellPolicy::DEFAULT_DENY`]) always applies.
+    pub deny: Vec<String>,
+    /// Kill a command (and its process group) after this long.
+    pub timeout: Duration,
+}
+
+impl ShellPolicy {
+    /// Commands refused whatever the task file says.
+    pub const DEFAULT_DENY: &'static [&'static str] = &[
+        "git push*",
+        "git commit*",
+        "git reset --hard*",
+        "git checkout*",
+        "git clean*",
+        "git stash*",
+        "rm -rf /*",
+        "sudo *",
+        "curl * | sh",
+    ];
+}
+
+impl Default for ShellPolicy {
+    fn default() -> Self {
+        ShellPolicy {
+            allow: Vec::new(),
+            deny: Self::DEFAULT_DENY.iter().map(|s| s.to_string()).collect(),
+            timeout: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+/// What happens to the work tree when a task fails.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// Leave the work tree as the agent left it.
+    #[default]
+    Keep,
+    /// Restore the `00-base` snapshot (snapshots stay, so nothing is lost).
+    Rollback,
+}
