@@ -64,11 +64,21 @@ impl Provider {
         &self.model_spec
     }
 
-    /// Runs one streamed turn; `on_text` receives text deltas as they arrive.
+    /// The model name to put in [`TurnRequest::model`] (for `replay:`, the
+    /// model recorded in the cassette).
+    pub fn model_name(&self) -> &str {
+        self.model_spec
+            .split_once(':')
+            .map_or(self.model_spec.as_str(), |(_, model)| model)
+    }
+
+    /// Runs one streamed turn; `on_text` receives text deltas as they arrive,
+    /// retries are reported to `events` as `provider.retry`.
     pub async fn turn(
         &self,
         _request: &TurnRequest,
         _on_text: &mut (dyn FnMut(&str) + Send),
+        _events: &crate::events::EventSink,
     ) -> Result<TurnResponse, ProviderError> {
         Err(ProviderError::Other(format!(
             "provider `{}` is not available in this build",
