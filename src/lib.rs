@@ -9,6 +9,8 @@ pub mod error;
 pub mod events;
 pub mod exit_codes;
 pub mod provider;
+pub mod report;
 pub mod snapshot;
+pub mod store;
 pub mod task;
 pub mod tools;
