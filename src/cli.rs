@@ -97,6 +97,30 @@ pub struct RunArgs {
     /// Model for every task, as `provider:model` (overrides task files).
     #[arg(long, env = "KKRUN_MODEL", value_name = "PROVIDER:MODEL")]
     pub model: Option<String>,
+    /// Write the run directory here instead of `.kkrun/runs/<run-id>/`.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Stream events as JSON lines on stdout (and nothing else on stdout).
+    #[arg(long)]
+    pub json: bool,
+    /// When to restore a task's work tree to its `00-base` snapshot after
+    /// the task: `auto` between the tasks of a multi-task run (so each starts
+    /// from the same base; the last task's changes stay), `always` after
+    /// every task (changes stay in snapshots and final.patch), `never`.
+    #[arg(long, value_enum, default_value_t = RestorePolicy::Auto, value_name = "WHEN")]
+    pub restore: RestorePolicy,
+}
+
+/// When the work tree is restored to `00-base` after a task.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum RestorePolicy {
+    /// Between the tasks of a multi-task run; never after the last one.
+    #[default]
+    Auto,
+    /// After every task.
+    Always,
+    /// Never (tasks of one workspace then build on each other).
+    Never,
 }
 
 /// Arguments of `kkrun validate`.
