@@ -207,7 +207,9 @@ fn run_tasks(args: &RunArgs, global: &GlobalArgs) -> Result<i32, Error> {
         };
         return match crate::task::load_tasks_with(&args.files, &options) {
             Ok(tasks) => {
-                let cwd = std::env::current_dir().unwrap_or_default();
+                let cwd = std::env::current_dir()
+                    .and_then(|dir| dir.canonicalize())
+                    .unwrap_or_default();
                 write_stdout(&crate::task::render_plan(&tasks, &cwd))?;
                 Ok(exit_codes::SUCCESS)
             }

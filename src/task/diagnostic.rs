@@ -28,14 +28,9 @@ impl SourceFile {
     pub(crate) fn position(&self, location: Location, len: u64) -> Position {
         let line = location.line();
         let column = location.column();
-        let snippet = self.line_text(line).map(|text| {
-            let available = u64::try_from(text.chars().count()).unwrap_or(u64::MAX);
-            let start = column.saturating_sub(1).min(available);
-            Snippet {
-                text: text.to_owned(),
-                underline: len.min(available - start).max(1),
-            }
-        });
+        let snippet = self
+            .line_text(line)
+            .map(|text| Box::new(Snippet::new(text, column.saturating_sub(1), len)));
         Position {
             file: Some(self.path.clone()),
             line,
@@ -59,11 +54,50 @@ impl SourceFile {
     }
 }
 
+/// Longest source line quoted in full; longer ones are cut around the
+/// error so a minified or generated file does not flood the terminal.
+const MAX_QUOTED_CHARS: u64 = 100;
+
 /// The quoted source line of a position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Snippet {
+    /// The line as shown (maybe cut, with `...` marks).
     text: String,
+    /// Characters of `text` before the marked span.
+    start: u64,
+    /// Characters marked.
     underline: u64,
+}
+
+impl Snippet {
+    /// Quotes `line`, marking `len` characters from character `start`.
+    fn new(line: &str, start: u64, len: u64) -> Snippet {
+        let chars: Vec<char> = line.chars().collect();
+        let total = u64::try_from(chars.len()).unwrap_or(u64::MAX);
+        let start = start.min(total);
+        let underline = len.min(total - start).max(1);
+        if total <= MAX_QUOTED_CHARS {
+            return Snippet {
+                text: line.to_owned(),
+                start,
+                underline,
+            };
+        }
+        let from = start.saturating_sub(MAX_QUOTED_CHARS / 2);
+        let to = (from + MAX_QUOTED_CHARS).min(total);
+        let slice = |a: u64, b: u64| -> String {
+            let a = usize::try_from(a).unwrap_or(usize::MAX).min(chars.len());
+            let b = usize::try_from(b).unwrap_or(usize::MAX).min(chars.len());
+            chars[a..b].iter().collect()
+        };
+        let prefix = if from > 0 { "..." } else { "" };
+        let suffix = if to < total { "..." } else { "" };
+        Snippet {
+            text: format!("{prefix}{}{suffix}", slice(from, to)),
+            start: start - from + if from > 0 { 3 } else { 0 },
+            underline: underline.min(to - start).max(1),
+        }
+    }
 }
 
 /// Where an error is: a file, and when known a line and column.
@@ -72,7 +106,7 @@ pub struct Position {
     file: Option<PathBuf>,
     line: u64,
     column: u64,
-    snippet: Option<Snippet>,
+    snippet: Option<Box<Snippet>>,
 }
 
 impl Position {
@@ -111,7 +145,7 @@ impl Position {
 pub struct TaskFileError {
     message: String,
     position: Position,
-    related: Option<(Position, String)>,
+    related: Option<Box<(Position, String)>>,
     help: Option<String>,
 }
 
@@ -139,7 +173,7 @@ impl TaskFileError {
 
     /// Adds a second place that explains the error (for duplicates).
     pub(crate) fn related(mut self, position: Position, label: impl Into<String>) -> TaskFileError {
-        self.related = Some((position, label.into()));
+        self.related = Some(Box::new((position, label.into())));
         self
     }
 
@@ -171,17 +205,20 @@ impl TaskFileError {
     /// The other place the error involves, as `file:line:column`.
     pub fn related_position(&self) -> Option<String> {
         self.related
-            .as_ref()
+            .as_deref()
             .and_then(|(position, _)| position.header())
     }
 
     fn render(&self, out: &mut String, style: &Style) {
-        let width = [Some(&self.position), self.related.as_ref().map(|(p, _)| p)]
-            .into_iter()
-            .flatten()
-            .map(|p| p.line.to_string().len())
-            .max()
-            .unwrap_or(1)
+        let width = [
+            Some(&self.position),
+            self.related.as_deref().map(|(p, _)| p),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|p| p.line.to_string().len())
+        .max()
+        .unwrap_or(1)
             + 1;
         let _ = writeln!(
             out,
@@ -190,7 +227,7 @@ impl TaskFileError {
             style.paint(Style::BOLD, &self.message)
         );
         render_position(out, style, width, "-->", &self.position, None, '^');
-        if let Some((position, label)) = &self.related {
+        if let Some((position, label)) = self.related.as_deref() {
             render_position(out, style, width, ":::", position, Some(label), '-');
         }
         if let Some(help) = &self.help {
@@ -233,7 +270,7 @@ fn render_position(
     let indent: String = snippet
         .text
         .chars()
-        .take(usize::try_from(position.column.saturating_sub(1)).unwrap_or(usize::MAX))
+        .take(usize::try_from(snippet.start).unwrap_or(usize::MAX))
         .map(|c| if c == '\t' { '\t' } else { ' ' })
         .collect();
     let marks = mark
@@ -382,6 +419,17 @@ mod tests {
              = help: valid keys here: version, name\n\n\
              error: 1 error in 1 task file; fix them, then check again with `kkrun validate FILES`\n"
         );
+    }
+
+    #[test]
+    fn long_lines_are_cut_around_the_error() {
+        let line = format!("{}X{}", "a".repeat(500), "b".repeat(500));
+        let snippet = Snippet::new(&line, 500, 1);
+        assert!(snippet.text.starts_with("...") && snippet.text.ends_with("..."));
+        assert_eq!(snippet.text.chars().nth(53), Some('X'));
+        assert_eq!((snippet.start, snippet.underline), (53, 1));
+        let short = Snippet::new("key: value", 5, 50);
+        assert_eq!((short.start, short.underline), (5, 5));
     }
 
     #[test]

@@ -63,7 +63,6 @@ pub(crate) fn parse_file(source: &SourceFile, errors: &mut Vec<TaskFileError>) -
 
 /// Turns a YAML syntax or resource-limit error into a task-file error.
 fn yaml_error(source: &SourceFile, error: &serde_saphyr::Error) -> TaskFileError {
-    let error = error.without_snippet();
     let position = match error.location() {
         Some(location) if location != Location::UNKNOWN => source.position(location, 1),
         _ => source.whole(),
@@ -75,7 +74,15 @@ fn yaml_error(source: &SourceFile, error: &serde_saphyr::Error) -> TaskFileError
         )
         .help("task files are small and flat; remove the nesting or the anchors and aliases")
     };
-    match error {
+    // Budget breaches met while replaying an alias come wrapped; classify
+    // the original error.
+    let mut original = error;
+    while let serde_saphyr::Error::AliasError { error, .. }
+    | serde_saphyr::Error::WithSnippet { error, .. } = original
+    {
+        original = error;
+    }
+    match original {
         serde_saphyr::Error::Budget { breach, .. } => match breach {
             BudgetBreach::Depth { .. } => too_complex("nested more than 32 levels deep"),
             BudgetBreach::Documents { .. } => TaskFileError::new(
@@ -103,8 +110,16 @@ fn yaml_error(source: &SourceFile, error: &serde_saphyr::Error) -> TaskFileError
                 Some(index) => &text[..index],
                 None => text.as_str(),
             };
-            TaskFileError::new(format!("invalid YAML: {message}"), position)
-                .help("fix the YAML syntax at this position")
+            if message.contains("recursion limit") {
+                return too_complex("nested more than 32 levels deep");
+            }
+            let help = if message.contains("mapping values are not allowed") {
+                "a value that contains `: ` or ends with `:` must be quoted: \
+                 `run: \"cargo test parse::\"`"
+            } else {
+                "fix the YAML syntax at this position"
+            };
+            TaskFileError::new(format!("invalid YAML: {message}"), position).help(help)
         }
     }
 }
