@@ -145,6 +145,8 @@ pub struct SchemaArgs {
 pub enum SchemaKind {
     /// The task file format (schemas/task.schema.json).
     Task,
+    /// The run report, report.json (schemas/report.schema.json).
+    Report,
 }
 
 /// Arguments of `kkrun snapshots`.
@@ -279,6 +281,7 @@ fn validate(args: &ValidateArgs, global: &GlobalArgs) -> Result<i32, Error> {
 fn schema(args: &SchemaArgs) -> Result<i32, Error> {
     let schema = match args.which {
         SchemaKind::Task => crate::task::task_schema(),
+        SchemaKind::Report => crate::report::report_schema(),
     };
     let text = serde_json::to_string_pretty(&schema)
         .map_err(|error| Error::InvalidInput(format!("cannot render the schema: {error}")))?;
