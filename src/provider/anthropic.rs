@@ -362,6 +362,14 @@ impl StreamDecoder for Decoder {
         Ok(Flow::Continue)
     }
 
+    fn has_content(&self) -> bool {
+        !self.text.is_empty()
+            || self
+                .blocks
+                .values()
+                .any(|b| matches!(b, Block::ToolUse { .. }))
+    }
+
     fn finish(self: Box<Self>, at_eof: bool) -> Result<TurnResponse, StreamFault> {
         // Without `message_stop` the message is still complete once
         // `message_delta` said why the model stopped.

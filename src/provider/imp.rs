@@ -104,6 +104,25 @@ impl Failure {
     }
 }
 
+/// How far a streamed response got before it failed.
+#[derive(Debug, Clone, Copy, Default)]
+struct Progress {
+    /// At least one event arrived.
+    saw_event: bool,
+    /// Text or a tool-call fragment arrived.
+    content: bool,
+}
+
+impl Progress {
+    fn retry_class(self) -> RetryClass {
+        if self.content {
+            RetryClass::AfterContent
+        } else {
+            RetryClass::BeforeContent
+        }
+    }
+}
+
 fn install_crypto_provider() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
@@ -405,16 +424,24 @@ impl Provider {
                     response.request_id = request_id;
                     Ok(response)
                 }
-                Err(fault) => {
-                    Err(self.fault_failure(fault, false, request_id, content_type, &bytes))
-                }
+                Err(fault) => Err(self.fault_failure(
+                    fault,
+                    Progress::default(),
+                    request_id,
+                    content_type,
+                    &bytes,
+                )),
             };
         }
 
         let mut events = SseStream::new(stream, self.options.idle_timeout);
         let mut decoder = self.wire.decoder();
-        let mut started = false;
-        let outcome: Result<TurnResponse, (Result<SseError, StreamFault>, bool)> = loop {
+        let mut saw_event = false;
+        let outcome: Result<TurnResponse, (Result<SseError, StreamFault>, Progress)> = loop {
+            let progress = Progress {
+                saw_event,
+                content: decoder.has_content(),
+            };
             let next = match tokio::time::timeout_at(deadline, events.next_event()).await {
                 Ok(next) => next,
                 Err(_) => {
@@ -423,20 +450,31 @@ impl Provider {
                             "the response took longer than the request timeout ({})",
                             humantime::format_duration(timeout)
                         ))),
-                        started,
+                        progress,
                     ));
                 }
             };
-            match next {
-                None => break decoder.finish(true).map_err(|fault| (Err(fault), started)),
-                Some(Err(error)) => break Err((Ok(error), started)),
-                Some(Ok(event)) => match decoder.on_event(&event, on_text) {
-                    Ok(Flow::Continue) => started = true,
-                    Ok(Flow::Done) => {
-                        break decoder.finish(false).map_err(|fault| (Err(fault), true));
-                    }
-                    Err(fault) => break Err((Err(fault), started)),
-                },
+            let Some(next) = next else {
+                break decoder.finish(true).map_err(|fault| (Err(fault), progress));
+            };
+            let event = match next {
+                Ok(event) => event,
+                Err(error) => break Err((Ok(error), progress)),
+            };
+            saw_event = true;
+            let flow = decoder.on_event(&event, on_text);
+            let progress = Progress {
+                saw_event,
+                content: decoder.has_content(),
+            };
+            match flow {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Done) => {
+                    break decoder
+                        .finish(false)
+                        .map_err(|fault| (Err(fault), progress));
+                }
+                Err(fault) => break Err((Err(fault), progress)),
             }
         };
         let raw = events.raw();
@@ -446,9 +484,11 @@ impl Provider {
                 response.request_id = request_id;
                 Ok(response)
             }
-            Err((Ok(sse_error), started)) => {
-                let when = if started {
+            Err((Ok(sse_error), progress)) => {
+                let when = if progress.content {
                     "after the reply had started"
+                } else if progress.saw_event {
+                    "before any content"
                 } else {
                     "before the first event"
                 };
@@ -457,15 +497,11 @@ impl Provider {
                         format!("the response stream broke {when}: {sse_error}"),
                         request_id,
                     ),
-                    if started {
-                        RetryClass::AfterContent
-                    } else {
-                        RetryClass::BeforeContent
-                    },
+                    progress.retry_class(),
                 ))
             }
-            Err((Err(fault), started)) => {
-                Err(self.fault_failure(fault, started, request_id, content_type, &raw))
+            Err((Err(fault), progress)) => {
+                Err(self.fault_failure(fault, progress, request_id, content_type, &raw))
             }
         }
     }
@@ -474,19 +510,15 @@ impl Provider {
     fn fault_failure(
         &self,
         fault: StreamFault,
-        started: bool,
+        progress: Progress,
         request_id: Option<String>,
         content_type: Option<String>,
         raw: &[u8],
     ) -> Failure {
         let provider = self.wire.name();
-        let class = if started {
-            RetryClass::AfterContent
-        } else {
-            RetryClass::BeforeContent
-        };
+        let class = progress.retry_class();
         match fault {
-            StreamFault::Truncated if !started => Failure::new(
+            StreamFault::Truncated if !progress.saw_event => Failure::new(
                 self.stream_error(
                     format!(
                         "the response is not a model event stream (content-type {}): {}",

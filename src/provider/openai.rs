@@ -338,6 +338,10 @@ impl StreamDecoder for Decoder {
         Ok(Flow::Continue)
     }
 
+    fn has_content(&self) -> bool {
+        !self.text.is_empty() || !self.calls.is_empty()
+    }
+
     fn finish(self: Box<Self>, at_eof: bool) -> Result<TurnResponse, StreamFault> {
         // A missing `[DONE]` is fine once the finish reason arrived.
         if at_eof && self.finish_reason.is_none() {

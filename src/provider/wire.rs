@@ -119,6 +119,10 @@ pub(crate) trait StreamDecoder: Send {
         on_text: &mut (dyn FnMut(&str) + Send),
     ) -> Result<Flow, StreamFault>;
 
+    /// Whether any text or tool-call fragment has arrived: a stream that
+    /// breaks before that can be retried like one that never started.
+    fn has_content(&self) -> bool;
+
     /// The decoded response once the stream is over: after [`Flow::Done`],
     /// or at the end of the body (`at_eof`), which is only complete when the
     /// server already said why the model stopped.
