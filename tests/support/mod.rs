@@ -47,6 +47,8 @@ pub struct Reply {
     pub headers: Vec<(String, String)>,
     /// The body, part by part.
     pub parts: Vec<Part>,
+    /// Wait this long before sending the status line and headers.
+    pub head_delay: Duration,
 }
 
 impl Reply {
@@ -56,6 +58,7 @@ impl Reply {
             status: 200,
             headers: vec![("content-type".into(), "text/event-stream".into())],
             parts: vec![Part::Bytes(body.into())],
+            head_delay: Duration::ZERO,
         }
     }
 
@@ -79,6 +82,7 @@ impl Reply {
             status: 200,
             headers: vec![("content-type".into(), "text/event-stream".into())],
             parts,
+            head_delay: Duration::ZERO,
         }
     }
 
@@ -97,6 +101,7 @@ impl Reply {
             status,
             headers: vec![("content-type".into(), content_type.into())],
             parts: vec![Part::Bytes(body.into())],
+            head_delay: Duration::ZERO,
         }
     }
 
@@ -108,6 +113,12 @@ impl Reply {
     /// Adds a header.
     pub fn header(mut self, name: &str, value: &str) -> Reply {
         self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Delays the status line and headers.
+    pub fn delay_head(mut self, delay: Duration) -> Reply {
+        self.head_delay = delay;
         self
     }
 
@@ -219,6 +230,7 @@ async fn handle(
         .unwrap()
         .pop_front()
         .unwrap_or_else(|| Reply::status(599, "text/plain", "test server: no scripted reply left"));
+    tokio::time::sleep(reply.head_delay).await;
     let mut builder = Response::builder()
         .status(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
     for (name, value) in &reply.headers {

@@ -16,7 +16,7 @@ pub const TEST_KEY: &str = "sk-test-SECRETVALUE-0123456789abcdef";
 /// and a fixed environment pointing both providers at `base_url`.
 pub fn fast_options(base_url: &str) -> ProviderOptions {
     ProviderOptions {
-        idle_timeout: Duration::from_millis(500),
+        idle_timeout: Duration::from_secs(2),
         connect_timeout: Duration::from_secs(2),
         request_timeout: Duration::from_secs(10),
         retry: RetryPolicy {
