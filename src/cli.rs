@@ -97,6 +97,13 @@ pub struct RunArgs {
     /// Model for every task, as `provider:model` (overrides task files).
     #[arg(long, env = "KKRUN_MODEL", value_name = "PROVIDER:MODEL")]
     pub model: Option<String>,
+    /// Record every model exchange to this cassette (JSONL) for replay.
+    #[arg(long, value_name = "CASSETTE", conflicts_with = "replay")]
+    pub record: Option<PathBuf>,
+    /// Answer model requests from this cassette, offline (same as
+    /// `--model replay:CASSETTE`).
+    #[arg(long, value_name = "CASSETTE")]
+    pub replay: Option<PathBuf>,
 }
 
 /// Arguments of `kkrun validate`.

@@ -143,7 +143,9 @@ async fn scripted_streams_parse_the_same_live_and_replayed() {
             let a = run_turn(&live, &request).await;
             let b = run_turn(&replay, &request).await;
             assert_eq!(a.response(), b.response());
-            assert_eq!(a.deltas, b.deltas);
+            // Delta boundaries may differ where the live provider holds back
+            // text that could start its key.
+            assert_eq!(a.deltas.concat(), b.deltas.concat());
         }
     }
 }

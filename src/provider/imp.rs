@@ -12,7 +12,7 @@ use super::cassette::{Cassette, Exchange, Recorder};
 use super::error::ProviderError;
 use super::options::ProviderOptions;
 use super::pricing::builtin_price;
-use super::redact::Redactor;
+use super::redact::{Redactor, TextScrubber};
 use super::sse::{SseError, SseStream};
 use super::transport::{ApiKey, HttpTransport, KeyHeader, RawResponse, ReplayTransport, SendError};
 use super::types::{TurnRequest, TurnResponse, Usage};
@@ -263,8 +263,26 @@ impl Provider {
         let mut fell_back = false;
         loop {
             attempt += 1;
-            let failure = match self.attempt(&body, streaming, on_text).await {
-                Ok(response) => return Ok(response),
+            // A model that echoes the key (say, after reading the
+            // environment) must not leak it into transcripts.
+            let mut scrubber = TextScrubber::new(&self.redactor);
+            let result = {
+                let mut scrubbed_text = |text: &str| {
+                    let safe = scrubber.push(text);
+                    if !safe.is_empty() {
+                        on_text(&safe);
+                    }
+                };
+                self.attempt(&body, streaming, &mut scrubbed_text).await
+            };
+            let failure = match result {
+                Ok(response) => {
+                    let rest = scrubber.flush();
+                    if !rest.is_empty() {
+                        on_text(&rest);
+                    }
+                    return Ok(self.scrub(response));
+                }
                 Err(failure) => failure,
             };
             let give_up = |error: Box<ProviderError>| {
@@ -328,6 +346,16 @@ impl Provider {
             });
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// The response with this provider's key removed from text and
+    /// arguments.
+    fn scrub(&self, mut response: TurnResponse) -> TurnResponse {
+        response.text = self.redactor.redact_known(&response.text);
+        for call in &mut response.tool_calls {
+            call.arguments = self.redactor.redact_known(&call.arguments);
+        }
+        response
     }
 
     async fn send(&self, body: &Value) -> Result<RawResponse, SendError> {
@@ -644,10 +672,12 @@ impl Provider {
         let (Some(recorder), Backend::Http(_)) = (&self.recorder, &self.backend) else {
             return Ok(());
         };
+        // Only the key itself is removed: anything else must replay exactly
+        // as it was received.
         let exchange = Exchange {
-            request: Some(request.clone()),
+            request: Some(self.redactor.redact_known_json(request)),
             status,
-            body: String::from_utf8_lossy(body).into_owned(),
+            body: self.redactor.redact_known(&String::from_utf8_lossy(body)),
         };
         recorder.append(&exchange).map_err(|source| {
             Failure::new(
