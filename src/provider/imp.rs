@@ -151,6 +151,7 @@ impl Provider {
         if rest.is_empty() {
             return Err(invalid(format!("no model after `{prefix}:`")));
         }
+        let mut replay_dialect = Dialect::default();
         let (wire, model, backend) = match prefix {
             "replay" => {
                 let path = resolve(&options.base_dir, rest);
@@ -165,6 +166,16 @@ impl Provider {
                         path: path.clone(),
                         source,
                     })?;
+                // Requests recorded against api.openai.com name the output
+                // limit `max_completion_tokens`; replay must build the same.
+                let max_completion_tokens = cassette
+                    .exchanges
+                    .iter()
+                    .filter_map(|e| e.request.as_ref())
+                    .any(|r| r.get("max_completion_tokens").is_some());
+                replay_dialect = Dialect {
+                    max_completion_tokens,
+                };
                 let backend = Backend::Replay(ReplayTransport {
                     path,
                     exchanges: cassette.exchanges,
@@ -187,20 +198,24 @@ impl Provider {
                 max_completion_tokens: wire == WireFormat::OpenAi
                     && http.url.starts_with(OPENAI_DEFAULT_BASE_URL),
             },
-            Backend::Replay(_) => Dialect::default(),
+            Backend::Replay(_) => replay_dialect,
         };
         let redactor = match &backend {
             Backend::Http(http) => http.redactor.clone(),
             Backend::Replay(_) => Redactor::default(),
         };
-        let recorder = match &options.record {
-            Some(path) => Some(Recorder::create(path, wire, &model).map_err(|source| {
-                ProviderError::RecordFailed {
-                    path: path.clone(),
-                    source,
-                }
-            })?),
-            None => None,
+        // Replaying records nothing (and must not truncate a cassette that
+        // may be the very file being replayed).
+        let recorder = match (&options.record, &backend) {
+            (Some(path), Backend::Http(_)) => {
+                Some(Recorder::create(path, wire, &model).map_err(|source| {
+                    ProviderError::RecordFailed {
+                        path: path.clone(),
+                        source,
+                    }
+                })?)
+            }
+            _ => None,
         };
         Ok(Provider {
             model_spec: spec.to_string(),
@@ -669,7 +684,7 @@ impl Provider {
 
     /// Appends a completed live exchange to the `--record` cassette.
     fn record(&self, request: &Value, status: u16, body: &[u8]) -> Result<(), Failure> {
-        let (Some(recorder), Backend::Http(_)) = (&self.recorder, &self.backend) else {
+        let Some(recorder) = &self.recorder else {
             return Ok(());
         };
         // Only the key itself is removed: anything else must replay exactly
