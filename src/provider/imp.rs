@@ -397,7 +397,11 @@ impl Provider {
     ) -> Result<TurnResponse, Failure> {
         let provider = self.wire.name();
         let timeout = self.options.request_timeout;
-        let deadline = Instant::now() + timeout;
+        let now = Instant::now();
+        // A configured "no limit" (a huge timeout) must not overflow.
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600));
         let response = match tokio::time::timeout_at(deadline, self.send(body)).await {
             Err(_) => {
                 return Err(Failure::new(
