@@ -12,7 +12,7 @@ use super::cassette::{Cassette, Exchange, Recorder};
 use super::error::ProviderError;
 use super::options::ProviderOptions;
 use super::pricing::builtin_price;
-use super::redact::Redactor;
+use super::redact::{Redactor, TextScrubber};
 use super::sse::{SseError, SseStream};
 use super::transport::{ApiKey, HttpTransport, KeyHeader, RawResponse, ReplayTransport, SendError};
 use super::types::{TurnRequest, TurnResponse, Usage};
@@ -151,6 +151,7 @@ impl Provider {
         if rest.is_empty() {
             return Err(invalid(format!("no model after `{prefix}:`")));
         }
+        let mut replay_dialect = Dialect::default();
         let (wire, model, backend) = match prefix {
             "replay" => {
                 let path = resolve(&options.base_dir, rest);
@@ -165,6 +166,16 @@ impl Provider {
                         path: path.clone(),
                         source,
                     })?;
+                // Requests recorded against api.openai.com name the output
+                // limit `max_completion_tokens`; replay must build the same.
+                let max_completion_tokens = cassette
+                    .exchanges
+                    .iter()
+                    .filter_map(|e| e.request.as_ref())
+                    .any(|r| r.get("max_completion_tokens").is_some());
+                replay_dialect = Dialect {
+                    max_completion_tokens,
+                };
                 let backend = Backend::Replay(ReplayTransport {
                     path,
                     exchanges: cassette.exchanges,
@@ -187,20 +198,24 @@ impl Provider {
                 max_completion_tokens: wire == WireFormat::OpenAi
                     && http.url.starts_with(OPENAI_DEFAULT_BASE_URL),
             },
-            Backend::Replay(_) => Dialect::default(),
+            Backend::Replay(_) => replay_dialect,
         };
         let redactor = match &backend {
             Backend::Http(http) => http.redactor.clone(),
             Backend::Replay(_) => Redactor::default(),
         };
-        let recorder = match &options.record {
-            Some(path) => Some(Recorder::create(path, wire, &model).map_err(|source| {
-                ProviderError::RecordFailed {
-                    path: path.clone(),
-                    source,
-                }
-            })?),
-            None => None,
+        // Replaying records nothing (and must not truncate a cassette that
+        // may be the very file being replayed).
+        let recorder = match (&options.record, &backend) {
+            (Some(path), Backend::Http(_)) => {
+                Some(Recorder::create(path, wire, &model).map_err(|source| {
+                    ProviderError::RecordFailed {
+                        path: path.clone(),
+                        source,
+                    }
+                })?)
+            }
+            _ => None,
         };
         Ok(Provider {
             model_spec: spec.to_string(),
@@ -263,8 +278,26 @@ impl Provider {
         let mut fell_back = false;
         loop {
             attempt += 1;
-            let failure = match self.attempt(&body, streaming, on_text).await {
-                Ok(response) => return Ok(response),
+            // A model that echoes the key (say, after reading the
+            // environment) must not leak it into transcripts.
+            let mut scrubber = TextScrubber::new(&self.redactor);
+            let result = {
+                let mut scrubbed_text = |text: &str| {
+                    let safe = scrubber.push(text);
+                    if !safe.is_empty() {
+                        on_text(&safe);
+                    }
+                };
+                self.attempt(&body, streaming, &mut scrubbed_text).await
+            };
+            let failure = match result {
+                Ok(response) => {
+                    let rest = scrubber.flush();
+                    if !rest.is_empty() {
+                        on_text(&rest);
+                    }
+                    return Ok(self.scrub(response));
+                }
                 Err(failure) => failure,
             };
             let give_up = |error: Box<ProviderError>| {
@@ -330,6 +363,16 @@ impl Provider {
         }
     }
 
+    /// The response with this provider's key removed from text and
+    /// arguments.
+    fn scrub(&self, mut response: TurnResponse) -> TurnResponse {
+        response.text = self.redactor.redact_known(&response.text);
+        for call in &mut response.tool_calls {
+            call.arguments = self.redactor.redact_known(&call.arguments);
+        }
+        response
+    }
+
     async fn send(&self, body: &Value) -> Result<RawResponse, SendError> {
         match &self.backend {
             Backend::Http(http) => http.send(body, self.options.idle_timeout).await,
@@ -354,7 +397,11 @@ impl Provider {
     ) -> Result<TurnResponse, Failure> {
         let provider = self.wire.name();
         let timeout = self.options.request_timeout;
-        let deadline = Instant::now() + timeout;
+        let now = Instant::now();
+        // A configured "no limit" (a huge timeout) must not overflow.
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600));
         let response = match tokio::time::timeout_at(deadline, self.send(body)).await {
             Err(_) => {
                 return Err(Failure::new(
@@ -641,13 +688,15 @@ impl Provider {
 
     /// Appends a completed live exchange to the `--record` cassette.
     fn record(&self, request: &Value, status: u16, body: &[u8]) -> Result<(), Failure> {
-        let (Some(recorder), Backend::Http(_)) = (&self.recorder, &self.backend) else {
+        let Some(recorder) = &self.recorder else {
             return Ok(());
         };
+        // Only the key itself is removed: anything else must replay exactly
+        // as it was received.
         let exchange = Exchange {
-            request: Some(request.clone()),
+            request: Some(self.redactor.redact_known_json(request)),
             status,
-            body: String::from_utf8_lossy(body).into_owned(),
+            body: self.redactor.redact_known(&String::from_utf8_lossy(body)),
         };
         recorder.append(&exchange).map_err(|source| {
             Failure::new(

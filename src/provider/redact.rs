@@ -40,14 +40,39 @@ impl Redactor {
         }
     }
 
-    /// `text` with every secret replaced.
-    pub(crate) fn redact(&self, text: &str) -> String {
+    /// `text` with this provider's own secrets replaced, and nothing else
+    /// touched: used for cassettes, whose bodies must replay as recorded.
+    pub(crate) fn redact_known(&self, text: &str) -> String {
         let mut out = text.to_string();
         for secret in &self.secrets {
             if out.contains(secret.as_str()) {
                 out = out.replace(secret.as_str(), REDACTED);
             }
         }
+        out
+    }
+
+    /// Every string inside `value` passed through [`Redactor::redact_known`].
+    pub(crate) fn redact_known_json(&self, value: &serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match value {
+            Value::String(s) => Value::String(self.redact_known(s)),
+            Value::Array(items) => {
+                Value::Array(items.iter().map(|v| self.redact_known_json(v)).collect())
+            }
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| (self.redact_known(k), self.redact_known_json(v)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+
+    /// `text` with every secret and anything shaped like a credential
+    /// replaced: used for everything shown to people.
+    pub(crate) fn redact(&self, text: &str) -> String {
+        let out = self.redact_known(text);
         match KEY_SHAPES.as_ref() {
             Some(shapes) => shapes.replace_all(&out, REDACTED).into_owned(),
             None => out,
@@ -79,9 +104,70 @@ impl Redactor {
     }
 }
 
+/// Scrubs this provider's secrets from streamed text whose deltas may cut
+/// a secret in two: a tail that could be the start of a secret is held back
+/// until the next delta (or [`TextScrubber::flush`]) decides.
+pub(crate) struct TextScrubber<'a> {
+    redactor: &'a Redactor,
+    pending: String,
+}
+
+impl<'a> TextScrubber<'a> {
+    pub(crate) fn new(redactor: &'a Redactor) -> TextScrubber<'a> {
+        TextScrubber {
+            redactor,
+            pending: String::new(),
+        }
+    }
+
+    /// Takes a delta; returns the text that is safe to pass on now.
+    pub(crate) fn push(&mut self, text: &str) -> String {
+        if self.redactor.secrets.is_empty() {
+            return text.to_string();
+        }
+        self.pending.push_str(text);
+        self.pending = self.redactor.redact_known(&self.pending);
+        let hold = self
+            .redactor
+            .secrets
+            .iter()
+            .flat_map(|secret| {
+                secret
+                    .char_indices()
+                    .map(|(i, _)| i)
+                    .skip(1)
+                    .filter(|&k| self.pending.ends_with(&secret[..k]))
+            })
+            .max()
+            .unwrap_or(0);
+        let keep_from = self.pending.len() - hold;
+        let rest = self.pending.split_off(keep_from);
+        std::mem::replace(&mut self.pending, rest)
+    }
+
+    /// The held-back tail, once the stream is over.
+    pub(crate) fn flush(&mut self) -> String {
+        std::mem::take(&mut self.pending)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scrubber_catches_a_secret_split_across_deltas() {
+        let redactor = Redactor::new(["sk-secret-key".to_string()]);
+        let mut scrubber = TextScrubber::new(&redactor);
+        let mut out = String::new();
+        for delta in ["key is sk-se", "cret-k", "ey, and sk-", "s is not it"] {
+            out.push_str(&scrubber.push(delta));
+        }
+        out.push_str(&scrubber.flush());
+        assert_eq!(out, "key is [redacted], and sk-s is not it");
+        let plain = Redactor::default();
+        assert_eq!(TextScrubber::new(&plain).push("sk-se"), "sk-se");
+    }
 
     #[test]
     fn redacts_known_secret_and_key_shapes() {

@@ -142,8 +142,7 @@ impl HttpTransport {
         let request_id = header("x-request-id").or_else(|| header("request-id"));
         let retry_after = header("retry-after-ms")
             .and_then(|ms| ms.parse::<f64>().ok())
-            .filter(|ms| ms.is_finite() && *ms >= 0.0)
-            .map(|ms| Duration::from_secs_f64(ms / 1000.0))
+            .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok())
             .or_else(|| header("retry-after").and_then(|v| parse_retry_after(&v)));
         let content_type = header("content-type");
         let status = response.status().as_u16();
@@ -165,7 +164,8 @@ impl HttpTransport {
 /// `Retry-After` as delay-seconds or an HTTP date.
 pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
     if let Ok(seconds) = value.parse::<f64>() {
-        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+        // Negative, NaN or absurdly large values are not a usable wait.
+        return Duration::try_from_secs_f64(seconds).ok();
     }
     static PARSER: jiff::fmt::rfc2822::DateTimeParser = jiff::fmt::rfc2822::DateTimeParser::new();
     let when = PARSER.parse_timestamp(value).ok()?;
@@ -245,6 +245,8 @@ mod tests {
         assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
         assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
         assert_eq!(parse_retry_after("-1"), None);
+        assert_eq!(parse_retry_after("1e300"), None);
+        assert_eq!(parse_retry_after("NaN"), None);
         assert_eq!(parse_retry_after("soon"), None);
         let later = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(30);
         let date = jiff::fmt::rfc2822::DateTimePrinter::new()
