@@ -41,7 +41,7 @@ impl Fixture {
         write(&repo, "README.md", "# demo\n\nA demo project.\n");
         let mut env = BTreeMap::new();
         env.insert("TASK_VAR".to_string(), "from-task".to_string());
-        let ctx = ToolContext::new(&repo, shell, env, checks).unwrap();
+        let ctx = ToolContext::from_parts(&repo, shell, env, checks);
         Fixture {
             _root: root,
             repo: ctx.workspace.clone(),

@@ -26,29 +26,34 @@ pub struct ToolContext {
 }
 
 impl ToolContext {
-    /// A context for `workspace`, which is canonicalized here.
-    pub fn new(
-        workspace: &Path,
-        shell: ShellPolicy,
-        env: BTreeMap<String, String>,
-        checks: Vec<Check>,
-    ) -> std::io::Result<ToolContext> {
-        Ok(ToolContext {
-            workspace: workspace.canonicalize()?,
-            shell,
-            env,
-            checks,
-        })
-    }
-
-    /// The context of `task`'s tools.
-    pub fn for_task(task: &crate::task::Task) -> std::io::Result<ToolContext> {
-        ToolContext::new(
+    /// The context of `task`'s tools: its workspace (canonicalized), shell
+    /// policy, `env` and checks.
+    pub fn new(task: &crate::task::Task) -> ToolContext {
+        ToolContext::from_parts(
             &task.workspace,
             task.shell.clone(),
             task.env.clone(),
             task.checks.clone(),
         )
+    }
+
+    /// A context from its parts. The workspace is canonicalized; one that
+    /// cannot be (it does not exist) is kept as given, and every tool then
+    /// reports the missing path to the model.
+    pub fn from_parts(
+        workspace: &Path,
+        shell: ShellPolicy,
+        env: BTreeMap<String, String>,
+        checks: Vec<Check>,
+    ) -> ToolContext {
+        ToolContext {
+            workspace: workspace
+                .canonicalize()
+                .unwrap_or_else(|_| workspace.to_path_buf()),
+            shell,
+            env,
+            checks,
+        }
     }
 }
 
