@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::error::Error;
+use crate::exit_codes;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -97,6 +98,30 @@ pub struct RunArgs {
     /// Model for every task, as `provider:model` (overrides task files).
     #[arg(long, env = "KKRUN_MODEL", value_name = "PROVIDER:MODEL")]
     pub model: Option<String>,
+    /// Write the run directory here instead of `.kkrun/runs/<run-id>/`.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Stream events as JSON lines on stdout (and nothing else on stdout).
+    #[arg(long)]
+    pub json: bool,
+    /// When to restore a task's work tree to its `00-base` snapshot after
+    /// the task: `auto` between the tasks of a multi-task run (so each starts
+    /// from the same base; the last task's changes stay), `always` after
+    /// every task (changes stay in snapshots and final.patch), `never`.
+    #[arg(long, value_enum, default_value_t = RestorePolicy::Auto, value_name = "WHEN")]
+    pub restore: RestorePolicy,
+}
+
+/// When the work tree is restored to `00-base` after a task.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum RestorePolicy {
+    /// Between the tasks of a multi-task run; never after the last one.
+    #[default]
+    Auto,
+    /// After every task.
+    Always,
+    /// Never (tasks of one workspace then build on each other).
+    Never,
 }
 
 /// Arguments of `kkrun validate`.
@@ -120,6 +145,8 @@ pub struct SchemaArgs {
 pub enum SchemaKind {
     /// The task file format (schemas/task.schema.json).
     Task,
+    /// The run report, report.json (schemas/report.schema.json).
+    Report,
 }
 
 /// Arguments of `kkrun snapshots`.
@@ -189,7 +216,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
     match cli.command {
         None => run_tasks(&cli.run, &cli.global),
         Some(Command::Run(args)) => run_tasks(&args, &cli.global),
-        Some(Command::Validate(args)) => validate(&args),
+        Some(Command::Validate(args)) => validate(&args, &cli.global),
         Some(Command::Schema(args)) => schema(&args),
         Some(Command::Snapshots(args)) => crate::snapshot::commands::snapshots(&args),
         Some(Command::Diff(args)) => crate::snapshot::commands::diff(&args),
@@ -198,18 +225,99 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
     }
 }
 
-fn run_tasks(_args: &RunArgs, _global: &GlobalArgs) -> Result<i32, Error> {
+fn run_tasks(args: &RunArgs, global: &GlobalArgs) -> Result<i32, Error> {
+    if args.dry_run {
+        let options = crate::task::LoadOptions {
+            model_override: args.model.as_deref(),
+            require_model: true,
+        };
+        return match crate::task::load_tasks_with(&args.files, &options) {
+            Ok(tasks) => {
+                let cwd = std::env::current_dir()
+                    .and_then(|dir| dir.canonicalize())
+                    .unwrap_or_default();
+                write_stdout(&crate::task::render_plan(&tasks, &cwd))?;
+                Ok(exit_codes::SUCCESS)
+            }
+            Err(errors) => Ok(report_task_file_errors(&errors, global)),
+        };
+    }
     Err(Error::InvalidInput("kkrun run: not available yet".into()))
 }
 
-fn validate(_args: &ValidateArgs) -> Result<i32, Error> {
-    Err(Error::InvalidInput(
-        "kkrun validate: not available yet".into(),
-    ))
+fn validate(args: &ValidateArgs, global: &GlobalArgs) -> Result<i32, Error> {
+    match crate::task::load_tasks(&args.files) {
+        Ok(tasks) => {
+            if !global.quiet {
+                let mut out = String::new();
+                let mut files: Vec<&std::path::Path> = Vec::new();
+                for task in &tasks {
+                    if !files.contains(&task.file.as_path()) {
+                        files.push(&task.file);
+                    }
+                }
+                for file in files {
+                    let names: Vec<&str> = tasks
+                        .iter()
+                        .filter(|task| task.file == file)
+                        .map(|task| task.name.as_str())
+                        .collect();
+                    let count = if names.len() == 1 { "task" } else { "tasks" };
+                    out.push_str(&format!(
+                        "ok: {} ({} {count}: {})\n",
+                        file.display(),
+                        names.len(),
+                        names.join(", ")
+                    ));
+                }
+                write_stdout(&out)?;
+            }
+            Ok(exit_codes::SUCCESS)
+        }
+        Err(errors) => Ok(report_task_file_errors(&errors, global)),
+    }
 }
 
-fn schema(_args: &SchemaArgs) -> Result<i32, Error> {
-    Err(Error::InvalidInput(
-        "kkrun schema: not available yet".into(),
-    ))
+fn schema(args: &SchemaArgs) -> Result<i32, Error> {
+    let schema = match args.which {
+        SchemaKind::Task => crate::task::task_schema(),
+        SchemaKind::Report => crate::report::report_schema(),
+    };
+    let text = serde_json::to_string_pretty(&schema)
+        .map_err(|error| Error::InvalidInput(format!("cannot render the schema: {error}")))?;
+    write_stdout(&format!("{text}\n"))?;
+    Ok(exit_codes::SUCCESS)
+}
+
+/// Prints every task-file error to stderr and returns the exit code for
+/// invalid input; stdout stays empty.
+fn report_task_file_errors(errors: &crate::task::TaskFileErrors, global: &GlobalArgs) -> i32 {
+    use std::io::{IsTerminal, Write};
+    let color = match global.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+                && std::io::stderr().is_terminal()
+        }
+    };
+    let _ = std::io::stderr()
+        .lock()
+        .write_all(errors.render(color).as_bytes());
+    exit_codes::INVALID_INPUT
+}
+
+/// Writes to stdout; a closed pipe (`kkrun schema task | head`) is not an error.
+fn write_stdout(text: &str) -> Result<(), Error> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::io("cannot write to stdout", error))
+        }
+        _ => Ok(()),
+    }
 }

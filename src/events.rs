@@ -48,6 +48,97 @@ pub enum ToolOutcome {
 #[serde(tag = "type")]
 #[non_exhaustive]
 pub enum EventKind {
+    /// The run began. Always the first event; carries the wire-format version.
+    #[serde(rename = "run.started")]
+    RunStarted {
+        /// Version of this event format ([`EVENTS_SCHEMA_VERSION`]).
+        schema_version: u32,
+        /// The run's id.
+        run_id: String,
+        /// kkrun's version.
+        kkrun_version: String,
+        /// Names of the tasks, in the order they will run.
+        tasks: Vec<String>,
+    },
+    /// A task began.
+    #[serde(rename = "task.started")]
+    TaskStarted {
+        /// The task file.
+        file: String,
+        /// The `provider:model` the task runs with.
+        model: String,
+    },
+    /// A stage began.
+    #[serde(rename = "stage.started")]
+    StageStarted {
+        /// Debug round (1-based) for code and debug stages entered from a loop-back; 1 otherwise.
+        round: u32,
+    },
+    /// A stage ended.
+    #[serde(rename = "stage.finished")]
+    StageFinished {
+        /// How it ended: `finished`, `return_to_code`, `skipped`, `max_turns`,
+        /// `max_tokens`, `max_cost`, `timeout`, `stuck`, `error`, `interrupted`.
+        end: String,
+        /// Model turns taken.
+        turns: u32,
+        /// Tokens used by the stage.
+        usage: Usage,
+        /// Cost of the stage in USD, when known.
+        cost_usd: Option<f64>,
+        /// How long the stage took.
+        duration_ms: u64,
+    },
+    /// kkrun ran the task's checks itself.
+    #[serde(rename = "checks.finished")]
+    ChecksFinished {
+        /// `baseline` (untouched base), `debug` (start of a debug round) or `final`.
+        phase: String,
+        /// Checks that passed (flaky ones included).
+        passed: usize,
+        /// Checks that failed.
+        failed: usize,
+        /// Names of the failed checks.
+        failed_names: Vec<String>,
+    },
+    /// A ghost snapshot was written.
+    #[serde(rename = "snapshot.taken")]
+    SnapshotTaken {
+        /// The ref, `refs/kkrun/<run>/<task>/<NN>-<stage>`.
+        ref_name: String,
+        /// The commit id.
+        commit: String,
+    },
+    /// A task ended.
+    #[serde(rename = "task.finished")]
+    TaskFinished {
+        /// The outcome: `passed`, `failed`, `budget_exhausted`, `timed_out`, `error`, `interrupted`.
+        outcome: String,
+        /// Why, in one line.
+        reason: String,
+        /// Tokens used by the task.
+        usage: Usage,
+        /// Cost of the task in USD, when known.
+        cost_usd: Option<f64>,
+        /// How long the task took.
+        duration_ms: u64,
+    },
+    /// The run ended; always the last event.
+    #[serde(rename = "run.finished")]
+    RunFinished {
+        /// The exit code kkrun returns.
+        exit_code: i32,
+        /// Tasks that passed.
+        passed: usize,
+        /// Tasks that did not pass.
+        not_passed: usize,
+    },
+    /// An error that ended a task or the run.
+    #[serde(rename = "error")]
+    Error {
+        /// The error, with its causes.
+        message: String,
+    },
     /// A model turn completed.
     #[serde(rename = "model.turn")]
     ModelTurn {

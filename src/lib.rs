@@ -5,10 +5,13 @@
 
 pub mod agent;
 pub mod cli;
+pub mod console;
 pub mod error;
 pub mod events;
 pub mod exit_codes;
 pub mod provider;
+pub mod report;
 pub mod snapshot;
+pub mod store;
 pub mod task;
 pub mod tools;

@@ -1,18 +1,26 @@
-//! Task files: parsing, validation with precise positions, and the resolved
-//! [`Task`] the runner consumes.
+//! Task files: finding, parsing and validating them with precise positions,
+//! and the resolved [`Task`] the runner consumes.
+//!
+//! The pipeline: `load` expands paths and reads files, `node` parses YAML
+//! into a located tree, `parse` walks it into the `raw` types (collecting
+//! every error), `resolve` merges defaults and checks the file system, and
+//! `diagnostic` renders the errors.
 
+mod diagnostic;
+mod duration;
+mod load;
+mod node;
+mod parse;
+mod plan;
+mod raw;
+mod resolve;
 mod resolved;
+mod schema;
 
+pub use diagnostic::{TaskFileError, TaskFileErrors};
+pub use duration::format as format_duration;
+pub use load::{LoadOptions, MAX_FILE_BYTES, load_tasks, load_tasks_with};
+pub use parse::PROVIDERS;
+pub use plan::render_plan;
 pub use resolved::{Budget, Check, OnFailure, ShellPolicy, Stage, StageSettings, Task, TaskKind};
-
-/// Every error found in the task files of one run, rendered for humans.
-#[derive(Debug)]
-pub struct TaskFileErrors {
-    rendered: String,
-}
-
-impl std::fmt::Display for TaskFileErrors {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.rendered)
-    }
-}
+pub use schema::task_schema;

@@ -1,0 +1,304 @@
+//! Human progress on stderr, and JSONL on stdout for `--json`.
+//!
+//! On a terminal (and not in CI) a live spinner line shows the current task,
+//! stage, turn, tokens and cost; everywhere else progress degrades to plain
+//! timestamped lines. Colour only goes through [`Style`], so `--color never`
+//! and `NO_COLOR` hold everywhere.
+
+use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cli::ColorChoice;
+use crate::events::{Event, EventKind, EventSink, ToolOutcome};
+use crate::report::github;
+use crate::report::markdown::human_duration;
+
+/// How the console should behave, decided once from flags and environment.
+#[derive(Debug, Clone)]
+pub struct ConsoleOptions {
+    /// Use colours.
+    pub color: bool,
+    /// Draw a live progress line (stderr is a terminal and not CI).
+    pub live: bool,
+    /// Print only errors and final results.
+    pub quiet: bool,
+    /// 0: stages, checks and results; 1: plus model turns and tool calls.
+    pub verbose: u8,
+    /// Emit `::group::` markers for GitHub Actions.
+    pub github: bool,
+    /// Events go to stdout as JSONL; stdout carries nothing else.
+    pub json: bool,
+}
+
+impl ConsoleOptions {
+    /// Decides the console's behaviour from the flags and the environment
+    /// (`NO_COLOR`, `CI`, `GITHUB_ACTIONS`, whether stderr is a terminal).
+    pub fn detect(color: ColorChoice, quiet: bool, verbose: u8, json: bool) -> ConsoleOptions {
+        let tty = std::io::stderr().is_terminal();
+        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0");
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let color = match color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => tty && !no_color,
+        };
+        ConsoleOptions {
+            color,
+            live: tty && !ci && !quiet,
+            quiet,
+            verbose,
+            github: github::is_github_actions(),
+            json,
+        }
+    }
+}
+
+/// ANSI styles, all empty when colour is off.
+#[derive(Debug, Clone, Copy)]
+struct Style {
+    green: &'static str,
+    red: &'static str,
+    yellow: &'static str,
+    dim: &'static str,
+    bold: &'static str,
+    reset: &'static str,
+}
+
+impl Style {
+    fn new(color: bool) -> Style {
+        if color {
+            Style {
+                green: "\x1b[32m",
+                red: "\x1b[31m",
+                yellow: "\x1b[33m",
+                dim: "\x1b[2m",
+                bold: "\x1b[1m",
+                reset: "\x1b[0m",
+            }
+        } else {
+            Style {
+                green: "",
+                red: "",
+                yellow: "",
+                dim: "",
+                bold: "",
+                reset: "",
+            }
+        }
+    }
+}
+
+/// The human console. Keep it alive for the run; [`Console::finish`] clears
+/// the live line.
+pub struct Console {
+    state: Arc<Mutex<ConsoleState>>,
+}
+
+struct ConsoleState {
+    options: ConsoleOptions,
+    style: Style,
+    bar: Option<ProgressBar>,
+    /// Tokens and cost of the current task so far, for the live line.
+    task_tokens: u64,
+    task_cost: Option<f64>,
+}
+
+impl Console {
+    /// Subscribes a console (and, with `--json`, a stdout JSONL writer) to `sink`.
+    pub fn attach(sink: &EventSink, options: ConsoleOptions) -> Console {
+        if options.json {
+            sink.subscribe(|event: &Event| {
+                let line = serde_json::to_string(event).unwrap_or_else(|e| {
+                    serde_json::json!({"type": "error", "ts": event.ts, "message": format!("event not serializable: {e}")})
+                        .to_string()
+                });
+                let mut out = std::io::stdout().lock();
+                // A closed stdout (`kkrun --json | head`) must not end the run.
+                let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+            });
+        }
+        let bar = options.live.then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        let state = Arc::new(Mutex::new(ConsoleState {
+            style: Style::new(options.color),
+            options,
+            bar,
+            task_tokens: 0,
+            task_cost: Some(0.0),
+        }));
+        let listener = state.clone();
+        sink.subscribe(move |event: &Event| {
+            let mut state = listener.lock().unwrap_or_else(|e| e.into_inner());
+            state.on_event(event);
+        });
+        Console { state }
+    }
+
+    /// Prints a line above the live progress (or plainly), regardless of verbosity.
+    pub fn line(&self, text: &str) {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.print(text);
+    }
+
+    /// Clears the live line.
+    pub fn finish(&self) {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(bar) = &state.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl ConsoleState {
+    fn print(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    /// Prints a workflow command where GitHub reads it: stdout, unless stdout
+    /// is reserved for `--json`.
+    fn workflow_command(&self, text: &str) {
+        if self.options.json {
+            eprintln!("{text}");
+        } else {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+        }
+    }
+
+    fn prefix(&self, event: &Event) -> String {
+        let s = self.style;
+        let time = event.ts.get(11..19).unwrap_or("");
+        let place = match (&event.task, event.stage) {
+            (Some(task), Some(stage)) => format!("{task} {stage}"),
+            (Some(task), None) => task.clone(),
+            _ => "kkrun".to_string(),
+        };
+        if self.options.live {
+            format!("{}{place}{}", s.bold, s.reset)
+        } else {
+            format!("{}[{time}]{} {}{place}{}", s.dim, s.reset, s.bold, s.reset)
+        }
+    }
+
+    fn on_event(&mut self, event: &Event) {
+        let s = self.style;
+        let verbose = self.options.verbose;
+        let quiet = self.options.quiet;
+        let prefix = self.prefix(event);
+        let line = match &event.kind {
+            EventKind::RunStarted { run_id, tasks, .. } => {
+                (!quiet).then(|| format!("{prefix}: run {run_id}, {} task(s)", tasks.len()))
+            }
+            EventKind::TaskStarted { model, .. } => {
+                self.task_tokens = 0;
+                self.task_cost = Some(0.0);
+                if self.options.github {
+                    self.workflow_command(&github::group_start(&format!("kkrun task {}", event.task.as_deref().unwrap_or(""))));
+                }
+                (!quiet).then(|| format!("{prefix}: started with {model}"))
+            }
+            EventKind::StageStarted { round } => {
+                self.set_live(event, "starting");
+                (!quiet).then(|| {
+                    if *round > 1 { format!("{prefix}: started (round {round})") } else { format!("{prefix}: started") }
+                })
+            }
+            EventKind::ModelTurn { turn, usage, cost_usd, tool_calls, .. } => {
+                self.task_tokens += usage.total();
+                self.task_cost = self.task_cost.zip(*cost_usd).map(|(a, b)| a + b);
+                self.set_live(event, &format!("turn {turn}"));
+                (verbose >= 1).then(|| format!("{prefix}: turn {turn}, {} tokens, {tool_calls} tool call(s)", usage.total()))
+            }
+            EventKind::ToolCall { tool, outcome, arguments, duration_ms, .. } => (verbose >= 1).then(|| {
+                let mark = match outcome {
+                    ToolOutcome::Ok => format!("{}ok{}", s.green, s.reset),
+                    ToolOutcome::Error => format!("{}error{}", s.yellow, s.reset),
+                    ToolOutcome::Refused => format!("{}refused{}", s.red, s.reset),
+                };
+                let args: String = arguments.chars().take(100).collect();
+                format!("{prefix}:   {tool} {args} → {mark} ({})", human_duration(*duration_ms))
+            }),
+            EventKind::StageFinished { end, turns, duration_ms, .. } => (!quiet).then(|| {
+                let colour = if end == "finished" || end == "return_to_code" || end == "skipped" { s.green } else { s.yellow };
+                format!("{prefix}: {colour}{end}{} after {turns} turn(s), {}", s.reset, human_duration(*duration_ms))
+            }),
+            EventKind::ChecksFinished { phase, passed, failed, failed_names } => (!quiet).then(|| {
+                let colour = if *failed == 0 { s.green } else { s.red };
+                let names = if failed_names.is_empty() { String::new() } else { format!(" (failing: {})", failed_names.join(", ")) };
+                format!("{prefix}: {phase} checks: {colour}{passed} passed, {failed} failed{}{names}", s.reset)
+            }),
+            EventKind::SnapshotTaken { ref_name, .. } => (verbose >= 1).then(|| format!("{prefix}: snapshot {ref_name}")),
+            EventKind::TaskFinished { outcome, reason, duration_ms, .. } => {
+                let colour = if outcome == "passed" { s.green } else { s.red };
+                let text = format!(
+                    "{prefix}: {colour}{}{outcome}{}{} — {reason} ({}, {})",
+                    s.bold,
+                    s.reset,
+                    s.reset,
+                    human_duration(*duration_ms),
+                    self.cost_text()
+                );
+                self.print(&text);
+                if self.options.github {
+                    self.workflow_command(github::group_end());
+                }
+                None
+            }
+            EventKind::RunFinished { exit_code, passed, not_passed } => {
+                let colour = if *exit_code == 0 { s.green } else { s.red };
+                Some(format!("{prefix}: {colour}{passed} passed, {not_passed} not passed{}; exit code {exit_code}", s.reset))
+            }
+            EventKind::ProviderRetry { attempt, wait_ms, reason } => {
+                (!quiet).then(|| format!("{prefix}: {}retrying model request{} (attempt {attempt} failed: {reason}; waiting {})", s.yellow, s.reset, human_duration(*wait_ms)))
+            }
+            EventKind::BudgetExhausted { budget, used, limit } => {
+                Some(format!("{prefix}: {}budget {budget} exhausted{} ({used} of {limit})", s.yellow, s.reset))
+            }
+            EventKind::LoopWarning { tool, repeats } => {
+                (verbose >= 1).then(|| format!("{prefix}: {}{tool} called {repeats} times in a row with the same arguments{}", s.yellow, s.reset))
+            }
+            EventKind::ContextCompacted { before_tokens, after_tokens, .. } => {
+                (verbose >= 1).then(|| format!("{prefix}: context compacted from ~{before_tokens} to ~{after_tokens} tokens"))
+            }
+            EventKind::Warning { message } => Some(format!("{prefix}: {}warning:{} {message}", s.yellow, s.reset)),
+            EventKind::Error { message } => Some(format!("{prefix}: {}error:{} {message}", s.red, s.reset)),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        };
+        if let Some(line) = line {
+            self.print(&line);
+        }
+    }
+
+    fn cost_text(&self) -> String {
+        let tokens = self.task_tokens;
+        match self.task_cost {
+            Some(cost) => format!("{tokens} tokens, ${cost:.2}"),
+            None => format!("{tokens} tokens"),
+        }
+    }
+
+    fn set_live(&self, event: &Event, what: &str) {
+        if let Some(bar) = &self.bar {
+            let place = match (&event.task, event.stage) {
+                (Some(task), Some(stage)) => format!("{task} · {stage}"),
+                (Some(task), None) => task.clone(),
+                _ => String::new(),
+            };
+            bar.set_message(format!("{place} · {what} · {}", self.cost_text()));
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! Cassettes: recorded model exchanges, replayed offline by `replay:` models.
+//!
+//! A cassette is JSONL. The first line is the header,
+//! `{"kkrun_cassette": 1, "provider": "openai", "model": "gpt-4.1"}`, and
+//! every further line is one HTTP exchange in the order it happened:
+//!
+//! ```json
+//! {"request": {...}, "status": 200, "body": "data: {...}\n\n..."}
+//! ```
+//!
+//! `request` is the JSON body kkrun sent (API keys and headers are never
+//! stored); replay compares it with the request of the run and stops at the
+//! first difference. It may be `null` or absent in hand-written cassettes,
+//! and then the comparison is skipped. `status` defaults to 200. `body` is
+//! the raw response body exactly as the server streamed it, so replay runs
+//! the same stream parser as a live run.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::script::ScriptedTurn;
+use super::wire::WireFormat;
+
+/// The cassette format version this build writes and reads.
+pub const CASSETTE_VERSION: u32 = 1;
+
+/// The first line of a cassette.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Header {
+    kkrun_cassette: u32,
+    provider: WireFormat,
+    model: String,
+}
+
+/// One recorded HTTP exchange.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Exchange {
+    /// The request body kkrun sent; `None` skips the comparison on replay.
+    #[serde(default)]
+    pub request: Option<Value>,
+    /// The HTTP status of the response.
+    #[serde(default = "ok_status")]
+    pub status: u16,
+    /// The raw response body.
+    pub body: String,
+}
+
+fn ok_status() -> u16 {
+    200
+}
+
+/// Why a cassette could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CassetteError {
+    /// The file has no header line.
+    #[error(
+        "the cassette is empty (hint: its first line must be {{\"kkrun_cassette\": 1, \"provider\": \"openai\", \"model\": \"...\"}})"
+    )]
+    Empty,
+    /// The header line is not a valid header.
+    #[error(
+        "line 1: not a cassette header (hint: expected {{\"kkrun_cassette\": 1, \"provider\": \"openai\" or \"anthropic\", \"model\": \"...\"}})"
+    )]
+    Header(#[source] serde_json::Error),
+    /// The cassette was written by a newer format version.
+    #[error("cassette version {0} is not supported; this kkrun reads version {CASSETTE_VERSION}")]
+    Version(u32),
+    /// An exchange line is not a valid exchange.
+    #[error(
+        "line {line}: not a valid exchange (hint: expected {{\"request\": ..., \"status\": 200, \"body\": \"...\"}})"
+    )]
+    Exchange {
+        /// 1-based line number.
+        line: usize,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// A cassette in memory: the provider and model it was recorded with and its
+/// exchanges in order.
+///
+/// Tests and example tasks build cassettes from scripted turns:
+///
+/// ```
+/// use kkrun::provider::script::{ScriptedToolCall, ScriptedTurn};
+/// use kkrun::provider::{Cassette, WireFormat};
+///
+/// let cassette = Cassette::from_turns(
+///     WireFormat::OpenAi,
+///     "gpt-4.1",
+///     &[
+///         ScriptedTurn::tool_calls(vec![ScriptedToolCall::new(
+///             "call_1",
+///             "read_file",
+///             &serde_json::json!({"path": "README.md"}),
+///         )]),
+///         ScriptedTurn::text("All done."),
+///     ],
+/// );
+/// assert_eq!(cassette.exchanges.len(), 2);
+/// let jsonl = cassette.to_jsonl();
+/// assert_eq!(kkrun::provider::Cassette::parse(&jsonl).unwrap(), cassette);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cassette {
+    /// The wire format of the recorded provider.
+    pub provider: WireFormat,
+    /// The model name sent in the requests.
+    pub model: String,
+    /// The exchanges, in order.
+    pub exchanges: Vec<Exchange>,
+}
+
+impl Cassette {
+    /// An empty cassette.
+    pub fn new(provider: WireFormat, model: impl Into<String>) -> Cassette {
+        Cassette {
+            provider,
+            model: model.into(),
+            exchanges: Vec::new(),
+        }
+    }
+
+    /// A cassette that answers one request per scripted turn, in order,
+    /// without comparing requests.
+    pub fn from_turns(
+        provider: WireFormat,
+        model: impl Into<String>,
+        turns: &[ScriptedTurn],
+    ) -> Cassette {
+        let mut cassette = Cassette::new(provider, model);
+        for turn in turns {
+            cassette.push_turn(turn);
+        }
+        cassette
+    }
+
+    /// Appends a successful exchange streaming `turn` in this cassette's wire
+    /// format, without a recorded request.
+    pub fn push_turn(&mut self, turn: &ScriptedTurn) -> &mut Cassette {
+        let body = match self.provider {
+            WireFormat::OpenAi => super::script::encode_openai_sse(turn),
+            WireFormat::Anthropic => super::script::encode_anthropic_sse(turn),
+        };
+        self.exchanges.push(Exchange {
+            request: None,
+            status: 200,
+            body,
+        });
+        self
+    }
+
+    /// Appends an exchange as is (an error status, a hand-written body).
+    pub fn push_exchange(&mut self, exchange: Exchange) -> &mut Cassette {
+        self.exchanges.push(exchange);
+        self
+    }
+
+    /// The cassette as JSONL text, one line per exchange after the header.
+    pub fn to_jsonl(&self) -> String {
+        let mut out = header_line(self.provider, &self.model);
+        for exchange in &self.exchanges {
+            out.push_str(&exchange_line(exchange));
+        }
+        out
+    }
+
+    /// Writes the cassette to `path`.
+    pub fn write_to(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::write(path, self.to_jsonl())
+    }
+
+    /// Parses cassette text.
+    pub fn parse(text: &str) -> Result<Cassette, CassetteError> {
+        let mut lines = text
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| !line.trim().is_empty());
+        let (_, first) = lines.next().ok_or(CassetteError::Empty)?;
+        let version: Value = serde_json::from_str(first).map_err(CassetteError::Header)?;
+        if let Some(v) = version.get("kkrun_cassette").and_then(Value::as_u64)
+            && v != u64::from(CASSETTE_VERSION)
+        {
+            return Err(CassetteError::Version(u32::try_from(v).unwrap_or(u32::MAX)));
+        }
+        let header: Header = serde_json::from_value(version).map_err(CassetteError::Header)?;
+        let mut exchanges = Vec::new();
+        for (n, line) in lines {
+            let exchange =
+                serde_json::from_str(line).map_err(|source| CassetteError::Exchange {
+                    line: n + 1,
+                    source,
+                })?;
+            exchanges.push(exchange);
+        }
+        Ok(Cassette {
+            provider: header.provider,
+            model: header.model,
+            exchanges,
+        })
+    }
+}
+
+fn header_line(provider: WireFormat, model: &str) -> String {
+    let header = Header {
+        kkrun_cassette: CASSETTE_VERSION,
+        provider,
+        model: model.to_string(),
+    };
+    let mut line = serde_json::to_string(&header).unwrap_or_default();
+    line.push('\n');
+    line
+}
+
+fn exchange_line(exchange: &Exchange) -> String {
+    let mut line = serde_json::to_string(exchange).unwrap_or_default();
+    line.push('\n');
+    line
+}
+
+/// Appends exchanges to a `--record` cassette as they complete, so that a
+/// run that dies midway still leaves every finished exchange on disk.
+#[derive(Debug)]
+pub(crate) struct Recorder {
+    path: PathBuf,
+    file: Mutex<std::fs::File>,
+}
+
+impl Recorder {
+    /// Creates (or truncates) the cassette and writes its header.
+    pub(crate) fn create(
+        path: &Path,
+        provider: WireFormat,
+        model: &str,
+    ) -> std::io::Result<Recorder> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut file = std::fs::File::create(path)?;
+        file.write_all(header_line(provider, model).as_bytes())?;
+        file.flush()?;
+        Ok(Recorder {
+            path: path.to_path_buf(),
+            file: Mutex::new(file),
+        })
+    }
+
+    /// The cassette's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one exchange and flushes it.
+    pub(crate) fn append(&self, exchange: &Exchange) -> std::io::Result<()> {
+        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        file.write_all(exchange_line(exchange).as_bytes())?;
+        file.flush()
+    }
+}
+
+/// The first place where `actual` differs from `recorded`, as a JSON path
+/// with both values, or `None` when they are equal.
+pub(crate) fn first_difference(
+    recorded: &Value,
+    actual: &Value,
+) -> Option<(String, String, String)> {
+    fn walk(path: &mut String, a: &Value, b: &Value) -> Option<(String, String, String)> {
+        match (a, b) {
+            (Value::Object(ma), Value::Object(mb)) => {
+                let mut keys: Vec<&String> = ma.keys().chain(mb.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                for key in keys {
+                    let len = path.len();
+                    path.push('.');
+                    path.push_str(key);
+                    let found = match (ma.get(key), mb.get(key)) {
+                        (Some(x), Some(y)) => walk(path, x, y),
+                        (x, y) => Some((path.clone(), show(x), show(y))),
+                    };
+                    if found.is_some() {
+                        return found;
+                    }
+                    path.truncate(len);
+                }
+                None
+            }
+            (Value::Array(va), Value::Array(vb)) => {
+                for i in 0..va.len().max(vb.len()) {
+                    let len = path.len();
+                    path.push_str(&format!("[{i}]"));
+                    let found = match (va.get(i), vb.get(i)) {
+                        (Some(x), Some(y)) => walk(path, x, y),
+                        (x, y) => Some((path.clone(), show(x), show(y))),
+                    };
+                    if found.is_some() {
+                        return found;
+                    }
+                    path.truncate(len);
+                }
+                None
+            }
+            (Value::Number(x), Value::Number(y)) if x.as_f64() == y.as_f64() => None,
+            _ if a == b => None,
+            _ => Some((path.clone(), show(Some(a)), show(Some(b)))),
+        }
+    }
+    let mut path = String::from("$");
+    walk(&mut path, recorded, actual)
+}
+
+/// A value for an error message: JSON, at most 200 characters.
+fn show(value: Option<&Value>) -> String {
+    let Some(value) = value else {
+        return "(absent)".to_string();
+    };
+    let text = value.to_string();
+    if text.chars().count() <= 200 {
+        return text;
+    }
+    let mut short: String = text.chars().take(200).collect();
+    short.push_str(" …");
+    short
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn first_difference_names_the_path() {
+        let a = json!({"model": "m", "messages": [{"role": "user", "content": "a"}]});
+        let b = json!({"model": "m", "messages": [{"role": "user", "content": "b"}]});
+        assert_eq!(
+            first_difference(&a, &b),
+            Some((
+                "$.messages[0].content".to_string(),
+                "\"a\"".to_string(),
+                "\"b\"".to_string()
+            ))
+        );
+        let c = json!({"model": "m", "messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "x"}]});
+        assert_eq!(
+            first_difference(&a, &c).map(|d| (d.0, d.1)),
+            Some(("$.messages[1]".to_string(), "(absent)".to_string()))
+        );
+        assert_eq!(first_difference(&json!({"t": 1.0}), &json!({"t": 1})), None);
+        assert_eq!(first_difference(&a, &a), None);
+    }
+
+    #[test]
+    fn parse_rejects_bad_input_with_line_numbers() {
+        assert!(matches!(Cassette::parse(""), Err(CassetteError::Empty)));
+        assert!(matches!(
+            Cassette::parse("{\"kkrun_cassette\": 2, \"provider\": \"openai\", \"model\": \"m\"}"),
+            Err(CassetteError::Version(2))
+        ));
+        assert!(matches!(
+            Cassette::parse("{\"provider\": \"gemini\"}"),
+            Err(CassetteError::Header(_))
+        ));
+        let text = "{\"kkrun_cassette\": 1, \"provider\": \"anthropic\", \"model\": \"m\"}\n\n{\"body\": \"x\"}\nnope\n";
+        assert!(matches!(
+            Cassette::parse(text),
+            Err(CassetteError::Exchange { line: 4, .. })
+        ));
+        let ok = Cassette::parse(
+            "{\"kkrun_cassette\": 1, \"provider\": \"anthropic\", \"model\": \"m\"}\n{\"request\": null, \"body\": \"x\"}\n",
+        )
+        .unwrap();
+        assert_eq!(ok.exchanges[0].status, 200);
+        assert_eq!(ok.exchanges[0].request, None);
+    }
+}

@@ -1,0 +1,107 @@
+//! Keeps API keys out of everything kkrun prints or stores.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+/// How many bytes of a response body an error message quotes.
+pub(crate) const BODY_EXCERPT_BYTES: usize = 500;
+
+/// What replaces a secret.
+pub(crate) const REDACTED: &str = "[redacted]";
+
+/// Shapes of credentials that may be echoed back by servers or proxies even
+/// when they are not this provider's key (a proxy quoting the request, a
+/// misconfigured base URL with a key in it).
+static KEY_SHAPES: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)\b(sk-(?:ant-|proj-)?[a-z0-9_\-]{12,})|(bearer\s+[a-z0-9._~+/\-]{8,}=*)|((?:x-api-key|api[_-]?key)[\x22']?\s*[:=]\s*[\x22']?[a-z0-9._\-]{8,})",
+    )
+    .ok()
+});
+
+/// Removes known secrets and anything shaped like a credential.
+#[derive(Clone, Default)]
+pub(crate) struct Redactor {
+    secrets: Vec<String>,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Redactor({} secrets)", self.secrets.len())
+    }
+}
+
+impl Redactor {
+    /// A redactor for these secrets (empty ones are ignored).
+    pub(crate) fn new(secrets: impl IntoIterator<Item = String>) -> Redactor {
+        Redactor {
+            secrets: secrets.into_iter().filter(|s| s.len() >= 4).collect(),
+        }
+    }
+
+    /// `text` with every secret replaced.
+    pub(crate) fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for secret in &self.secrets {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), REDACTED);
+            }
+        }
+        match KEY_SHAPES.as_ref() {
+            Some(shapes) => shapes.replace_all(&out, REDACTED).into_owned(),
+            None => out,
+        }
+    }
+
+    /// The first [`BODY_EXCERPT_BYTES`] of `body`, redacted, on one line.
+    /// Redaction runs on the whole body first so that a key cut in half by
+    /// the limit cannot leak its first half.
+    pub(crate) fn body_excerpt(&self, body: &[u8]) -> String {
+        let text = String::from_utf8_lossy(body);
+        let redacted = self.redact(&text);
+        let trimmed = redacted.trim();
+        let mut cut = trimmed.len().min(BODY_EXCERPT_BYTES);
+        while !trimmed.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let mut excerpt: String = trimmed[..cut]
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        if cut < trimmed.len() {
+            excerpt.push_str(" …");
+        }
+        if excerpt.is_empty() {
+            excerpt.push_str("(empty body)");
+        }
+        excerpt
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_known_secret_and_key_shapes() {
+        let redactor = Redactor::new(["local-secret-123".to_string()]);
+        let text = "key local-secret-123 and sk-proj-abcdefghijklmnop and Bearer abcdefghij12 and \"api_key\": \"zzzzzzzzzz\"";
+        let out = redactor.redact(text);
+        assert!(!out.contains("local-secret-123"));
+        assert!(!out.contains("sk-proj-abcdefghijklmnop"));
+        assert!(!out.contains("abcdefghij12"));
+        assert!(!out.contains("zzzzzzzzzz"));
+        assert!(out.contains(REDACTED));
+    }
+
+    #[test]
+    fn excerpt_is_bounded_and_cut_on_a_char_boundary() {
+        let redactor = Redactor::default();
+        let body = "é".repeat(400);
+        let excerpt = redactor.body_excerpt(body.as_bytes());
+        assert!(excerpt.len() <= BODY_EXCERPT_BYTES + " …".len());
+        assert!(excerpt.ends_with('…'));
+        assert_eq!(redactor.body_excerpt(b"  "), "(empty body)");
+    }
+}

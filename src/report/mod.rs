@@ -1,0 +1,46 @@
+//! Reports of a run: `report.json` (with its JSON Schema), `junit.xml`,
+//! `summary.md`, and GitHub Actions annotations.
+
+pub mod github;
+pub mod junit;
+pub mod markdown;
+mod model;
+pub mod text;
+
+pub use model::{
+    Artifacts, CheckReport, CheckRun, CheckStatus, FileChangeReport, REPORT_SCHEMA_VERSION, Report,
+    Review, SnapshotReport, StageReport, TaskOutcome, TaskReport, TokenUsage, Totals, Verdict,
+};
+
+use std::path::Path;
+
+use crate::error::Error;
+
+/// The JSON Schema of `report.json`, derived from [`Report`]; committed as
+/// `schemas/report.schema.json`.
+pub fn report_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Report)).unwrap_or_default()
+}
+
+/// Writes `report.json`, `junit.xml` and `summary.md` into `dir`, each
+/// atomically (a reader never sees half a file).
+pub fn write_all(dir: &Path, report: &Report) -> Result<(), Error> {
+    let json = serde_json::to_string_pretty(report)
+        .map_err(|e| Error::io("serializing report.json", e.into()))?;
+    write_atomic(&dir.join("report.json"), format!("{json}\n").as_bytes())?;
+    let junit = junit::render(report).map_err(|e| Error::io("rendering junit.xml", e))?;
+    write_atomic(&dir.join("junit.xml"), junit.as_bytes())?;
+    write_atomic(&dir.join("summary.md"), markdown::render(report).as_bytes())?;
+    Ok(())
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let context = || format!("writing {}", path.display());
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(context(), e))?;
+    std::io::Write::write_all(&mut tmp, bytes).map_err(|e| Error::io(context(), e))?;
+    tmp.persist(path)
+        .map_err(|e| Error::io(context(), e.error))?;
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! The run plan `kkrun run --dry-run` prints: what would run, with every
+//! default filled in, so a CI user can check a task file's effect.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::duration::format as duration;
+use super::resolved::{ShellPolicy, Stage, Task};
+
+/// Renders the plan of `tasks` for humans. Paths are shown relative to
+/// `cwd` when they are below it.
+pub fn render_plan(tasks: &[Task], cwd: &Path) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "run plan: {} {} (dry run: nothing is executed)",
+        tasks.len(),
+        if tasks.len() == 1 { "task" } else { "tasks" }
+    );
+    for task in tasks {
+        out.push('\n');
+        let _ = writeln!(
+            out,
+            "task {}  ({}:{})",
+            task.name,
+            task.file.display(),
+            task.line
+        );
+        if !task.description.is_empty() {
+            let _ = writeln!(out, "  description: {}", task.description);
+        }
+        let _ = writeln!(out, "  kind:        {}", task.kind.as_str());
+        let _ = writeln!(out, "  workspace:   {}", shown(&task.workspace, cwd));
+        let model = task.model.as_deref().unwrap_or("(none)");
+        let model = match model.strip_prefix("replay:") {
+            Some(path) => format!("replay:{}", shown(Path::new(path), cwd)),
+            None => model.to_owned(),
+        };
+        let _ = writeln!(out, "  model:       {model}");
+        let stages: Vec<String> = Stage::ALL
+            .iter()
+            .map(|&stage| {
+                let turns = task.stages.max_turns(stage);
+                match stage {
+                    Stage::Debug => format!(
+                        "debug {turns} turns x {} {}",
+                        task.stages.debug_max_rounds,
+                        if task.stages.debug_max_rounds == 1 {
+                            "round"
+                        } else {
+                            "rounds"
+                        }
+                    ),
+                    Stage::Preview => format!(
+                        "preview {turns} turns ({})",
+                        if task.stages.preview_advisory {
+                            "advisory"
+                        } else {
+                            "verdict decides"
+                        }
+                    ),
+                    _ => format!("{stage} {turns} turns"),
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "  stages:      {}", stages.join(" -> "));
+        if task.checks.is_empty() {
+            let _ = writeln!(out, "  checks:      none (the review verdict decides)");
+        } else {
+            let _ = writeln!(out, "  checks:");
+            for check in &task.checks {
+                let _ = writeln!(
+                    out,
+                    "    - {}: {}  (timeout {}, retries {})",
+                    check.name,
+                    check.run,
+                    duration(check.timeout),
+                    check.retries
+                );
+            }
+        }
+        let budget = &task.budget;
+        let _ = writeln!(
+            out,
+            "  budget:      {}, {}, {}",
+            budget
+                .max_tokens
+                .map_or("no token limit".into(), |t| format!("{t} tokens")),
+            budget
+                .max_cost_usd
+                .map_or("no cost limit".into(), |c| format!("${c:.2}")),
+            budget
+                .timeout
+                .map_or("no timeout".into(), |t| format!("timeout {}", duration(t)))
+        );
+        let shell = &task.shell;
+        let allow = if shell.allow.is_empty() {
+            "any command not denied".to_owned()
+        } else {
+            shell.allow.join(", ")
+        };
+        let extra_deny: Vec<&str> = shell
+            .deny
+            .iter()
+            .map(String::as_str)
+            .filter(|pattern| !ShellPolicy::DEFAULT_DENY.contains(pattern))
+            .collect();
+        let deny = if extra_deny.is_empty() {
+            "built-in list".to_owned()
+        } else {
+            format!("built-in list + {}", extra_deny.join(", "))
+        };
+        let _ = writeln!(
+            out,
+            "  shell:       allow {allow}; deny {deny}; timeout {}",
+            duration(shell.timeout)
+        );
+        if !task.context.is_empty() {
+            let _ = writeln!(out, "  context:     {}", task.context.join(", "));
+        }
+        if !task.env.is_empty() {
+            let names: Vec<&str> = task.env.keys().map(String::as_str).collect();
+            let _ = writeln!(out, "  env:         {}", names.join(", "));
+        }
+        let _ = writeln!(
+            out,
+            "  on_failure:  {}",
+            match task.on_failure {
+                super::OnFailure::Keep => "keep",
+                super::OnFailure::Rollback => "rollback",
+            }
+        );
+    }
+    out
+}
+
+fn shown(path: &Path, cwd: &Path) -> String {
+    match path.strip_prefix(cwd) {
+        Ok(relative) if relative.as_os_str().is_empty() => ".".to_owned(),
+        Ok(relative) => relative.display().to_string(),
+        Err(_) => path.display().to_string(),
+    }
+}

@@ -1,0 +1,332 @@
+//! The task file as written: every key optional where the format allows it,
+//! every value with its source location. `parse` builds these from the YAML
+//! tree; `resolve` merges defaults and turns them into [`super::Task`]s. The
+//! JSON Schema is derived from these types, so its doc comments are what
+//! editors show while a task file is being written.
+
+use std::borrow::Cow;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde_saphyr::Spanned;
+
+use super::resolved::{OnFailure, TaskKind};
+
+/// A kkrun task file (version 1): one task at the top level, or a `tasks:`
+/// list whose entries share `defaults:`.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(untagged)]
+#[schemars(title = "kkrun task file")]
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum TaskFile {
+    /// One task at the top level.
+    Single(SingleTaskFile),
+    /// Several tasks sharing defaults.
+    List(TaskListFile),
+}
+
+/// A file holding exactly one task, its keys at the top level.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SingleTaskFile {
+    /// Task file format version; always 1.
+    #[schemars(with = "FormatVersion")]
+    #[allow(
+        dead_code,
+        reason = "the walker checks it; the field is here for the schema"
+    )]
+    pub(crate) version: Option<Spanned<u32>>,
+    /// The task.
+    #[serde(flatten)]
+    pub(crate) task: TaskEntry,
+}
+
+/// A file holding a list of tasks that share defaults.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TaskListFile {
+    /// Task file format version; always 1.
+    #[schemars(with = "FormatVersion")]
+    #[allow(
+        dead_code,
+        reason = "the walker checks it; the field is here for the schema"
+    )]
+    pub(crate) version: Option<Spanned<u32>>,
+    /// Keys every task of this file inherits. A task's own key replaces the
+    /// default, except the maps `stages`, `budget`, `tools.shell` and `env`,
+    /// which merge key by key.
+    pub(crate) defaults: Option<TaskSettings>,
+    /// The tasks, run in this order.
+    #[schemars(length(min = 1))]
+    pub(crate) tasks: Vec<TaskEntry>,
+}
+
+/// One task: its identity and goal, plus settings.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TaskEntry {
+    /// Unique name in the run: lowercase letters, digits and `-`, starting
+    /// with a letter or digit, at most 64 characters. Used in snapshot refs
+    /// and reports.
+    #[schemars(with = "Name")]
+    pub(crate) name: Spanned<String>,
+    /// One line for reports.
+    #[schemars(with = "Option<String>")]
+    pub(crate) description: Option<Spanned<String>>,
+    /// The goal given to the agent: what to change and how success is
+    /// verified.
+    #[schemars(with = "NonEmptyString")]
+    pub(crate) prompt: Spanned<String>,
+    /// Everything else.
+    #[serde(flatten)]
+    pub(crate) settings: TaskSettings,
+}
+
+/// Keys a task may take from `defaults:`.
+#[derive(Debug, Clone, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TaskSettings {
+    /// What kind of work this is (default `fix`). `bug-hunt` reports
+    /// findings instead of editing.
+    #[schemars(with = "Option<TaskKind>")]
+    pub(crate) kind: Option<Spanned<TaskKind>>,
+    /// Directory the agent works in, relative to the task file (default `.`).
+    /// Must be inside a git work tree.
+    #[schemars(with = "Option<String>")]
+    pub(crate) workspace: Option<Spanned<String>>,
+    /// Model as `provider:model`: `openai:gpt-4.1`, `anthropic:claude-sonnet-4-5`,
+    /// or `replay:PATH` (a recorded cassette, relative to the task file).
+    /// `--model` and `KKRUN_MODEL` override it.
+    #[schemars(with = "Option<ModelSpec>")]
+    pub(crate) model: Option<Spanned<String>>,
+    /// Globs of files (relative to the workspace) shown to the blueprint stage
+    /// up front (default none).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub(crate) context: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Commands that decide whether the task passed; all must pass. Each is a
+    /// JUnit test case. Default: none (the review verdict decides alone).
+    #[schemars(with = "Option<Vec<CheckEntry>>")]
+    pub(crate) checks: Option<Spanned<Vec<CheckEntry>>>,
+    /// Per-stage limits.
+    pub(crate) stages: Option<StagesSettings>,
+    /// Task-wide budgets.
+    pub(crate) budget: Option<BudgetSettings>,
+    /// Tool policies.
+    pub(crate) tools: Option<ToolsSettings>,
+    /// What to do with the work tree when the task fails (default `keep`).
+    #[schemars(with = "Option<OnFailure>")]
+    pub(crate) on_failure: Option<Spanned<OnFailure>>,
+    /// Extra environment variables for shell tools and checks.
+    #[schemars(with = "Option<std::collections::BTreeMap<String, EnvValue>>")]
+    pub(crate) env: Option<Vec<(Spanned<String>, Spanned<String>)>>,
+}
+
+/// A command kkrun runs itself to decide pass or fail.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CheckEntry {
+    /// Name, unique within the task (same rule as task names); the JUnit
+    /// test case name.
+    #[schemars(with = "Name")]
+    pub(crate) name: Spanned<String>,
+    /// Shell command, run with `bash -c` in the workspace.
+    #[schemars(with = "NonEmptyString")]
+    pub(crate) run: Spanned<String>,
+    /// The check fails when it runs longer than this (default `10m`).
+    #[schemars(with = "Option<DurationText>")]
+    pub(crate) timeout: Option<Spanned<std::time::Duration>>,
+    /// Extra attempts after a failure (default 0); a later pass marks the
+    /// check flaky.
+    #[schemars(with = "Option<u32>", range(max = 100))]
+    pub(crate) retries: Option<Spanned<u32>>,
+}
+
+/// Limits of each stage; unset keys keep their defaults.
+#[derive(Debug, Clone, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StagesSettings {
+    /// Read-only exploration and planning.
+    pub(crate) blueprint: Option<StageLimits>,
+    /// Carrying out the plan.
+    pub(crate) code: Option<StageLimits>,
+    /// Running the checks and fixing failures.
+    pub(crate) debug: Option<DebugLimits>,
+    /// Read-only review of the final diff.
+    pub(crate) preview: Option<PreviewLimits>,
+}
+
+/// Limits of the blueprint or code stage.
+#[derive(Debug, Clone, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StageLimits {
+    /// Model turns before the stage gives up (defaults: blueprint 12, code 40).
+    #[schemars(with = "Option<u32>", range(min = 1))]
+    pub(crate) max_turns: Option<Spanned<u32>>,
+}
+
+/// Limits of the debug stage.
+#[derive(Debug, Clone, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DebugLimits {
+    /// Model turns per debug round (default 20).
+    #[schemars(with = "Option<u32>", range(min = 1))]
+    pub(crate) max_turns: Option<Spanned<u32>>,
+    /// Debug rounds; each may send the work back to code (default 3, at
+    /// least 1).
+    #[schemars(with = "Option<u32>", range(min = 1))]
+    pub(crate) max_rounds: Option<Spanned<u32>>,
+}
+
+/// Limits of the preview stage.
+#[derive(Debug, Clone, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PreviewLimits {
+    /// Model turns before the review gives up (default 8).
+    #[schemars(with = "Option<u32>", range(min = 1))]
+    pub(crate) max_turns: Option<Spanned<u32>>,
+    /// When true, a `request_changes` verdict does not fail the task
+    /// (default false).
+    #[schemars(with = "Option<bool>")]
+    pub(crate) advisory: Option<Spanned<bool>>,
+}
+
+/// Task-wide budgets; the task stops with exit code 4 when one runs out.
+#[derive(Debug, Clone, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BudgetSettings {
+    /// Input plus output tokens over all stages (default 400000).
+    #[schemars(with = "Option<u64>", range(min = 1))]
+    pub(crate) max_tokens: Option<Spanned<u64>>,
+    /// Cost in USD over all stages (default: no limit).
+    #[schemars(with = "Option<f64>", range(min = 0.000001))]
+    pub(crate) max_cost_usd: Option<Spanned<f64>>,
+    /// Wall-clock time for the whole task (default `45m`).
+    #[schemars(with = "Option<DurationText>")]
+    pub(crate) timeout: Option<Spanned<std::time::Duration>>,
+}
+
+/// Tool policies.
+#[derive(Debug, Clone, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ToolsSettings {
+    /// Which shell commands the agent may run.
+    pub(crate) shell: Option<ShellSettings>,
+}
+
+/// Shell command policy: a guard for well-meaning models, not a sandbox.
+#[derive(Debug, Clone, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ShellSettings {
+    /// Glob patterns a command must match one of (default empty: any command
+    /// that no deny pattern matches).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub(crate) allow: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Glob patterns that refuse a command; deny wins over allow. Added to
+    /// the built-in list (`git push*`, `git commit*`, `sudo *`, ...).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub(crate) deny: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Kill a command after this long (default `5m`).
+    #[schemars(with = "Option<DurationText>")]
+    pub(crate) timeout: Option<Spanned<std::time::Duration>>,
+}
+
+/// Schema of `version`.
+pub(crate) struct FormatVersion;
+
+impl JsonSchema for FormatVersion {
+    fn schema_name() -> Cow<'static, str> {
+        "FormatVersion".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "Task file format version; always 1.",
+            "type": "integer",
+            "const": 1
+        })
+    }
+}
+
+/// Schema of task and check names.
+pub(crate) struct Name;
+
+impl JsonSchema for Name {
+    fn schema_name() -> Cow<'static, str> {
+        "Name".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "Lowercase letters, digits and `-`, starting with a letter or digit.",
+            "type": "string",
+            "pattern": super::parse::NAME_PATTERN,
+            "maxLength": super::parse::NAME_MAX_LEN
+        })
+    }
+}
+
+/// Schema of strings that must not be empty.
+pub(crate) struct NonEmptyString;
+
+impl JsonSchema for NonEmptyString {
+    fn schema_name() -> Cow<'static, str> {
+        "NonEmptyString".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "pattern": "\\S"
+        })
+    }
+}
+
+/// Schema of durations.
+pub(crate) struct DurationText;
+
+impl JsonSchema for DurationText {
+    fn schema_name() -> Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A duration: hours, minutes and seconds in that order, each optional, such as `90s`, `10m`, `1h30m`.",
+            "type": "string",
+            "pattern": super::duration::PATTERN
+        })
+    }
+}
+
+/// Schema of model specs.
+pub(crate) struct ModelSpec;
+
+impl JsonSchema for ModelSpec {
+    fn schema_name() -> Cow<'static, str> {
+        "ModelSpec".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "`provider:model` with provider `openai`, `anthropic` or `replay` (then a cassette path relative to the task file).",
+            "type": "string",
+            "pattern": super::parse::MODEL_PATTERN
+        })
+    }
+}
+
+/// Schema of environment values: strings, or integers and booleans taken as
+/// their text.
+pub(crate) struct EnvValue;
+
+impl JsonSchema for EnvValue {
+    fn schema_name() -> Cow<'static, str> {
+        "EnvValue".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "The variable's value; integers and booleans are taken as their text.",
+            "type": ["string", "integer", "boolean"]
+        })
+    }
+}

@@ -1,0 +1,340 @@
+//! From raw task entries to resolved [`Task`]s: merge `defaults:`, fill in
+//! documented defaults, and check what needs the file system (workspace,
+//! cassettes).
+//!
+//! The merge works on the raw `Option` fields, so a value keeps the position
+//! it was written at, whether in the task or in `defaults:`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_saphyr::{Location, Spanned};
+
+use super::diagnostic::{Position, SourceFile, TaskFileError};
+use super::parse::check_model_form;
+use super::raw::{
+    BudgetSettings, DebugLimits, PreviewLimits, ShellSettings, StageLimits, StagesSettings,
+    TaskEntry, TaskSettings, ToolsSettings,
+};
+use super::resolved::{Budget, Check, ShellPolicy, StageSettings, Task};
+
+/// Default check timeout.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// Merges `defaults` under `task`: the task's key wins, except that the maps
+/// `stages`, `budget`, `tools.shell` and `env` merge key by key.
+pub(crate) fn merge(task: TaskSettings, defaults: &TaskSettings) -> TaskSettings {
+    let defaults = defaults.clone();
+    TaskSettings {
+        kind: task.kind.or(defaults.kind),
+        workspace: task.workspace.or(defaults.workspace),
+        model: task.model.or(defaults.model),
+        context: task.context.or(defaults.context),
+        checks: task.checks.or(defaults.checks),
+        stages: merge_maps(task.stages, defaults.stages, |task, defaults| {
+            StagesSettings {
+                blueprint: merge_maps(task.blueprint, defaults.blueprint, |task, defaults| {
+                    StageLimits {
+                        max_turns: task.max_turns.or(defaults.max_turns),
+                    }
+                }),
+                code: merge_maps(task.code, defaults.code, |task, defaults| StageLimits {
+                    max_turns: task.max_turns.or(defaults.max_turns),
+                }),
+                debug: merge_maps(task.debug, defaults.debug, |task, defaults| DebugLimits {
+                    max_turns: task.max_turns.or(defaults.max_turns),
+                    max_rounds: task.max_rounds.or(defaults.max_rounds),
+                }),
+                preview: merge_maps(task.preview, defaults.preview, |task, defaults| {
+                    PreviewLimits {
+                        max_turns: task.max_turns.or(defaults.max_turns),
+                        advisory: task.advisory.or(defaults.advisory),
+                    }
+                }),
+            }
+        }),
+        budget: merge_maps(task.budget, defaults.budget, |task, defaults| {
+            BudgetSettings {
+                max_tokens: task.max_tokens.or(defaults.max_tokens),
+                max_cost_usd: task.max_cost_usd.or(defaults.max_cost_usd),
+                timeout: task.timeout.or(defaults.timeout),
+            }
+        }),
+        tools: merge_maps(task.tools, defaults.tools, |task, defaults| ToolsSettings {
+            shell: merge_maps(task.shell, defaults.shell, |task, defaults| ShellSettings {
+                allow: task.allow.or(defaults.allow),
+                deny: task.deny.or(defaults.deny),
+                timeout: task.timeout.or(defaults.timeout),
+            }),
+        }),
+        on_failure: task.on_failure.or(defaults.on_failure),
+        env: merge_maps(task.env, defaults.env, |task, defaults| {
+            let mut merged: Vec<_> = defaults
+                .into_iter()
+                .filter(|(name, _)| !task.iter().any(|(own, _)| own.value == name.value))
+                .collect();
+            merged.extend(task);
+            merged
+        }),
+    }
+}
+
+fn merge_maps<T>(task: Option<T>, defaults: Option<T>, both: impl FnOnce(T, T) -> T) -> Option<T> {
+    match (task, defaults) {
+        (Some(task), Some(defaults)) => Some(both(task, defaults)),
+        (task, defaults) => task.or(defaults),
+    }
+}
+
+/// Resolves one merged task; filesystem problems go to `errors`.
+pub(crate) fn resolve(
+    source: &SourceFile,
+    entry: TaskEntry,
+    settings: TaskSettings,
+    errors: &mut Vec<TaskFileError>,
+) -> Option<Task> {
+    let dir = base_dir(&source.path);
+    let name_location = entry.name.referenced;
+    let workspace = check_workspace(source, &dir, settings.workspace.as_ref(), name_location);
+    let model = match &settings.model {
+        Some(spec) => match resolve_model(&spec.value, &dir) {
+            Ok(resolved) => Some(resolved),
+            Err(problem) => {
+                errors.push(problem.at(source.at(spec.referenced)));
+                None
+            }
+        },
+        None => None,
+    };
+    let workspace = match workspace {
+        Ok(path) => path,
+        Err(error) => {
+            errors.push(error);
+            return None;
+        }
+    };
+    if settings.model.is_some() && model.is_none() {
+        return None;
+    }
+
+    let stages = settings.stages.unwrap_or_default();
+    let mut stage_settings = StageSettings::default();
+    let turns = |limits: Option<Spanned<u32>>, fallback: u32| limits.map_or(fallback, |s| s.value);
+    if let Some(blueprint) = stages.blueprint {
+        stage_settings.blueprint_max_turns =
+            turns(blueprint.max_turns, stage_settings.blueprint_max_turns);
+    }
+    if let Some(code) = stages.code {
+        stage_settings.code_max_turns = turns(code.max_turns, stage_settings.code_max_turns);
+    }
+    if let Some(debug) = stages.debug {
+        stage_settings.debug_max_turns = turns(debug.max_turns, stage_settings.debug_max_turns);
+        stage_settings.debug_max_rounds = turns(debug.max_rounds, stage_settings.debug_max_rounds);
+    }
+    if let Some(preview) = stages.preview {
+        stage_settings.preview_max_turns =
+            turns(preview.max_turns, stage_settings.preview_max_turns);
+        stage_settings.preview_advisory = preview
+            .advisory
+            .map_or(stage_settings.preview_advisory, |s| s.value);
+    }
+
+    let mut budget = Budget::default();
+    if let Some(raw) = settings.budget {
+        if let Some(tokens) = raw.max_tokens {
+            budget.max_tokens = Some(tokens.value);
+        }
+        if let Some(cost) = raw.max_cost_usd {
+            budget.max_cost_usd = Some(cost.value);
+        }
+        if let Some(timeout) = raw.timeout {
+            budget.timeout = Some(timeout.value);
+        }
+    }
+
+    let mut shell = ShellPolicy::default();
+    if let Some(raw) = settings.tools.and_then(|tools| tools.shell) {
+        if let Some(allow) = raw.allow {
+            shell.allow = values(allow);
+        }
+        for pattern in raw.deny.map(values).unwrap_or_default() {
+            if !shell.deny.contains(&pattern) {
+                shell.deny.push(pattern);
+            }
+        }
+        if let Some(timeout) = raw.timeout {
+            shell.timeout = timeout.value;
+        }
+    }
+
+    let checks = settings
+        .checks
+        .map(|checks| {
+            checks
+                .value
+                .into_iter()
+                .map(|check| Check {
+                    name: check.name.value,
+                    run: check.run.value,
+                    timeout: check.timeout.map_or(CHECK_TIMEOUT, |t| t.value),
+                    retries: check.retries.map_or(0, |r| r.value),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+
+    Some(Task {
+        name: entry.name.value,
+        description: entry.description.map(|d| d.value).unwrap_or_default(),
+        prompt: entry.prompt.value,
+        kind: settings.kind.map(|k| k.value).unwrap_or_default(),
+        file: source.path.clone(),
+        line: name_location.line(),
+        workspace,
+        model,
+        context: settings.context.map(values).unwrap_or_default(),
+        checks,
+        stages: stage_settings,
+        budget,
+        shell,
+        on_failure: settings.on_failure.map(|o| o.value).unwrap_or_default(),
+        env: settings
+            .env
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, value)| (name.value, value.value))
+            .collect::<BTreeMap<_, _>>(),
+    })
+}
+
+fn values(list: Spanned<Vec<Spanned<String>>>) -> Vec<String> {
+    list.value.into_iter().map(|item| item.value).collect()
+}
+
+/// The directory relative paths in a task file are resolved against.
+pub(crate) fn base_dir(file: &Path) -> PathBuf {
+    match file.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// A problem without a position yet.
+pub(crate) struct Problem {
+    message: String,
+    help: String,
+}
+
+impl Problem {
+    fn new(message: String, help: impl Into<String>) -> Problem {
+        Problem {
+            message,
+            help: help.into(),
+        }
+    }
+
+    /// The error at `position`.
+    pub(crate) fn at(self, position: Position) -> TaskFileError {
+        TaskFileError::new(self.message, position).help(self.help)
+    }
+}
+
+/// Checks a model spec and makes a `replay:` cassette path absolute
+/// (relative paths are taken from `dir`).
+pub(crate) fn resolve_model(spec: &str, dir: &Path) -> Result<String, Problem> {
+    let (provider, rest) = check_model_form(spec).map_err(|message| {
+        Problem::new(
+            message,
+            "write `provider:model`, such as `openai:gpt-4.1` or `replay:cassettes/run.jsonl`",
+        )
+    })?;
+    if provider != "replay" {
+        return Ok(spec.to_owned());
+    }
+    let path = dir.join(rest);
+    match path.canonicalize() {
+        Ok(absolute) if absolute.is_file() => Ok(format!("replay:{}", absolute.display())),
+        Ok(_) => Err(Problem::new(
+            format!("cassette `{}` is not a file", path.display()),
+            "point `replay:` at a recorded cassette file",
+        )),
+        Err(_) => Err(Problem::new(
+            format!("cassette `{}` does not exist", path.display()),
+            "a `replay:` path is relative to the task file's directory; \
+             record the cassette with `--record`, or fix the path",
+        )),
+    }
+}
+
+/// Checks that the workspace exists and is inside a git work tree; returns
+/// its absolute path.
+fn check_workspace(
+    source: &SourceFile,
+    dir: &Path,
+    workspace: Option<&Spanned<String>>,
+    name_location: Location,
+) -> Result<PathBuf, TaskFileError> {
+    let (text, position, shown) = match workspace {
+        Some(value) => (
+            value.value.as_str(),
+            source.at(value.referenced),
+            format!("workspace `{}`", value.value),
+        ),
+        None => (
+            ".",
+            source.at(name_location),
+            "the default workspace `.` (the task file's directory)".to_owned(),
+        ),
+    };
+    let joined = dir.join(text);
+    let problem = |message: String, help: &str| Problem::new(message, help).at(position.clone());
+    let relative_help = "`workspace` is relative to the task file's directory and must be \
+                         inside a git work tree";
+    let absolute = match joined.canonicalize() {
+        Ok(path) => path,
+        Err(_) => {
+            return Err(problem(
+                format!("{shown} does not exist (looked for `{}`)", joined.display()),
+                relative_help,
+            ));
+        }
+    };
+    if !absolute.is_dir() {
+        return Err(problem(
+            format!("{shown} is not a directory (`{}`)", joined.display()),
+            relative_help,
+        ));
+    }
+    let not_a_work_tree = || {
+        problem(
+            format!(
+                "{shown} is not inside a git work tree (`{}`)",
+                joined.display()
+            ),
+            "run `git init` there, or point `workspace` at a directory inside a git checkout",
+        )
+    };
+    let repository = git2::Repository::discover(&absolute).map_err(|_| not_a_work_tree())?;
+    if repository.is_bare() {
+        return Err(problem(
+            format!("{shown} is a bare git repository (`{}`)", joined.display()),
+            "point `workspace` at a checkout with a work tree, not at a bare repository",
+        ));
+    }
+    let Some(workdir) = repository.workdir().and_then(|w| w.canonicalize().ok()) else {
+        return Err(not_a_work_tree());
+    };
+    let git_dir = repository.path().canonicalize().ok();
+    let inside_git_dir = git_dir.is_some_and(|git_dir| absolute.starts_with(git_dir));
+    if !absolute.starts_with(&workdir) || inside_git_dir {
+        return Err(problem(
+            format!(
+                "{shown} is inside the repository's `.git` directory, not its work tree (`{}`)",
+                joined.display()
+            ),
+            "point `workspace` at a directory of the checkout",
+        ));
+    }
+    Ok(absolute)
+}
