@@ -179,6 +179,12 @@ pub enum EventKind {
         /// How many identical calls in a row.
         repeats: u32,
     },
+    /// The agent loop ended the stage because the model went in circles.
+    #[serde(rename = "loop.stuck")]
+    LoopStuck {
+        /// What the model did.
+        reason: String,
+    },
     /// The conversation was shortened to fit the context window.
     #[serde(rename = "context.compacted")]
     ContextCompacted {

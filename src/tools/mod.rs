@@ -1,1 +1,36 @@
-//! The tools the agent may call, confined to the workspace, and the check runner.
+//! The tools the agent may call, confined to the workspace, and the check
+//! runner.
+//!
+//! Every tool takes a JSON object of arguments, answers with text for the
+//! model, and never fails the run: bad arguments, refusals and failed
+//! commands all go back to the model as a [`ToolResult`] it can act on.
+
+pub mod checks;
+mod confine;
+mod edit;
+mod fs;
+mod patch;
+mod policy;
+pub mod process;
+mod registry;
+mod search;
+mod shell;
+
+pub use checks::{CheckResult, FailedAttempt, run_checks};
+pub use policy::{PolicyRefusal, ShellGuard, ShellPolicyError};
+pub use registry::{ToolContext, ToolResult, ToolSet, execute, tool_specs};
+
+/// Why a tool call did not do what the model asked. Both kinds go back to
+/// the model; none ends the run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ToolError {
+    /// Refused before doing anything: confinement, shell policy, a tool the
+    /// stage does not offer.
+    #[error("{0}")]
+    Refused(String),
+    /// The tool ran and failed: bad arguments, a missing file, an edit that
+    /// did not match.
+    #[error("{0}")]
+    Failed(String),
+}

@@ -1,0 +1,585 @@
+//! One stage as a bounded conversation: send the conversation and the
+//! stage's tools to the model, run the tool calls it makes, feed the results
+//! back, until the model calls a finishing tool or a limit runs out.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::budget::{BudgetKind, BudgetTracker, Exhausted, StageLimits};
+use super::compact::{compact, default_context_window, fixed_tokens};
+use super::guard::{LoopGuard, Repeat, repeat_warning};
+use crate::events::{EventKind, EventSink, ToolOutcome};
+use crate::provider::{
+    Message, Provider, ProviderError, StopReason, ToolCall, ToolSpec, TurnRequest, Usage,
+};
+use crate::task::Stage;
+use crate::tools::process::cap_text;
+use crate::tools::{ToolContext, ToolResult, ToolSet, execute, tool_specs};
+
+/// A tool that ends the stage when called with valid arguments
+/// (`submit_plan`, `finish_stage`, ...).
+pub struct FinishTool {
+    /// What the model is offered.
+    pub spec: ToolSpec,
+    /// Checks the arguments; `Err` is sent back to the model as the tool's
+    /// error, so it should say exactly what is wrong.
+    pub validate: Validator,
+}
+
+/// Checks a finishing tool's arguments; `Err` says what is wrong.
+pub type Validator = Box<dyn Fn(&Value) -> Result<(), String> + Send + Sync>;
+
+impl std::fmt::Debug for FinishTool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FinishTool")
+            .field("name", &self.spec.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything one stage needs.
+#[derive(Debug)]
+pub struct StageRequest {
+    /// Which stage this is (for messages).
+    pub stage: Stage,
+    /// The system prompt; it never changes during the stage.
+    pub system_prompt: String,
+    /// The initial user message(s): the task for this stage. Never compacted.
+    pub messages: Vec<Message>,
+    /// The stage's tools.
+    pub tool_set: ToolSet,
+    /// The tools that end the stage; offered after the tool set's tools.
+    pub finish_tools: Vec<FinishTool>,
+    /// Model calls allowed in this stage.
+    pub max_turns: u32,
+    /// Wall-clock limit of this stage (the task's own limit applies too).
+    pub timeout: Option<Duration>,
+    /// The model's context window in tokens; `None` for a default by model
+    /// name ([`default_context_window`]).
+    pub context_window: Option<u64>,
+}
+
+/// How a stage ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StageEnd {
+    /// The model called a finishing tool with valid arguments.
+    Finished {
+        /// The finishing tool's name.
+        tool: String,
+        /// Its arguments, parsed.
+        arguments: Value,
+    },
+    /// The stage's turn limit was reached.
+    MaxTurns,
+    /// The task's token budget ran out.
+    MaxTokens,
+    /// The task's cost budget ran out.
+    MaxCost,
+    /// The stage's or the task's time ran out.
+    Timeout,
+    /// The model went in circles (repeated calls, empty replies).
+    Stuck {
+        /// What it did.
+        reason: String,
+    },
+}
+
+impl StageEnd {
+    /// The end's name in reports: `finished`, `max_turns`, `max_tokens`,
+    /// `max_cost`, `timeout` or `stuck`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StageEnd::Finished { .. } => "finished",
+            StageEnd::MaxTurns => "max_turns",
+            StageEnd::MaxTokens => "max_tokens",
+            StageEnd::MaxCost => "max_cost",
+            StageEnd::Timeout => "timeout",
+            StageEnd::Stuck { .. } => "stuck",
+        }
+    }
+
+    fn from_budget(kind: BudgetKind) -> StageEnd {
+        match kind {
+            BudgetKind::MaxTurns => StageEnd::MaxTurns,
+            BudgetKind::MaxTokens => StageEnd::MaxTokens,
+            BudgetKind::MaxCost => StageEnd::MaxCost,
+            BudgetKind::Timeout => StageEnd::Timeout,
+        }
+    }
+}
+
+/// What a stage did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageOutcome {
+    /// How it ended.
+    pub end: StageEnd,
+    /// Model turns taken.
+    pub turns: u32,
+    /// Tokens used by this stage.
+    pub usage: Usage,
+    /// Cost of this stage in USD; `None` when a turn's price was unknown.
+    pub cost_usd: Option<f64>,
+    /// Tool calls handled, by tool name (finishing tools included).
+    pub tool_calls: BTreeMap<String, u32>,
+    /// The full transcript of the stage, uncompacted: the initial
+    /// messages, every reply and every tool result.
+    pub messages: Vec<Message>,
+    /// How long the stage took.
+    pub duration_ms: u64,
+}
+
+/// A stage that could not run for reasons outside the model's control.
+/// Budgets and a misbehaving model are [`StageEnd`]s, not errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    /// The provider failed after its retries.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// The stage request itself is unusable (a programming error).
+    #[error("invalid stage request: {0}")]
+    InvalidRequest(String),
+}
+
+/// Bytes of a tool call's arguments and output kept in its event.
+const EVENT_ARGUMENTS_HEAD: usize = 1536;
+const EVENT_ARGUMENTS_TAIL: usize = 512;
+const EVENT_OUTPUT_HEAD: usize = 1024;
+const EVENT_OUTPUT_TAIL: usize = 3072;
+
+/// The answer to a call that came after the stage ended in the same turn.
+const NOT_RUN: &str = "not run: the stage ended";
+
+/// Runs one stage to its end.
+///
+/// Limits are checked before every model call: time (the stage's and the
+/// task's), the task's tokens and cost (`budget`, shared by all stages),
+/// and the stage's turns. Tool calls of one reply run in order and are all
+/// answered. Within the stage every request extends the previous one
+/// byte for byte (system prompt, tools and earlier messages never change) so
+/// provider prompt caches apply; compaction, logged as an event, is the only
+/// exception.
+///
+/// Cancel-safe: dropping the future mid-command kills that command's
+/// process group; usage of the turns completed so far stays in `budget`.
+pub async fn run_stage(
+    provider: &Provider,
+    ctx: &ToolContext,
+    request: StageRequest,
+    budget: &mut BudgetTracker,
+    events: &EventSink,
+) -> Result<StageOutcome, AgentError> {
+    let mut run = StageRun::new(provider, ctx, request, events)?;
+    let end = run.drive(budget).await?;
+    Ok(run.into_outcome(end))
+}
+
+struct StageRun<'a> {
+    provider: &'a Provider,
+    ctx: &'a ToolContext,
+    events: &'a EventSink,
+    stage: Stage,
+    system: String,
+    tool_set: ToolSet,
+    tools: Vec<ToolSpec>,
+    finish_tools: Vec<FinishTool>,
+    /// What the model sees (compacted when needed).
+    messages: Vec<Message>,
+    /// Everything, never compacted.
+    transcript: Vec<Message>,
+    protected: usize,
+    window: u64,
+    limits: StageLimits,
+    guard: LoopGuard,
+    turns: u32,
+    usage: Usage,
+    cost_usd: Option<f64>,
+    tool_calls: BTreeMap<String, u32>,
+    /// The provider's input+output count of the last turn: the next request
+    /// is at least this big.
+    last_reported_tokens: u64,
+}
+
+impl<'a> StageRun<'a> {
+    fn new(
+        provider: &'a Provider,
+        ctx: &'a ToolContext,
+        request: StageRequest,
+        events: &'a EventSink,
+    ) -> Result<StageRun<'a>, AgentError> {
+        if request.finish_tools.is_empty() {
+            return Err(AgentError::InvalidRequest(format!(
+                "the {} stage has no finishing tool, so it could only end by running out of budget",
+                request.stage
+            )));
+        }
+        let mut tools = tool_specs(request.tool_set);
+        for finish in &request.finish_tools {
+            if tools.iter().any(|t| t.name == finish.spec.name) {
+                return Err(AgentError::InvalidRequest(format!(
+                    "the finishing tool `{}` is offered twice or shadows a tool of the stage",
+                    finish.spec.name
+                )));
+            }
+            tools.push(finish.spec.clone());
+        }
+        let window = request
+            .context_window
+            .unwrap_or_else(|| default_context_window(provider.model_name()));
+        Ok(StageRun {
+            provider,
+            ctx,
+            events,
+            stage: request.stage,
+            system: request.system_prompt,
+            tool_set: request.tool_set,
+            tools,
+            finish_tools: request.finish_tools,
+            protected: request.messages.len(),
+            transcript: request.messages.clone(),
+            messages: request.messages,
+            window,
+            limits: StageLimits {
+                max_turns: request.max_turns,
+                started: Instant::now(),
+                timeout: request.timeout,
+            },
+            guard: LoopGuard::default(),
+            turns: 0,
+            usage: Usage::default(),
+            cost_usd: Some(0.0),
+            tool_calls: BTreeMap::new(),
+            last_reported_tokens: 0,
+        })
+    }
+
+    async fn drive(&mut self, budget: &mut BudgetTracker) -> Result<StageEnd, AgentError> {
+        loop {
+            if let Some(exhausted) = self.limits.check(self.turns, budget, Instant::now()) {
+                return Ok(self.exhausted(exhausted));
+            }
+            self.compact_if_needed();
+
+            let request = TurnRequest {
+                model: self.provider.model_name().to_string(),
+                system: self.system.clone(),
+                messages: self.messages.clone(),
+                tools: self.tools.clone(),
+                max_output_tokens: None,
+                temperature: None,
+            };
+            let turn_started = Instant::now();
+            let mut ignore_text = |_: &str| {};
+            let turn = self.provider.turn(&request, &mut ignore_text, self.events);
+            let Some(response) = until(self.limits.deadline(budget), turn).await else {
+                let exhausted = self.limits.timeout_at(budget, Instant::now());
+                return Ok(self.exhausted(exhausted));
+            };
+            let response = response?;
+
+            self.turns += 1;
+            let cost = self.provider.cost_usd(&response.usage);
+            budget.record(response.usage, cost);
+            self.usage += response.usage;
+            self.cost_usd = match (self.cost_usd, cost) {
+                (Some(sum), Some(cost)) => Some(sum + cost),
+                _ => None,
+            };
+            self.last_reported_tokens = response.usage.total();
+            self.events.emit(EventKind::ModelTurn {
+                turn: self.turns,
+                usage: response.usage,
+                cost_usd: cost,
+                tool_calls: response.tool_calls.len(),
+                text_chars: response.text.chars().count(),
+                duration_ms: millis(turn_started.elapsed()),
+            });
+            if budget.take_unknown_price_warning() {
+                self.events.emit(EventKind::Warning {
+                    message: format!(
+                        "the price of `{}` is unknown, so the task's max_cost_usd cannot be enforced; the token and time budgets still apply",
+                        self.provider.model_spec()
+                    ),
+                });
+            }
+
+            let empty = response.text.trim().is_empty() && response.tool_calls.is_empty();
+            if self.guard.observe_reply(empty) {
+                return Ok(self.stuck("the model sent two empty replies in a row".to_string()));
+            }
+            if empty {
+                self.push(Message::User {
+                    content: format!(
+                        "[kkrun] Your reply was empty. Nobody reads or answers messages during this run: keep working with the tools, and end the stage by calling {}.",
+                        self.finish_names()
+                    ),
+                });
+                continue;
+            }
+            self.push(Message::Assistant {
+                content: response.text.clone(),
+                tool_calls: response.tool_calls.clone(),
+            });
+            if response.tool_calls.is_empty() {
+                let why = if response.stop_reason == StopReason::MaxTokens {
+                    "Your reply was cut off at the output-token limit. Work in smaller steps"
+                } else {
+                    "You replied without calling a tool. Nobody reads or answers messages during this run"
+                };
+                self.push(Message::User {
+                    content: format!(
+                        "[kkrun] {why}: keep working with the tools, and end the stage by calling {}.",
+                        self.finish_names()
+                    ),
+                });
+                continue;
+            }
+
+            if let Some(end) = self.run_calls(&response.tool_calls, budget).await {
+                return Ok(end);
+            }
+        }
+    }
+
+    /// Handles the calls of one reply in order; every call gets an answer.
+    /// Returns how the stage ends, when one of them ends it.
+    async fn run_calls(&mut self, calls: &[ToolCall], budget: &BudgetTracker) -> Option<StageEnd> {
+        let mut ended: Option<StageEnd> = None;
+        for call in calls {
+            if ended.is_some() {
+                self.answer(
+                    call,
+                    NOT_RUN.to_string(),
+                    ToolOutcome::Refused,
+                    Duration::ZERO,
+                );
+                continue;
+            }
+            let warning = match self.guard.observe_call(call) {
+                Repeat::Fine => None,
+                Repeat::Warn(repeats) => Some(repeats),
+                Repeat::Stuck(repeats) => {
+                    let reason = format!(
+                        "the model made the same `{}` call with identical arguments {repeats} times in a row",
+                        call.name
+                    );
+                    self.answer(
+                        call,
+                        format!("{NOT_RUN}: {reason}"),
+                        ToolOutcome::Refused,
+                        Duration::ZERO,
+                    );
+                    ended = Some(self.stuck(reason));
+                    continue;
+                }
+            };
+            *self.tool_calls.entry(call.name.clone()).or_insert(0) += 1;
+
+            let started = Instant::now();
+            let mut result = if let Some(index) = self.finish_index(&call.name) {
+                let (result, finished) = self.finish_call(index, call);
+                if let Some(arguments) = finished {
+                    ended = Some(StageEnd::Finished {
+                        tool: call.name.clone(),
+                        arguments,
+                    });
+                }
+                result
+            } else if !self.tool_set.contains(&call.name) {
+                self.refuse_unoffered(call)
+            } else {
+                let run = execute(self.ctx, self.tool_set, call);
+                match until(self.limits.deadline(budget), run).await {
+                    Some(result) => result,
+                    None => {
+                        let exhausted = self.limits.timeout_at(budget, Instant::now());
+                        ended = Some(self.exhausted(exhausted));
+                        ToolResult {
+                            content: "interrupted: the time limit ran out while this tool was running (a running command's process group was killed)".to_string(),
+                            outcome: ToolOutcome::Error,
+                        }
+                    }
+                }
+            };
+            if let Some(repeats) = warning {
+                result
+                    .content
+                    .push_str(&repeat_warning(&call.name, repeats));
+                self.events.emit(EventKind::LoopWarning {
+                    tool: call.name.clone(),
+                    repeats,
+                });
+            }
+            self.answer(call, result.content, result.outcome, started.elapsed());
+        }
+        ended
+    }
+
+    fn finish_index(&self, name: &str) -> Option<usize> {
+        self.finish_tools.iter().position(|f| f.spec.name == name)
+    }
+
+    /// Validates a finishing call: the result for the model, and the parsed
+    /// arguments when the stage ends.
+    fn finish_call(&self, index: usize, call: &ToolCall) -> (ToolResult, Option<Value>) {
+        let name = &call.name;
+        let arguments = match call.parsed_arguments() {
+            Ok(arguments) => arguments,
+            Err(e) => {
+                return (
+                    ToolResult {
+                        content: format!(
+                            "`{name}` was not accepted: its arguments are not valid JSON ({e}). Call `{name}` again with a JSON object matching its schema."
+                        ),
+                        outcome: ToolOutcome::Error,
+                    },
+                    None,
+                );
+            }
+        };
+        match (self.finish_tools[index].validate)(&arguments) {
+            Ok(()) => (
+                ToolResult {
+                    content: format!("accepted; the {} stage ends here.", self.stage),
+                    outcome: ToolOutcome::Ok,
+                },
+                Some(arguments),
+            ),
+            Err(problem) => (
+                ToolResult {
+                    content: format!(
+                        "`{name}` was not accepted: {problem}. Fix this and call `{name}` again."
+                    ),
+                    outcome: ToolOutcome::Error,
+                },
+                None,
+            ),
+        }
+    }
+
+    fn refuse_unoffered(&self, call: &ToolCall) -> ToolResult {
+        let offered: Vec<&str> = self.tools.iter().map(|t| t.name.as_str()).collect();
+        let known = tool_specs(ToolSet::Debug)
+            .iter()
+            .any(|spec| spec.name == call.name);
+        let content = if known {
+            let why = if self.stage.writes() {
+                String::new()
+            } else {
+                " (it may not change files)".to_string()
+            };
+            format!(
+                "`{}` is not available in the {} stage{why}; the tools here are: {}",
+                call.name,
+                self.stage,
+                offered.join(", ")
+            )
+        } else {
+            format!(
+                "there is no tool named `{}`; the tools here are: {}",
+                call.name,
+                offered.join(", ")
+            )
+        };
+        ToolResult {
+            content,
+            outcome: ToolOutcome::Refused,
+        }
+    }
+
+    /// Records the answer to `call` in the conversation and as an event.
+    fn answer(&mut self, call: &ToolCall, content: String, outcome: ToolOutcome, took: Duration) {
+        self.events.emit(EventKind::ToolCall {
+            call_id: call.id.clone(),
+            tool: call.name.clone(),
+            arguments: cap_text(&call.arguments, EVENT_ARGUMENTS_HEAD, EVENT_ARGUMENTS_TAIL),
+            outcome,
+            output: cap_text(&content, EVENT_OUTPUT_HEAD, EVENT_OUTPUT_TAIL),
+            duration_ms: millis(took),
+        });
+        self.push(Message::Tool {
+            call_id: call.id.clone(),
+            content,
+            is_error: outcome != ToolOutcome::Ok,
+        });
+    }
+
+    fn push(&mut self, message: Message) {
+        self.transcript.push(message.clone());
+        self.messages.push(message);
+    }
+
+    fn compact_if_needed(&mut self) {
+        let fixed = fixed_tokens(&self.system, &self.tools);
+        if let Some(report) = compact(
+            &mut self.messages,
+            fixed,
+            self.last_reported_tokens,
+            self.protected,
+            self.window,
+        ) {
+            // The provider's count described the old, longer conversation.
+            self.last_reported_tokens = 0;
+            self.events.emit(EventKind::ContextCompacted {
+                before_tokens: report.before_tokens,
+                after_tokens: report.after_tokens,
+                elided_outputs: report.elided_outputs,
+                summarized_messages: report.summarized_messages,
+            });
+        }
+    }
+
+    fn exhausted(&self, exhausted: Exhausted) -> StageEnd {
+        self.events.emit(EventKind::BudgetExhausted {
+            budget: exhausted.kind.as_str().to_string(),
+            used: exhausted.used,
+            limit: exhausted.limit,
+        });
+        StageEnd::from_budget(exhausted.kind)
+    }
+
+    fn stuck(&self, reason: String) -> StageEnd {
+        self.events.emit(EventKind::LoopStuck {
+            reason: reason.clone(),
+        });
+        StageEnd::Stuck { reason }
+    }
+
+    fn finish_names(&self) -> String {
+        let names: Vec<String> = self
+            .finish_tools
+            .iter()
+            .map(|f| format!("`{}`", f.spec.name))
+            .collect();
+        names.join(" or ")
+    }
+
+    fn into_outcome(self, end: StageEnd) -> StageOutcome {
+        StageOutcome {
+            end,
+            turns: self.turns,
+            usage: self.usage,
+            cost_usd: self.cost_usd,
+            tool_calls: self.tool_calls,
+            messages: self.transcript,
+            duration_ms: millis(self.limits.started.elapsed()),
+        }
+    }
+}
+
+/// Runs `work` until `deadline`; `None` when the deadline came first (the
+/// work is dropped, which kills any command it was running).
+async fn until<T>(deadline: Option<Instant>, work: impl Future<Output = T>) -> Option<T> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), work)
+            .await
+            .ok(),
+        None => Some(work.await),
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,193 @@
+//! The check runner: runs a task's `checks:` with the same process runner as
+//! the `shell` tool. The pipeline uses it for the baseline and the final
+//! verdict; the `run_checks` tool uses it during debug.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::process::{CommandSpec, command_env, run_command};
+use crate::task::Check;
+
+/// Bytes of output kept per attempt: the tail, where test runners put their
+/// summary and the failure that matters.
+const CHECK_TAIL_BYTES: usize = 4 * 1024;
+
+/// The result of one check, over all its attempts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// The check's name.
+    pub name: String,
+    /// True when the last attempt exited 0 within the timeout.
+    pub passed: bool,
+    /// True when an attempt failed and a later retry passed.
+    pub flaky: bool,
+    /// Exit code of the last attempt, when it exited normally.
+    pub exit_code: Option<i32>,
+    /// True when the last attempt was killed by the check's timeout.
+    pub timed_out: bool,
+    /// Attempts made (1 plus the retries used).
+    pub attempts: u32,
+    /// Duration of all attempts together.
+    pub duration_ms: u64,
+    /// The last ~4 KiB of the last attempt's output (stdout and stderr
+    /// interleaved, ANSI escapes kept as-is), preceded by a
+    /// `[… N bytes omitted …]` marker when cut.
+    pub output_tail: String,
+    /// The attempts that failed before the last one (for JUnit
+    /// `flakyFailure`/`rerunFailure`); empty when the first attempt decided.
+    pub failed_attempts: Vec<FailedAttempt>,
+}
+
+/// One failed attempt of a check that was retried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedAttempt {
+    /// 1-based attempt number.
+    pub attempt: u32,
+    /// Exit code, when the attempt exited normally.
+    pub exit_code: Option<i32>,
+    /// True when the check's timeout killed the attempt.
+    pub timed_out: bool,
+    /// Duration of the attempt.
+    pub duration_ms: u64,
+    /// The last ~4 KiB of the attempt's output.
+    pub output_tail: String,
+}
+
+struct Attempt {
+    passed: bool,
+    exit_code: Option<i32>,
+    timed_out: bool,
+    duration_ms: u64,
+    output_tail: String,
+}
+
+/// Runs every check in order in `workspace`, each with `bash -c` in its own
+/// process group, retrying a failed check up to its `retries`. The
+/// environment is [`command_env`] of `env`. Dropping the future kills the
+/// running check's process group.
+pub async fn run_checks(
+    checks: &[Check],
+    workspace: &Path,
+    env: &BTreeMap<String, String>,
+) -> Vec<CheckResult> {
+    let env = command_env(env);
+    let mut results = Vec::with_capacity(checks.len());
+    for check in checks {
+        results.push(run_check(check, workspace, &env).await);
+    }
+    results
+}
+
+async fn run_check(check: &Check, workspace: &Path, env: &BTreeMap<String, String>) -> CheckResult {
+    let max_attempts = check.retries.saturating_add(1);
+    let mut failed_attempts = Vec::new();
+    let mut duration_ms = 0;
+    let mut attempt_number = 0;
+    loop {
+        attempt_number += 1;
+        let attempt = run_attempt(check, workspace, env).await;
+        duration_ms += attempt.duration_ms;
+        if attempt.passed || attempt_number >= max_attempts {
+            return CheckResult {
+                name: check.name.clone(),
+                passed: attempt.passed,
+                flaky: attempt.passed && !failed_attempts.is_empty(),
+                exit_code: attempt.exit_code,
+                timed_out: attempt.timed_out,
+                attempts: attempt_number,
+                duration_ms,
+                output_tail: attempt.output_tail,
+                failed_attempts,
+            };
+        }
+        failed_attempts.push(FailedAttempt {
+            attempt: attempt_number,
+            exit_code: attempt.exit_code,
+            timed_out: attempt.timed_out,
+            duration_ms: attempt.duration_ms,
+            output_tail: attempt.output_tail,
+        });
+    }
+}
+
+async fn run_attempt(check: &Check, workspace: &Path, env: &BTreeMap<String, String>) -> Attempt {
+    let spec = CommandSpec {
+        script: &check.run,
+        cwd: workspace,
+        env,
+        timeout: check.timeout,
+        head_bytes: 0,
+        tail_bytes: CHECK_TAIL_BYTES,
+    };
+    let started = std::time::Instant::now();
+    match run_command(&spec).await {
+        Ok(output) => Attempt {
+            passed: output.success(),
+            exit_code: output.exit_code,
+            timed_out: output.timed_out,
+            duration_ms: millis(output.duration),
+            output_tail: if output.timed_out {
+                format!(
+                    "{}\n[check timed out after {}; its process group was killed]",
+                    output.output,
+                    humantime::format_duration(check.timeout)
+                )
+            } else {
+                output.output
+            },
+        },
+        Err(error) => Attempt {
+            passed: false,
+            exit_code: None,
+            timed_out: false,
+            duration_ms: millis(started.elapsed()),
+            output_tail: format!(
+                "could not start the check with bash in {}: {error}",
+                workspace.display()
+            ),
+        },
+    }
+}
+
+fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The `run_checks` tool's answer: one block per check, failures with the
+/// tail of their output.
+pub(crate) fn render_for_model(results: &[CheckResult]) -> String {
+    let passed = results.iter().filter(|r| r.passed).count();
+    let mut text = format!(
+        "{} check(s): {passed} passed, {} failed\n",
+        results.len(),
+        results.len() - passed
+    );
+    for result in results {
+        let secs = result.duration_ms as f64 / 1000.0;
+        let status = if result.passed {
+            if result.flaky {
+                format!("passed on attempt {} (flaky)", result.attempts)
+            } else {
+                "passed".to_string()
+            }
+        } else if result.timed_out {
+            "FAILED: timed out".to_string()
+        } else {
+            match result.exit_code {
+                Some(code) => format!("FAILED: exit code {code}"),
+                None => "FAILED: killed by a signal".to_string(),
+            }
+        };
+        text.push_str(&format!("\n## {} — {status} ({secs:.1}s)\n", result.name));
+        if !result.passed {
+            text.push_str("last output:\n");
+            text.push_str(&result.output_tail);
+            if !result.output_tail.ends_with('\n') {
+                text.push('\n');
+            }
+        }
+    }
+    text
+}

@@ -1,0 +1,292 @@
+//! `read_file`, `list_dir` and `write_file`.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::ToolError;
+use super::confine::{ConfinedPath, confine};
+use crate::provider::ToolSpec;
+
+/// Lines returned by one `read_file` call at most.
+const PAGE_LINES: usize = 2000;
+/// Bytes returned by one `read_file` call at most.
+const PAGE_BYTES: usize = 100 * 1024;
+/// Longer lines are cut (minified files would otherwise fill a page).
+const MAX_LINE_CHARS: usize = 2000;
+/// Files larger than this are not read at all.
+const MAX_FILE_BYTES: u64 = 32 * 1024 * 1024;
+/// Bytes inspected for a NUL when deciding whether a file is binary.
+const BINARY_SNIFF_BYTES: usize = 8192;
+/// Entries shown by one `list_dir` call at most.
+const MAX_DIR_ENTRIES: usize = 1000;
+
+pub(crate) fn read_file_spec() -> ToolSpec {
+    ToolSpec {
+        name: "read_file".to_string(),
+        description: format!(
+            "Read a text file of the workspace. Returns a header with the line range shown and the file's total line count, \
+             then the lines, each prefixed by its line number and a tab (the prefix is not part of the file). \
+             Without a range, reads from the start; a page holds at most {PAGE_LINES} lines or {} KiB, and the header says \
+             which start_line to use for the next page. Lines longer than {MAX_LINE_CHARS} characters are cut. \
+             Binary files are refused.",
+            PAGE_BYTES / 1024
+        ),
+        parameters: json!({
+            "type": "object",
+            "properties": {
+                "path": {"type": "string", "description": "File path relative to the workspace root."},
+                "start_line": {"type": "integer", "minimum": 1, "description": "First line to show (1-based). Default 1."},
+                "end_line": {"type": "integer", "minimum": 1, "description": "Last line to show (inclusive). Default: end of file (or of the page)."}
+            },
+            "required": ["path"],
+            "additionalProperties": false
+        }),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReadFileArgs {
+    path: String,
+    #[serde(default)]
+    start_line: Option<usize>,
+    #[serde(default)]
+    end_line: Option<usize>,
+}
+
+pub(crate) fn read_file(workspace: &Path, args: ReadFileArgs) -> Result<String, ToolError> {
+    let path = confine(workspace, &args.path)?;
+    let text = read_text(&path)?;
+    let lines: Vec<&str> = text.lines().collect();
+    let total = lines.len();
+    if total == 0 {
+        return Ok(format!("{}: empty file (0 lines)", path.display));
+    }
+    let start = args.start_line.unwrap_or(1).max(1);
+    if start > total {
+        return Err(ToolError::Failed(format!(
+            "start_line {start} is past the end of `{}`, which has {total} lines",
+            path.display
+        )));
+    }
+    let end = args.end_line.unwrap_or(total).min(total);
+    if end < start {
+        return Err(ToolError::Failed(format!(
+            "end_line {end} is before start_line {start}"
+        )));
+    }
+
+    let mut body = String::new();
+    let mut last = start - 1;
+    for (index, line) in lines.iter().enumerate().take(end).skip(start - 1) {
+        let number = index + 1;
+        if number - start >= PAGE_LINES || body.len() >= PAGE_BYTES {
+            break;
+        }
+        body.push_str(&format!("{number:>6}\t{}\n", cut_line(line)));
+        last = number;
+    }
+    let mut header = format!("{}: lines {start}-{last} of {total}", path.display);
+    if last < end {
+        header.push_str(&format!(
+            " (page limit reached; call read_file with start_line={} for more)",
+            last + 1
+        ));
+    }
+    Ok(format!("{header}\n{body}"))
+}
+
+fn cut_line(line: &str) -> String {
+    if line.chars().count() <= MAX_LINE_CHARS {
+        return line.to_string();
+    }
+    let kept: String = line.chars().take(MAX_LINE_CHARS).collect();
+    format!(
+        "{kept}… [line cut: {} characters in total]",
+        line.chars().count()
+    )
+}
+
+/// Reads a confined path as UTF-8 text, with messages the model can act on
+/// for directories, missing files, huge files and binary files.
+pub(crate) fn read_text(path: &ConfinedPath) -> Result<String, ToolError> {
+    let metadata = std::fs::metadata(&path.absolute).map_err(|e| missing(path, &e))?;
+    if metadata.is_dir() {
+        return Err(ToolError::Failed(format!(
+            "`{}` is a directory; use list_dir to see what it contains",
+            path.display
+        )));
+    }
+    if metadata.len() > MAX_FILE_BYTES {
+        return Err(ToolError::Failed(format!(
+            "`{}` is {} bytes, too large to read; use grep to find the part you need",
+            path.display,
+            metadata.len()
+        )));
+    }
+    let bytes = std::fs::read(&path.absolute).map_err(|e| missing(path, &e))?;
+    let sniff = &bytes[..bytes.len().min(BINARY_SNIFF_BYTES)];
+    if sniff.contains(&0) {
+        return Err(binary(path, bytes.len()));
+    }
+    String::from_utf8(bytes).map_err(|e| binary(path, e.as_bytes().len()))
+}
+
+fn binary(path: &ConfinedPath, len: usize) -> ToolError {
+    ToolError::Failed(format!(
+        "refused: `{}` is a binary file ({len} bytes) or not UTF-8 text; binary files are not shown",
+        path.display
+    ))
+}
+
+fn missing(path: &ConfinedPath, error: &std::io::Error) -> ToolError {
+    if error.kind() == std::io::ErrorKind::NotFound {
+        ToolError::Failed(format!(
+            "`{}` does not exist; use list_dir or glob to find the right path",
+            path.display
+        ))
+    } else {
+        ToolError::Failed(format!("could not read `{}`: {error}", path.display))
+    }
+}
+
+pub(crate) fn list_dir_spec() -> ToolSpec {
+    ToolSpec {
+        name: "list_dir".to_string(),
+        description: format!(
+            "List the entries of one directory of the workspace (not recursive), sorted by name. \
+             Directories end with `/`, files show their size, symlinks show their target. `.git` is never listed. \
+             At most {MAX_DIR_ENTRIES} entries. Use glob to find files by pattern across the tree."
+        ),
+        parameters: json!({
+            "type": "object",
+            "properties": {
+                "path": {"type": "string", "description": "Directory relative to the workspace root. Default: the root (`.`)."}
+            },
+            "additionalProperties": false
+        }),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListDirArgs {
+    #[serde(default)]
+    path: Option<String>,
+}
+
+pub(crate) fn list_dir(workspace: &Path, args: ListDirArgs) -> Result<String, ToolError> {
+    let path = confine(workspace, args.path.as_deref().unwrap_or("."))?;
+    let entries = std::fs::read_dir(&path.absolute).map_err(|e| {
+        if path.absolute.is_file() {
+            ToolError::Failed(format!(
+                "`{}` is a file, not a directory; use read_file to read it",
+                path.display
+            ))
+        } else {
+            missing(&path, &e)
+        }
+    })?;
+    let mut listed: Vec<(String, String)> = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == ".git" {
+            continue;
+        }
+        let Ok(file_type) = entry.file_type() else {
+            continue;
+        };
+        let line = if file_type.is_symlink() {
+            let target = std::fs::read_link(entry.path())
+                .map(|t| t.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            format!("{name} -> {target}")
+        } else if file_type.is_dir() {
+            format!("{name}/")
+        } else {
+            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            format!("{name}  ({})", human_size(size))
+        };
+        listed.push((name, line));
+    }
+    listed.sort();
+    let total = listed.len();
+    let mut text = format!("{}/: {total} entries\n", path.display.trim_end_matches('/'));
+    for (_, line) in listed.iter().take(MAX_DIR_ENTRIES) {
+        text.push_str(line);
+        text.push('\n');
+    }
+    if total > MAX_DIR_ENTRIES {
+        text.push_str(&format!(
+            "… and {} more; use glob to narrow down\n",
+            total - MAX_DIR_ENTRIES
+        ));
+    }
+    Ok(text)
+}
+
+fn human_size(bytes: u64) -> String {
+    if bytes < 1024 {
+        format!("{bytes} B")
+    } else if bytes < 1024 * 1024 {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    } else {
+        format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+    }
+}
+
+pub(crate) fn write_file_spec() -> ToolSpec {
+    ToolSpec {
+        name: "write_file".to_string(),
+        description: "Create a file, or overwrite an existing one, with exactly the given content. \
+                      Missing parent directories are created. For a small change to an existing file, \
+                      prefer edit_file or apply_patch, which do not need the whole file."
+            .to_string(),
+        parameters: json!({
+            "type": "object",
+            "properties": {
+                "path": {"type": "string", "description": "File path relative to the workspace root."},
+                "content": {"type": "string", "description": "The complete new content of the file."}
+            },
+            "required": ["path", "content"],
+            "additionalProperties": false
+        }),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WriteFileArgs {
+    path: String,
+    content: String,
+}
+
+pub(crate) fn write_file(workspace: &Path, args: WriteFileArgs) -> Result<String, ToolError> {
+    let path = confine(workspace, &args.path)?;
+    if path.absolute.is_dir() {
+        return Err(ToolError::Failed(format!(
+            "`{}` is a directory; give the path of a file inside it",
+            path.display
+        )));
+    }
+    let existed = path.absolute.exists();
+    if let Some(parent) = path.absolute.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            ToolError::Failed(format!(
+                "could not create the directories of `{}`: {e}",
+                path.display
+            ))
+        })?;
+    }
+    std::fs::write(&path.absolute, &args.content)
+        .map_err(|e| ToolError::Failed(format!("could not write `{}`: {e}", path.display)))?;
+    Ok(format!(
+        "{} `{}` ({} bytes, {} lines)",
+        if existed { "overwrote" } else { "created" },
+        path.display,
+        args.content.len(),
+        args.content.lines().count()
+    ))
+}
