@@ -1,0 +1,536 @@
+//! [`SnapshotStore`]: one repository, one workspace directory inside it.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use git2::{ErrorCode, Oid, Repository, Signature, Time};
+
+use super::message::{self, MessageFields};
+use super::{RunSnapshots, SnapshotError, SnapshotInfo, SnapshotMeta, names};
+
+/// How often a ref update is retried when another process holds its lock.
+const LOCK_ATTEMPTS: u32 = 50;
+
+/// The identity snapshots are written with when neither `KKRUN_GIT_NAME`
+/// nor `KKRUN_GIT_EMAIL` is set: CI containers often have no git config.
+const DEFAULT_NAME: &str = "kkrun";
+const DEFAULT_EMAIL: &str = "kkrun@localhost";
+
+/// Snapshots of one repository, with restore and diff scoped to one
+/// workspace directory of its work tree.
+///
+/// The store holds paths only and opens the repository for each operation,
+/// so it is cheap to clone and can be shared between threads.
+#[derive(Debug, Clone)]
+pub struct SnapshotStore {
+    /// The repository's git directory (`.git`, or `.git/worktrees/<name>`).
+    pub(crate) git_dir: PathBuf,
+    /// The root of the work tree.
+    pub(crate) workdir: PathBuf,
+    /// The workspace relative to the work tree root, `/`-separated; empty
+    /// for the root.
+    pub(crate) workspace_rel: String,
+}
+
+impl SnapshotStore {
+    /// Discovers the repository containing `workspace` (which may be a
+    /// subdirectory of the work tree).
+    ///
+    /// Fails with an exit-code-2 error when `workspace` is not inside a git
+    /// work tree or the repository is bare.
+    pub fn open(workspace: &Path) -> Result<SnapshotStore, SnapshotError> {
+        let canonical =
+            std::fs::canonicalize(workspace).map_err(|source| SnapshotError::WorkspaceMissing {
+                path: workspace.to_owned(),
+                source,
+            })?;
+        if !canonical.is_dir() {
+            return Err(SnapshotError::WorkspaceMissing {
+                path: workspace.to_owned(),
+                source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
+            });
+        }
+        let repo =
+            Repository::discover(&canonical).map_err(|source| SnapshotError::NotARepository {
+                path: workspace.to_owned(),
+                source,
+            })?;
+        let Some(workdir) = repo.workdir() else {
+            return Err(SnapshotError::BareRepository {
+                path: repo.path().to_owned(),
+            });
+        };
+        let workdir = std::fs::canonicalize(workdir)
+            .map_err(|source| SnapshotError::io("resolve the work tree", workdir, source))?;
+        let relative =
+            canonical
+                .strip_prefix(&workdir)
+                .map_err(|_| SnapshotError::InsideGitDir {
+                    path: workspace.to_owned(),
+                })?;
+        let mut parts = Vec::new();
+        for component in relative.components() {
+            match component {
+                Component::Normal(part) => match part.to_str() {
+                    Some(part) => parts.push(part.to_owned()),
+                    None => {
+                        return Err(SnapshotError::io(
+                            "use a workspace whose path is not UTF-8:",
+                            &canonical,
+                            std::io::Error::new(
+                                std::io::ErrorKind::InvalidInput,
+                                "the path is not valid UTF-8",
+                            ),
+                        ));
+                    }
+                },
+                _ => continue,
+            }
+        }
+        if parts.first().is_some_and(|first| first == ".git") {
+            return Err(SnapshotError::InsideGitDir {
+                path: workspace.to_owned(),
+            });
+        }
+        Ok(SnapshotStore {
+            git_dir: repo.path().to_owned(),
+            workdir,
+            workspace_rel: parts.join("/"),
+        })
+    }
+
+    /// The root of the repository's work tree.
+    pub fn workdir(&self) -> &Path {
+        &self.workdir
+    }
+
+    /// The workspace directory restore and diff are scoped to.
+    pub fn workspace(&self) -> PathBuf {
+        self.workdir.join(&self.workspace_rel)
+    }
+
+    /// The workspace relative to the work tree root, `/`-separated; empty
+    /// for the root.
+    pub fn workspace_relative(&self) -> &str {
+        &self.workspace_rel
+    }
+
+    /// Opens the repository afresh: a `Repository` is not `Sync`, and each
+    /// operation swaps in its own private index.
+    pub(crate) fn repo(&self) -> Result<Repository, SnapshotError> {
+        Repository::open(&self.workdir).map_err(|source| SnapshotError::NotARepository {
+            path: self.workdir.clone(),
+            source,
+        })
+    }
+
+    /// Commit id of HEAD, `None` when HEAD is unborn.
+    pub fn head_commit(&self) -> Result<Option<String>, SnapshotError> {
+        let repo = self.repo()?;
+        Ok(head_oid(&repo)?.map(|oid| oid.to_string()))
+    }
+
+    /// Appends `pattern` (e.g. `.kkrun/`) to `.git/info/exclude` unless a
+    /// line with exactly that pattern is already there.
+    pub fn ensure_excluded(&self, pattern: &str) -> Result<(), SnapshotError> {
+        let repo = self.repo()?;
+        let info = repo.commondir().join("info");
+        let path = info.join("exclude");
+        let existing = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(err) => return Err(SnapshotError::io("read", path, err)),
+        };
+        let wanted = pattern.trim();
+        if String::from_utf8_lossy(&existing)
+            .lines()
+            .any(|line| line.trim() == wanted)
+        {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&info)
+            .map_err(|err| SnapshotError::io("create", info.clone(), err))?;
+        let mut line = String::new();
+        if !existing.is_empty() && !existing.ends_with(b"\n") {
+            line.push('\n');
+        }
+        line.push_str(wanted);
+        line.push('\n');
+        // One append of a short line is atomic, so a concurrent writer can at
+        // worst add a duplicate line, which git ignores.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut file| file.write_all(line.as_bytes()))
+            .map_err(|err| SnapshotError::io("append to", path, err))
+    }
+
+    /// Takes the next snapshot of task `task` in run `run_id`.
+    ///
+    /// The ref is `refs/kkrun/<run>/<task>/<NN>-<stage>` with NN counting
+    /// 00, 01, ... per task; the parent is the task's previous snapshot, or
+    /// HEAD (none when unborn) for the first one.
+    pub fn take(
+        &self,
+        run_id: &str,
+        task: &str,
+        meta: &SnapshotMeta,
+    ) -> Result<SnapshotInfo, SnapshotError> {
+        names::validate("run id", run_id)?;
+        names::validate("task name", task)?;
+        names::validate("stage", &meta.stage)?;
+        let repo = self.repo()?;
+        let snapshot = self.worktree_index(&repo)?;
+        let tree = snapshot.tree;
+        self.commit_snapshot(&repo, run_id, task, meta, tree)
+    }
+
+    /// Writes the commit for `tree` and points the task's next ref at it,
+    /// retrying when another process takes the same ref or holds its lock.
+    pub(crate) fn commit_snapshot(
+        &self,
+        repo: &Repository,
+        run_id: &str,
+        task: &str,
+        meta: &SnapshotMeta,
+        tree: Oid,
+    ) -> Result<SnapshotInfo, SnapshotError> {
+        let signature = signature()?;
+        let tree = repo
+            .find_tree(tree)
+            .map_err(|e| SnapshotError::git("read the snapshot tree", e))?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let existing = self.list_in(repo, run_id, task)?;
+            let (index, parent) = match existing.last() {
+                Some(last) => (
+                    last.index + 1,
+                    Some(
+                        Oid::from_str(&last.commit)
+                            .map_err(|e| SnapshotError::git("parse a commit id", e))?,
+                    ),
+                ),
+                None => (0, head_oid(repo)?),
+            };
+            let parent = parent
+                .map(|oid| repo.find_commit(oid))
+                .transpose()
+                .map_err(|e| SnapshotError::git("read the parent commit", e))?;
+            let parent_tree = parent
+                .as_ref()
+                .map(|commit| commit.tree())
+                .transpose()
+                .map_err(|e| SnapshotError::git("read the parent tree", e))?;
+            let files_changed =
+                super::diff::count_changes(repo, parent_tree.as_ref(), &tree, &self.workspace_rel)?;
+            let text = message::build(&MessageFields {
+                run_id,
+                task,
+                meta,
+                workspace: &self.workspace_rel,
+                files_changed,
+            });
+            let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+            let commit = repo
+                .commit(None, &signature, &signature, &text, &tree, &parents)
+                .map_err(|e| self.write_error("write the snapshot commit", e))?;
+            let label = names::label(index, &meta.stage);
+            let ref_name = format!("{}{label}", names::task_prefix(run_id, task));
+            let log = format!("kkrun snapshot: {label}");
+            match repo.reference(&ref_name, commit, false, &log) {
+                Ok(_) => {
+                    return Ok(SnapshotInfo {
+                        index,
+                        stage: meta.stage.clone(),
+                        ref_name,
+                        commit: commit.to_string(),
+                        time: rfc3339(signature.when().seconds()),
+                        files_changed,
+                        status: message::trailer(&text, message::STATUS)
+                            .unwrap_or_default()
+                            .to_owned(),
+                        workspace: self.workspace_rel.clone(),
+                    });
+                }
+                Err(e) if is_contention(&e) && attempt < LOCK_ATTEMPTS => backoff(attempt),
+                Err(e) if is_contention(&e) => {
+                    return Err(SnapshotError::Locked {
+                        what: ref_name,
+                        attempts: attempt,
+                        source: e,
+                    });
+                }
+                Err(e) => return Err(self.write_error(&format!("create {ref_name}"), e)),
+            }
+        }
+    }
+
+    /// All snapshots of a task, in order; empty when there are none.
+    pub fn list(&self, run_id: &str, task: &str) -> Result<Vec<SnapshotInfo>, SnapshotError> {
+        names::validate("run id", run_id)?;
+        names::validate("task name", task)?;
+        let repo = self.repo()?;
+        self.list_in(&repo, run_id, task)
+    }
+
+    fn list_in(
+        &self,
+        repo: &Repository,
+        run_id: &str,
+        task: &str,
+    ) -> Result<Vec<SnapshotInfo>, SnapshotError> {
+        let prefix = names::task_prefix(run_id, task);
+        let references = repo
+            .references_glob(&format!("{prefix}*"))
+            .map_err(|e| SnapshotError::git("list snapshot refs", e))?;
+        let mut snapshots = Vec::new();
+        for reference in references {
+            let reference = reference.map_err(|e| SnapshotError::git("list snapshot refs", e))?;
+            let Ok(ref_name) = reference.name() else {
+                continue;
+            };
+            let Some((_, _, label)) = names::parse_ref(ref_name) else {
+                continue;
+            };
+            let Some((index, stage)) = names::parse_label(label) else {
+                continue;
+            };
+            let commit =
+                reference
+                    .peel_to_commit()
+                    .map_err(|e| SnapshotError::CorruptSnapshot {
+                        ref_name: ref_name.to_owned(),
+                        reason: e.message().to_owned(),
+                    })?;
+            let text = String::from_utf8_lossy(commit.message_bytes()).into_owned();
+            let files_changed = match message::trailer(&text, message::FILES_CHANGED)
+                .and_then(|count| count.parse().ok())
+            {
+                Some(count) => count,
+                None => {
+                    let parent_tree = commit
+                        .parents()
+                        .next()
+                        .map(|parent| parent.tree())
+                        .transpose()
+                        .map_err(|e| SnapshotError::git("read a parent tree", e))?;
+                    let tree = commit
+                        .tree()
+                        .map_err(|e| SnapshotError::git("read a snapshot tree", e))?;
+                    super::diff::count_changes(
+                        repo,
+                        parent_tree.as_ref(),
+                        &tree,
+                        &self.workspace_rel,
+                    )?
+                }
+            };
+            let workspace = match message::trailer(&text, message::WORKSPACE) {
+                Some(".") | None => String::new(),
+                Some(path) => path.to_owned(),
+            };
+            snapshots.push(SnapshotInfo {
+                index,
+                stage: stage.to_owned(),
+                ref_name: ref_name.to_owned(),
+                commit: commit.id().to_string(),
+                time: rfc3339(commit.time().seconds()),
+                files_changed,
+                status: message::trailer(&text, message::STATUS)
+                    .unwrap_or_default()
+                    .to_owned(),
+                workspace,
+            });
+        }
+        snapshots.sort_by(|a, b| a.index.cmp(&b.index).then(a.stage.cmp(&b.stage)));
+        Ok(snapshots)
+    }
+
+    /// Every run with snapshots in the repository (sorted by id, which sorts
+    /// by start time) and its tasks.
+    pub fn runs(&self) -> Result<Vec<RunSnapshots>, SnapshotError> {
+        let repo = self.repo()?;
+        let mut references = repo
+            .references_glob(&format!("{}*", names::PREFIX))
+            .map_err(|e| SnapshotError::git("list snapshot refs", e))?;
+        let mut runs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for name in references.names() {
+            let name = name.map_err(|e| SnapshotError::git("list snapshot refs", e))?;
+            if let Some((run, task, label)) = names::parse_ref(name)
+                && names::parse_label(label).is_some()
+            {
+                let tasks = runs.entry(run.to_owned()).or_default();
+                if !tasks.iter().any(|known| known == task) {
+                    tasks.push(task.to_owned());
+                }
+            }
+        }
+        Ok(runs
+            .into_iter()
+            .map(|(run_id, mut tasks)| {
+                tasks.sort();
+                RunSnapshots { run_id, tasks }
+            })
+            .collect())
+    }
+
+    /// Resolves `which` to one snapshot of the task: a label (`02-code`), an
+    /// index (`2` or `02`), or a stage name (`code`, `base`), which means the
+    /// latest snapshot of that stage.
+    ///
+    /// An unknown run, task or snapshot is an exit-code-2 error listing what
+    /// exists.
+    pub fn resolve(
+        &self,
+        run_id: &str,
+        task: &str,
+        which: &str,
+    ) -> Result<SnapshotInfo, SnapshotError> {
+        let snapshots = self.existing(run_id, task)?;
+        let found = snapshots
+            .iter()
+            .find(|s| s.label() == which)
+            .or_else(|| {
+                which
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|_| which.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|index| snapshots.iter().find(|s| s.index == index))
+            })
+            .or_else(|| snapshots.iter().rev().find(|s| s.stage == which));
+        match found {
+            Some(snapshot) => Ok(snapshot.clone()),
+            None => Err(SnapshotError::UnknownSnapshot {
+                run: run_id.to_owned(),
+                task: task.to_owned(),
+                which: which.to_owned(),
+                known: snapshots.iter().map(SnapshotInfo::label).collect(),
+            }),
+        }
+    }
+
+    /// The task's snapshots, or an error naming the runs or tasks that do
+    /// exist when there are none.
+    pub fn existing(&self, run_id: &str, task: &str) -> Result<Vec<SnapshotInfo>, SnapshotError> {
+        let snapshots = self.list(run_id, task)?;
+        if !snapshots.is_empty() {
+            return Ok(snapshots);
+        }
+        let runs = self.runs()?;
+        match runs.iter().find(|run| run.run_id == run_id) {
+            Some(run) => Err(SnapshotError::UnknownTask {
+                run: run_id.to_owned(),
+                task: task.to_owned(),
+                known: run.tasks.clone(),
+            }),
+            None => Err(SnapshotError::UnknownRun {
+                run: run_id.to_owned(),
+                known: runs.into_iter().map(|run| run.run_id).collect(),
+            }),
+        }
+    }
+
+    /// Deletes every snapshot ref of a run and returns how many there were.
+    /// The commits stay in the object database until the next `git gc`.
+    pub fn remove_run(&self, run_id: &str) -> Result<usize, SnapshotError> {
+        names::validate("run id", run_id)?;
+        let repo = self.repo()?;
+        let prefix = format!("{}{run_id}/", names::PREFIX);
+        let names: Vec<String> = repo
+            .references_glob(&format!("{prefix}*"))
+            .map_err(|e| SnapshotError::git("list snapshot refs", e))?
+            .names()
+            .filter_map(|name| name.ok().map(str::to_owned))
+            .collect();
+        for name in &names {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let result = repo.find_reference(name).and_then(|mut r| r.delete());
+                match result {
+                    Ok(()) => break,
+                    Err(e) if e.code() == ErrorCode::NotFound => break,
+                    Err(e) if is_contention(&e) && attempt < LOCK_ATTEMPTS => backoff(attempt),
+                    Err(e) if is_contention(&e) => {
+                        return Err(SnapshotError::Locked {
+                            what: name.clone(),
+                            attempts: attempt,
+                            source: e,
+                        });
+                    }
+                    Err(e) => return Err(self.write_error(&format!("delete {name}"), e)),
+                }
+            }
+        }
+        Ok(names.len())
+    }
+
+    /// Turns a failed write into [`SnapshotError::ReadOnlyRepository`] when
+    /// the git directory cannot be written, so the user gets the real cause.
+    pub(crate) fn write_error(&self, action: &str, source: git2::Error) -> SnapshotError {
+        let probe_dir = self.git_dir.join("objects");
+        let writable = tempfile::Builder::new()
+            .prefix("kkrun-probe-")
+            .tempfile_in(&probe_dir)
+            .is_ok();
+        if writable {
+            SnapshotError::git(action, source)
+        } else {
+            SnapshotError::ReadOnlyRepository {
+                action: action.to_owned(),
+                git_dir: self.git_dir.clone(),
+                source,
+            }
+        }
+    }
+}
+
+/// HEAD's commit, `None` when HEAD is unborn.
+pub(crate) fn head_oid(repo: &Repository) -> Result<Option<Oid>, SnapshotError> {
+    match repo.head() {
+        Ok(head) => head
+            .peel_to_commit()
+            .map(|commit| Some(commit.id()))
+            .map_err(|e| SnapshotError::git("read HEAD", e)),
+        Err(e) if matches!(e.code(), ErrorCode::UnbornBranch | ErrorCode::NotFound) => Ok(None),
+        Err(e) => Err(SnapshotError::git("read HEAD", e)),
+    }
+}
+
+fn signature() -> Result<Signature<'static>, SnapshotError> {
+    let name = std::env::var("KKRUN_GIT_NAME")
+        .ok()
+        .filter(|name| !name.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_NAME.to_owned());
+    let email = std::env::var("KKRUN_GIT_EMAIL")
+        .ok()
+        .filter(|email| !email.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_EMAIL.to_owned());
+    let now = jiff::Timestamp::now().as_second();
+    Signature::new(&name, &email, &Time::new(now, 0)).map_err(|e| {
+        SnapshotError::git(
+            "build the snapshot author from KKRUN_GIT_NAME/KKRUN_GIT_EMAIL",
+            e,
+        )
+    })
+}
+
+fn rfc3339(seconds: i64) -> String {
+    jiff::Timestamp::from_second(seconds)
+        .map(|ts| ts.to_string())
+        .unwrap_or_else(|_| seconds.to_string())
+}
+
+/// Lock contention, or a ref that another process created first.
+fn is_contention(e: &git2::Error) -> bool {
+    matches!(e.code(), ErrorCode::Locked | ErrorCode::Exists)
+}
+
+fn backoff(attempt: u32) {
+    let base = 5 * u64::from(attempt.min(20));
+    std::thread::sleep(Duration::from_millis(base + fastrand::u64(0..=base)));
+}
