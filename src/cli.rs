@@ -98,6 +98,16 @@ pub struct RunArgs {
     /// Model for every task, as `provider:model` (overrides task files).
     #[arg(long, env = "KKRUN_MODEL", value_name = "PROVIDER:MODEL")]
     pub model: Option<String>,
+    /// Replay a recorded cassette instead of calling a model, offline (the
+    /// same as `--model replay:FILE`); `{task}` in the path becomes the
+    /// task's name, which a run of several tasks needs.
+    #[arg(long, value_name = "FILE", conflicts_with = "model")]
+    pub replay: Option<PathBuf>,
+    /// Record every model exchange to this cassette (JSONL) while running
+    /// against a real provider; `{task}` in the path becomes the task's
+    /// name, which a run of several tasks needs.
+    #[arg(long, value_name = "FILE", conflicts_with = "replay")]
+    pub record: Option<String>,
     /// Write the run directory here instead of `.kkrun/runs/<run-id>/`.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -226,11 +236,12 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
 }
 
 fn run_tasks(args: &RunArgs, global: &GlobalArgs) -> Result<i32, Error> {
+    let options = crate::task::LoadOptions {
+        model_override: args.model.as_deref(),
+        // `--replay` supplies every task's model after loading.
+        require_model: args.replay.is_none(),
+    };
     if args.dry_run {
-        let options = crate::task::LoadOptions {
-            model_override: args.model.as_deref(),
-            require_model: true,
-        };
         return match crate::task::load_tasks_with(&args.files, &options) {
             Ok(tasks) => {
                 let cwd = std::env::current_dir()
@@ -242,7 +253,34 @@ fn run_tasks(args: &RunArgs, global: &GlobalArgs) -> Result<i32, Error> {
             Err(errors) => Ok(report_task_file_errors(&errors, global)),
         };
     }
-    Err(Error::InvalidInput("kkrun run: not available yet".into()))
+    let mut tasks = match crate::task::load_tasks_with(&args.files, &options) {
+        Ok(tasks) => tasks,
+        Err(errors) => return Ok(report_task_file_errors(&errors, global)),
+    };
+    if let Some(replay) = &args.replay {
+        let replay = replay.to_string_lossy();
+        if tasks.len() > 1 && !replay.contains("{task}") {
+            return Err(Error::InvalidInput(format!(
+                "--replay {replay}: a cassette holds one task's exchanges and this run has {} tasks \
+                 (hint: put `{{task}}` in the path, e.g. --replay 'cassettes/{{task}}.jsonl')",
+                tasks.len()
+            )));
+        }
+        let cwd =
+            std::env::current_dir().map_err(|e| Error::io("reading the current directory", e))?;
+        for task in &mut tasks {
+            let path = cwd.join(replay.replace("{task}", &task.name));
+            task.model = Some(format!("replay:{}", path.display()));
+        }
+    }
+    let run_options = crate::runner::RunOptions {
+        out: args.out.clone(),
+        json: args.json,
+        restore: args.restore,
+        record: args.record.clone(),
+        command_line: std::env::args().collect(),
+    };
+    crate::runner::run(tasks, run_options, global)
 }
 
 fn validate(args: &ValidateArgs, global: &GlobalArgs) -> Result<i32, Error> {

@@ -36,7 +36,8 @@ impl Error {
         match self {
             Error::InvalidInput(_) | Error::TaskFiles(_) => exit_codes::INVALID_INPUT,
             Error::Snapshot(e) => e.exit_code(),
-            Error::Provider(_) | Error::Io { .. } => exit_codes::INFRASTRUCTURE,
+            Error::Provider(e) => e.exit_code(),
+            Error::Io { .. } => exit_codes::INFRASTRUCTURE,
         }
     }
 

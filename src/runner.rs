@@ -17,15 +17,16 @@ use crate::events::{EVENTS_SCHEMA_VERSION, EventKind, EventSink};
 use crate::exit_codes;
 use crate::pipeline::{self, Interrupt, TaskEnv};
 use crate::provider::{Provider, ProviderOptions};
-use crate::report::{self, Artifacts, REPORT_SCHEMA_VERSION, Report, TaskOutcome, TaskReport, TokenUsage, Totals, github};
+use crate::report::{
+    self, Artifacts, REPORT_SCHEMA_VERSION, Report, TaskOutcome, TaskReport, TokenUsage, Totals,
+    github,
+};
 use crate::store::{self, RunDir};
 use crate::task::Task;
 
 /// What a run needs besides the tasks.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Model for every task (`--model` / `KKRUN_MODEL`).
-    pub model_override: Option<String>,
     /// Run directory (`--out`); default `.kkrun/runs/<run-id>/`.
     pub out: Option<PathBuf>,
     /// Events as JSONL on stdout.
@@ -56,15 +57,26 @@ pub fn run(tasks: Vec<Task>, options: RunOptions, global: &GlobalArgs) -> Result
     // missing API key stops the run with nothing done.
     let mut providers = Vec::with_capacity(tasks.len());
     for task in &tasks {
-        let spec = model_spec(task, &options)?;
+        let spec = model_spec(task)?;
         let provider_options = ProviderOptions {
-            base_dir: task.file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")),
-            record: options.record.as_ref().map(|r| PathBuf::from(r.replace("{task}", &task.name))),
+            base_dir: task
+                .file
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from(".")),
+            record: options
+                .record
+                .as_ref()
+                .map(|r| PathBuf::from(r.replace("{task}", &task.name))),
             ..ProviderOptions::default()
         };
         let provider = Provider::from_model_spec(&spec, &provider_options).map_err(|e| {
             let message = format!("task `{}` ({}): {e}", task.name, task.file.display());
-            if e.exit_code() == exit_codes::INVALID_INPUT { Error::InvalidInput(message) } else { Error::Provider(e) }
+            if e.exit_code() == exit_codes::INVALID_INPUT {
+                Error::InvalidInput(message)
+            } else {
+                Error::Provider(e)
+            }
         })?;
         providers.push((spec, provider));
     }
@@ -77,8 +89,9 @@ pub fn run(tasks: Vec<Task>, options: RunOptions, global: &GlobalArgs) -> Result
     runtime.block_on(run_tasks(tasks, providers, options, global))
 }
 
-fn model_spec(task: &Task, options: &RunOptions) -> Result<String, Error> {
-    options.model_override.clone().or_else(|| task.model.clone()).ok_or_else(|| {
+/// The task's `provider:model`; the loader already applied `--model`.
+fn model_spec(task: &Task) -> Result<String, Error> {
+    task.model.clone().ok_or_else(|| {
         Error::InvalidInput(format!(
             "task `{}` ({}) has no model (hint: set `model:` in the task file, pass --model, or set KKRUN_MODEL)",
             task.name,
@@ -101,7 +114,10 @@ async fn run_tasks(
 
     let events = EventSink::new();
     run_dir.record_events(&events)?;
-    let console = Console::attach(&events, ConsoleOptions::detect(global.color, global.quiet, global.verbose, options.json));
+    let console = Console::attach(
+        &events,
+        ConsoleOptions::detect(global.color, global.quiet, global.verbose, options.json),
+    );
 
     let interrupt = Arc::new(Interrupt::new());
     let signals = tokio::spawn(watch_signals(interrupt.clone()));
@@ -122,7 +138,12 @@ async fn run_tasks(
     for (index, (task, (spec, provider))) in tasks.iter().zip(&providers).enumerate() {
         let file_display = display_path(&task.file, &cwd);
         if interrupt.is_triggered() {
-            reports.push(not_started(task, spec, &file_display, "not started: the run was interrupted"));
+            reports.push(not_started(
+                task,
+                spec,
+                &file_display,
+                "not started: the run was interrupted",
+            ));
             continue;
         }
         let env = TaskEnv {
@@ -137,7 +158,10 @@ async fn run_tasks(
         };
         // A panic inside a task must not lose the run's record: it becomes
         // the task's `error` outcome.
-        let report = match AssertUnwindSafe(pipeline::run_task(&env, task)).catch_unwind().await {
+        let report = match AssertUnwindSafe(pipeline::run_task(&env, task))
+            .catch_unwind()
+            .await
+        {
             Ok(report) => report,
             Err(panic) => {
                 let message = panic
@@ -146,7 +170,9 @@ async fn run_tasks(
                     .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_else(|| "unknown panic".to_string());
                 let reason = format!("internal error (please report it): {message}");
-                events.for_task(&task.name).emit(EventKind::Error { message: reason.clone() });
+                events.for_task(&task.name).emit(EventKind::Error {
+                    message: reason.clone(),
+                });
                 let mut report = not_started(task, spec, &file_display, &reason);
                 report.outcome = TaskOutcome::Error;
                 report
@@ -157,7 +183,10 @@ async fn run_tasks(
     signals.abort();
 
     let exit_code = exit_codes::combine(reports.iter().map(|r| r.outcome.exit_code()));
-    let passed = reports.iter().filter(|r| r.outcome == TaskOutcome::Passed).count();
+    let passed = reports
+        .iter()
+        .filter(|r| r.outcome == TaskOutcome::Passed)
+        .count();
     let report = Report {
         schema_version: REPORT_SCHEMA_VERSION,
         kkrun_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -173,15 +202,28 @@ async fn run_tasks(
     let written = report::write_all(run_dir.path(), &report);
     if github::is_github_actions() {
         if let Err(e) = github::append_step_summary(&report::markdown::render(&report)) {
-            events.emit(EventKind::Warning { message: format!("cannot write $GITHUB_STEP_SUMMARY: {e}") });
+            events.emit(EventKind::Warning {
+                message: format!("cannot write $GITHUB_STEP_SUMMARY: {e}"),
+            });
         }
         for line in github::annotations(&report) {
-            if options.json { eprintln!("{line}") } else { println!("{line}") }
+            if options.json {
+                eprintln!("{line}")
+            } else {
+                println!("{line}")
+            }
         }
     }
-    events.emit(EventKind::RunFinished { exit_code, passed, not_passed: report.tasks.len() - passed });
+    events.emit(EventKind::RunFinished {
+        exit_code,
+        passed,
+        not_passed: report.tasks.len() - passed,
+    });
     if !options.json && !global.quiet {
-        console.line(&format!("kkrun: reports in {}", display_path(run_dir.path(), &cwd)));
+        console.line(&format!(
+            "kkrun: reports in {}",
+            display_path(run_dir.path(), &cwd)
+        ));
     }
     console.finish();
     written?;
@@ -194,7 +236,10 @@ async fn watch_signals(interrupt: Arc<Interrupt>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
             return;
         };
         for _ in 0..2 {
@@ -206,7 +251,9 @@ async fn watch_signals(interrupt: Arc<Interrupt>) {
                 eprintln!("kkrun: second interrupt, exiting without finishing the record");
                 std::process::exit(exit_codes::INTERRUPTED);
             }
-            eprintln!("kkrun: interrupted, writing the final record (interrupt again to exit at once)");
+            eprintln!(
+                "kkrun: interrupted, writing the final record (interrupt again to exit at once)"
+            );
             interrupt.trigger();
         }
     }
@@ -241,7 +288,11 @@ fn not_started(task: &Task, spec: &str, file: &str, reason: &str) -> TaskReport 
         usage: TokenUsage::default(),
         cost_usd: None,
         tool_calls: BTreeMap::new(),
-        artifacts: Artifacts { plan: None, transcript: None, patch: None },
+        artifacts: Artifacts {
+            plan: None,
+            transcript: None,
+            patch: None,
+        },
     }
 }
 
@@ -252,8 +303,9 @@ fn display_path(path: &Path, cwd: &Path) -> String {
 
 /// Replaces anything that looks like a credential in the command line.
 fn redact_command_line(args: &[String]) -> Vec<String> {
-    let secret = regex::Regex::new(r"(?i)((?:key|token|secret|password)[^=]*=)\S+|sk-[A-Za-z0-9_-]{8,}")
-        .expect("the redaction pattern is a valid constant regex");
+    let secret =
+        regex::Regex::new(r"(?i)((?:key|token|secret|password)[^=]*=)\S+|sk-[A-Za-z0-9_-]{8,}")
+            .expect("the redaction pattern is a valid constant regex");
     args.iter()
         .map(|arg| {
             secret
@@ -272,11 +324,24 @@ mod tests {
 
     #[test]
     fn command_lines_are_redacted() {
-        let args: Vec<String> =
-            ["kkrun", "--model", "openai:gpt-4.1", "OPENAI_API_KEY=abc123", "sk-proj-abcdefghijkl"].map(String::from).into();
+        let args: Vec<String> = [
+            "kkrun",
+            "--model",
+            "openai:gpt-4.1",
+            "OPENAI_API_KEY=abc123",
+            "sk-proj-abcdefghijkl",
+        ]
+        .map(String::from)
+        .into();
         assert_eq!(
             redact_command_line(&args),
-            ["kkrun", "--model", "openai:gpt-4.1", "OPENAI_API_KEY=[REDACTED]", "[REDACTED]"]
+            [
+                "kkrun",
+                "--model",
+                "openai:gpt-4.1",
+                "OPENAI_API_KEY=[REDACTED]",
+                "[REDACTED]"
+            ]
         );
     }
 }

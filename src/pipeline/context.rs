@@ -26,7 +26,9 @@ pub fn gather(workspace: &Path, globs: &[String]) -> String {
             builder.add(glob);
         }
     }
-    let Ok(set) = builder.build() else { return String::new() };
+    let Ok(set) = builder.build() else {
+        return String::new();
+    };
     let mut paths: Vec<String> = ignore::WalkBuilder::new(workspace)
         .hidden(false)
         .require_git(false)
@@ -48,7 +50,9 @@ pub fn gather(workspace: &Path, globs: &[String]) -> String {
     let mut total = 0usize;
     let mut listed_only = Vec::new();
     for path in paths.iter().take(MAX_FILES) {
-        let contents = std::fs::read(workspace.join(path)).ok().and_then(|bytes| String::from_utf8(bytes).ok());
+        let contents = std::fs::read(workspace.join(path))
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok());
         match contents {
             Some(contents) if total + contents.len().min(MAX_FILE_BYTES) <= MAX_TOTAL_BYTES => {
                 let shown = truncate_at_char(&contents, MAX_FILE_BYTES);
@@ -58,7 +62,11 @@ pub fn gather(workspace: &Path, globs: &[String]) -> String {
                     text.push('\n');
                 }
                 if shown.len() < contents.len() {
-                    let _ = writeln!(text, "[… {} more bytes: use read_file …]", contents.len() - shown.len());
+                    let _ = writeln!(
+                        text,
+                        "[… {} more bytes: use read_file …]",
+                        contents.len() - shown.len()
+                    );
                 }
                 text.push_str("```\n");
             }

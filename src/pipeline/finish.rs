@@ -60,11 +60,16 @@ pub struct ReviewSubmission {
 
 /// Parses `value` as `T`, turning serde's message into one the model can act on.
 fn parse<T: for<'de> Deserialize<'de>>(value: &Value) -> Result<T, String> {
-    serde_json::from_value(value.clone()).map_err(|e| format!("the arguments do not match the schema: {e}"))
+    serde_json::from_value(value.clone())
+        .map_err(|e| format!("the arguments do not match the schema: {e}"))
 }
 
 fn non_empty(field: &str, text: &str) -> Result<(), String> {
-    if text.trim().is_empty() { Err(format!("`{field}` must not be empty")) } else { Ok(()) }
+    if text.trim().is_empty() {
+        Err(format!("`{field}` must not be empty"))
+    } else {
+        Ok(())
+    }
 }
 
 /// Parses and checks a plan.
@@ -139,7 +144,9 @@ pub fn finish_stage(what: &str) -> FinishTool {
     FinishTool {
         spec: ToolSpec {
             name: FINISH_STAGE.into(),
-            description: format!("End the {what} stage. `summary` says what you changed and why, for the next stage and the report."),
+            description: format!(
+                "End the {what} stage. `summary` says what you changed and why, for the next stage and the report."
+            ),
             parameters: json!({
                 "type": "object",
                 "properties": {"summary": {"type": "string", "description": "What you changed and why."}},
@@ -212,10 +219,14 @@ mod tests {
     fn plan_errors_say_what_to_fix() {
         let missing = parse_plan(&json!({"goal": "g", "steps": ["a"], "files": []})).unwrap_err();
         assert!(missing.contains("verification"), "{missing}");
-        let empty = parse_plan(&json!({"goal": "g", "steps": [], "files": [], "verification": "v"})).unwrap_err();
+        let empty =
+            parse_plan(&json!({"goal": "g", "steps": [], "files": [], "verification": "v"}))
+                .unwrap_err();
         assert!(empty.contains("steps"), "{empty}");
-        let extra = parse_plan(&json!({"goal": "g", "steps": ["a"], "files": [], "verification": "v", "x": 1}))
-            .unwrap_err();
+        let extra = parse_plan(
+            &json!({"goal": "g", "steps": ["a"], "files": [], "verification": "v", "x": 1}),
+        )
+        .unwrap_err();
         assert!(extra.contains("unknown field"), "{extra}");
     }
 

@@ -59,7 +59,12 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         interrupt.trigger();
-        tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap();
-        tokio::time::timeout(Duration::from_secs(5), interrupt.wait()).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .unwrap()
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), interrupt.wait())
+            .await
+            .unwrap();
     }
 }

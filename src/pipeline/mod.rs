@@ -19,8 +19,8 @@ use crate::agent::{self, BudgetTracker, StageEnd, StageRequest};
 use crate::events::{EventKind, EventSink};
 use crate::provider::{Message, Provider, Usage};
 use crate::report::{
-    Artifacts, CheckReport, CheckRun, CheckStatus, FileChangeReport, Review, SnapshotReport, StageReport,
-    TaskOutcome, TaskReport, TokenUsage, Verdict,
+    Artifacts, CheckReport, CheckRun, CheckStatus, FileChangeReport, Review, SnapshotReport,
+    StageReport, TaskOutcome, TaskReport, TokenUsage, Verdict,
 };
 use crate::snapshot::{SnapshotInfo, SnapshotMeta, SnapshotStore};
 use crate::store::RunDir;
@@ -62,7 +62,10 @@ struct Stop {
 
 impl Stop {
     fn new(outcome: TaskOutcome, reason: impl Into<String>) -> Stop {
-        Stop { outcome, reason: reason.into() }
+        Stop {
+            outcome,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -79,7 +82,10 @@ struct TranscriptEntry<'a> {
 /// every problem ends up as the task's outcome and reason.
 pub async fn run_task(env: &TaskEnv<'_>, task: &Task) -> TaskReport {
     let events = env.events.for_task(&task.name);
-    events.emit(EventKind::TaskStarted { file: env.file_display.clone(), model: env.model_spec.to_string() });
+    events.emit(EventKind::TaskStarted {
+        file: env.file_display.clone(),
+        model: env.model_spec.to_string(),
+    });
     let mut run = TaskRun::new(env, task, events);
     let (outcome, reason) = match run.drive().await {
         Ok(()) => run.judge(),
@@ -128,7 +134,11 @@ impl<'e, 'a> TaskRun<'e, 'a> {
             usage: TokenUsage::default(),
             cost_usd: None,
             tool_calls: BTreeMap::new(),
-            artifacts: Artifacts { plan: None, transcript: None, patch: None },
+            artifacts: Artifacts {
+                plan: None,
+                transcript: None,
+                patch: None,
+            },
         };
         TaskRun {
             env,
@@ -148,13 +158,21 @@ impl<'e, 'a> TaskRun<'e, 'a> {
 
     /// The pipeline proper; `Err` ends the task early with that outcome.
     async fn drive(&mut self) -> Result<(), Stop> {
-        let store = SnapshotStore::open(&self.task.workspace)
-            .map_err(|e| Stop::new(TaskOutcome::Error, format!("cannot open the workspace repository: {e}")))?;
-        store
-            .ensure_excluded(".kkrun/")
-            .map_err(|e| Stop::new(TaskOutcome::Error, format!("cannot update .git/info/exclude: {e}")))?;
-        self.report.base_commit =
-            store.head_commit().map_err(|e| Stop::new(TaskOutcome::Error, format!("cannot read HEAD: {e}")))?;
+        let store = SnapshotStore::open(&self.task.workspace).map_err(|e| {
+            Stop::new(
+                TaskOutcome::Error,
+                format!("cannot open the workspace repository: {e}"),
+            )
+        })?;
+        store.ensure_excluded(".kkrun/").map_err(|e| {
+            Stop::new(
+                TaskOutcome::Error,
+                format!("cannot update .git/info/exclude: {e}"),
+            )
+        })?;
+        self.report.base_commit = store
+            .head_commit()
+            .map_err(|e| Stop::new(TaskOutcome::Error, format!("cannot read HEAD: {e}")))?;
         self.store = Some(store);
         self.snapshot("base", "ok", Usage::default(), None)?;
 
@@ -164,7 +182,12 @@ impl<'e, 'a> TaskRun<'e, 'a> {
         let commands: Vec<String> = self.task.checks.iter().map(|c| c.run.clone()).collect();
         let context = context::gather(&self.task.workspace, &self.task.context);
         let message = prompts::blueprint_message(self.task, &context, &self.baseline, &commands);
-        let request = self.request(Stage::Blueprint, prompts::blueprint_system(), message, vec![finish::submit_plan()]);
+        let request = self.request(
+            Stage::Blueprint,
+            prompts::blueprint_system(),
+            message,
+            vec![finish::submit_plan()],
+        );
         let (_, arguments) = self.stage(Stage::Blueprint, 1, request).await?;
         let plan = finish::parse_plan(&arguments).map_err(|e| Stop::new(TaskOutcome::Error, e))?;
         self.save_plan(&arguments)?;
@@ -175,9 +198,15 @@ impl<'e, 'a> TaskRun<'e, 'a> {
         let mut round = 1;
         loop {
             let message = prompts::code_message(self.task, &plan, feedback.as_ref());
-            let request = self.request(Stage::Code, prompts::code_system(), message, vec![finish::finish_stage("code")]);
+            let request = self.request(
+                Stage::Code,
+                prompts::code_system(),
+                message,
+                vec![finish::finish_stage("code")],
+            );
             let (_, arguments) = self.stage(Stage::Code, round, request).await?;
-            let code_summary = finish::parse_finish(&arguments).map_err(|e| Stop::new(TaskOutcome::Error, e))?;
+            let code_summary =
+                finish::parse_finish(&arguments).map_err(|e| Stop::new(TaskOutcome::Error, e))?;
 
             if self.task.checks.is_empty() {
                 self.skip_stage(Stage::Debug, round, "the task has no checks");
@@ -189,7 +218,8 @@ impl<'e, 'a> TaskRun<'e, 'a> {
                 self.final_checks = Some(checks);
                 break;
             }
-            let message = prompts::debug_message(self.task, &plan, &code_summary, &checks, &self.baseline);
+            let message =
+                prompts::debug_message(self.task, &plan, &code_summary, &checks, &self.baseline);
             let request = self.request(
                 Stage::Debug,
                 prompts::debug_system(),
@@ -200,7 +230,8 @@ impl<'e, 'a> TaskRun<'e, 'a> {
             if tool != finish::RETURN_TO_CODE {
                 break;
             }
-            let back = finish::parse_return(&arguments).map_err(|e| Stop::new(TaskOutcome::Error, e))?;
+            let back =
+                finish::parse_return(&arguments).map_err(|e| Stop::new(TaskOutcome::Error, e))?;
             if round >= self.task.stages.debug_max_rounds {
                 self.events.for_stage(Stage::Debug).emit(EventKind::Warning {
                     message: format!(
@@ -232,10 +263,17 @@ impl<'e, 'a> TaskRun<'e, 'a> {
         } else {
             diff
         };
-        let message = prompts::preview_message(self.task, Some(&plan), &diff, &self.baseline, &final_checks);
-        let request = self.request(Stage::Preview, prompts::preview_system(), message, vec![finish::submit_review()]);
+        let message =
+            prompts::preview_message(self.task, Some(&plan), &diff, &self.baseline, &final_checks);
+        let request = self.request(
+            Stage::Preview,
+            prompts::preview_system(),
+            message,
+            vec![finish::submit_review()],
+        );
         let (_, arguments) = self.stage(Stage::Preview, 1, request).await?;
-        let review = finish::parse_review(&arguments).map_err(|e| Stop::new(TaskOutcome::Error, e))?;
+        let review =
+            finish::parse_review(&arguments).map_err(|e| Stop::new(TaskOutcome::Error, e))?;
         self.report.review = Some(Review {
             verdict: review.verdict,
             summary: review.summary,
@@ -255,32 +293,70 @@ impl<'e, 'a> TaskRun<'e, 'a> {
                 .iter()
                 .map(|c| {
                     let was_passing = self.baseline.iter().any(|b| b.name == c.name && b.passed);
-                    if was_passing { format!("{} (newly broken)", c.name) } else { c.name.clone() }
+                    if was_passing {
+                        format!("{} (newly broken)", c.name)
+                    } else {
+                        c.name.clone()
+                    }
                 })
                 .collect();
-            return (TaskOutcome::Failed, format!("{} of {} check(s) failed: {}", failed.len(), checks.len(), names.join(", ")));
+            return (
+                TaskOutcome::Failed,
+                format!(
+                    "{} of {} check(s) failed: {}",
+                    failed.len(),
+                    checks.len(),
+                    names.join(", ")
+                ),
+            );
         }
         if let Some(review) = &self.report.review
             && review.verdict == Verdict::RequestChanges
             && !review.advisory
         {
-            let first = review.summary.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-            return (TaskOutcome::Failed, format!("the review requested changes: {first}"));
+            let first = review
+                .summary
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim();
+            return (
+                TaskOutcome::Failed,
+                format!("the review requested changes: {first}"),
+            );
         }
         let advisory = match &self.report.review {
-            Some(review) if review.verdict == Verdict::RequestChanges => "; the advisory review requested changes",
+            Some(review) if review.verdict == Verdict::RequestChanges => {
+                "; the advisory review requested changes"
+            }
             _ => "",
         };
         if checks.is_empty() {
-            (TaskOutcome::Passed, format!("no checks; the review approved{advisory}"))
+            (
+                TaskOutcome::Passed,
+                format!("no checks; the review approved{advisory}"),
+            )
         } else {
             let flaky = checks.iter().filter(|c| c.flaky).count();
-            let flaky = if flaky > 0 { format!(" ({flaky} flaky)") } else { String::new() };
-            (TaskOutcome::Passed, format!("all {} check(s) pass{flaky}{advisory}", checks.len()))
+            let flaky = if flaky > 0 {
+                format!(" ({flaky} flaky)")
+            } else {
+                String::new()
+            };
+            (
+                TaskOutcome::Passed,
+                format!("all {} check(s) pass{flaky}{advisory}", checks.len()),
+            )
         }
     }
 
-    fn request(&self, stage: Stage, system: String, message: String, finish_tools: Vec<agent::FinishTool>) -> StageRequest {
+    fn request(
+        &self,
+        stage: Stage,
+        system: String,
+        message: String,
+        finish_tools: Vec<agent::FinishTool>,
+    ) -> StageRequest {
         let tool_set = match stage {
             Stage::Blueprint | Stage::Preview => ToolSet::ReadOnly,
             Stage::Code => ToolSet::Code,
@@ -300,7 +376,12 @@ impl<'e, 'a> TaskRun<'e, 'a> {
 
     /// Runs one stage to its end, snapshots the tree and records the stage.
     /// Returns the finishing tool's name and arguments.
-    async fn stage(&mut self, stage: Stage, round: u32, request: StageRequest) -> Result<(String, Value), Stop> {
+    async fn stage(
+        &mut self,
+        stage: Stage,
+        round: u32,
+        request: StageRequest,
+    ) -> Result<(String, Value), Stop> {
         let sink = self.events.for_stage(stage);
         sink.emit(EventKind::StageStarted { round });
         let started_at = jiff::Timestamp::now().to_string();
@@ -310,7 +391,13 @@ impl<'e, 'a> TaskRun<'e, 'a> {
         let max_turns = request.max_turns;
         let result = {
             let interrupt = self.env.interrupt;
-            let run = agent::run_stage(self.env.provider, &self.tools, request, &mut self.budget, &sink);
+            let run = agent::run_stage(
+                self.env.provider,
+                &self.tools,
+                request,
+                &mut self.budget,
+                &sink,
+            );
             tokio::select! {
                 result = run => Some(result),
                 () = interrupt.wait() => None,
@@ -328,54 +415,115 @@ impl<'e, 'a> TaskRun<'e, 'a> {
                 0,
                 BTreeMap::new(),
                 None,
-                Some(Stop::new(TaskOutcome::Interrupted, format!("interrupted during {stage}"))),
+                Some(Stop::new(
+                    TaskOutcome::Interrupted,
+                    format!("interrupted during {stage}"),
+                )),
             ),
             Some(Err(err)) => {
                 let message = format!("{stage} stage: {err}");
-                sink.emit(EventKind::Error { message: message.clone() });
-                ("error".to_string(), Some(err.to_string()), 0, BTreeMap::new(), None, Some(Stop::new(TaskOutcome::Error, message)))
+                sink.emit(EventKind::Error {
+                    message: message.clone(),
+                });
+                (
+                    "error".to_string(),
+                    Some(err.to_string()),
+                    0,
+                    BTreeMap::new(),
+                    None,
+                    Some(Stop::new(TaskOutcome::Error, message)),
+                )
             }
             Some(Ok(outcome)) => {
                 for message in &outcome.messages {
-                    let entry = TranscriptEntry { stage, round, message };
+                    let entry = TranscriptEntry {
+                        stage,
+                        round,
+                        message,
+                    };
                     if let Err(e) = self.env.run_dir.append_transcript(&self.task.name, &entry) {
-                        sink.emit(EventKind::Warning { message: e.to_string() });
+                        sink.emit(EventKind::Warning {
+                            message: e.to_string(),
+                        });
                     }
                 }
-                self.report.artifacts.transcript = Some(format!("{}/transcript.jsonl", self.task.name));
+                self.report.artifacts.transcript =
+                    Some(format!("{}/transcript.jsonl", self.task.name));
                 for (tool, count) in &outcome.tool_calls {
                     *self.report.tool_calls.entry(tool.clone()).or_insert(0) += count;
                 }
                 let (end, detail, finished, stop) = match outcome.end {
                     StageEnd::Finished { tool, arguments } => {
-                        let end = if tool == finish::RETURN_TO_CODE { "return_to_code" } else { "finished" };
+                        let end = if tool == finish::RETURN_TO_CODE {
+                            "return_to_code"
+                        } else {
+                            "finished"
+                        };
                         (end.to_string(), None, Some((tool, arguments)), None)
                     }
                     StageEnd::MaxTurns => {
-                        let reason = format!("the {stage} stage used all {max_turns} turns without finishing");
-                        ("max_turns".into(), Some(reason.clone()), None, Some(Stop::new(TaskOutcome::BudgetExhausted, reason)))
+                        let reason = format!(
+                            "the {stage} stage used all {max_turns} turns without finishing"
+                        );
+                        (
+                            "max_turns".into(),
+                            Some(reason.clone()),
+                            None,
+                            Some(Stop::new(TaskOutcome::BudgetExhausted, reason)),
+                        )
                     }
                     StageEnd::MaxTokens => {
                         let reason = format!("the token budget ran out during {stage}");
-                        ("max_tokens".into(), Some(reason.clone()), None, Some(Stop::new(TaskOutcome::BudgetExhausted, reason)))
+                        (
+                            "max_tokens".into(),
+                            Some(reason.clone()),
+                            None,
+                            Some(Stop::new(TaskOutcome::BudgetExhausted, reason)),
+                        )
                     }
                     StageEnd::MaxCost => {
                         let reason = format!("the cost budget ran out during {stage}");
-                        ("max_cost".into(), Some(reason.clone()), None, Some(Stop::new(TaskOutcome::BudgetExhausted, reason)))
+                        (
+                            "max_cost".into(),
+                            Some(reason.clone()),
+                            None,
+                            Some(Stop::new(TaskOutcome::BudgetExhausted, reason)),
+                        )
                     }
                     StageEnd::Timeout => {
                         let reason = format!("the time limit ran out during {stage}");
-                        ("timeout".into(), Some(reason.clone()), None, Some(Stop::new(TaskOutcome::TimedOut, reason)))
+                        (
+                            "timeout".into(),
+                            Some(reason.clone()),
+                            None,
+                            Some(Stop::new(TaskOutcome::TimedOut, reason)),
+                        )
                     }
                     StageEnd::Stuck { reason } => {
                         let why = format!("the agent got stuck in {stage}: {reason}");
-                        ("stuck".into(), Some(reason), None, Some(Stop::new(TaskOutcome::Failed, why)))
+                        (
+                            "stuck".into(),
+                            Some(reason),
+                            None,
+                            Some(Stop::new(TaskOutcome::Failed, why)),
+                        )
                     }
                 };
-                (end, detail, outcome.turns, outcome.tool_calls, finished, stop)
+                (
+                    end,
+                    detail,
+                    outcome.turns,
+                    outcome.tool_calls,
+                    finished,
+                    stop,
+                )
             }
         };
-        let label = if end == "interrupted" { "interrupted" } else { stage.as_str() };
+        let label = if end == "interrupted" {
+            "interrupted"
+        } else {
+            stage.as_str()
+        };
         let snapshot = self.snapshot(label, &end, usage, cost);
         let duration_ms = millis(started);
         self.report.stages.push(StageReport {
@@ -391,12 +539,21 @@ impl<'e, 'a> TaskRun<'e, 'a> {
             tool_calls,
             snapshot: snapshot.as_ref().ok().cloned(),
         });
-        sink.emit(EventKind::StageFinished { end, turns, usage, cost_usd: cost, duration_ms });
+        sink.emit(EventKind::StageFinished {
+            end,
+            turns,
+            usage,
+            cost_usd: cost,
+            duration_ms,
+        });
         snapshot?;
         match (stop, finished) {
             (Some(stop), _) => Err(stop),
             (None, Some(finished)) => Ok(finished),
-            (None, None) => Err(Stop::new(TaskOutcome::Error, format!("{stage} ended without a result"))),
+            (None, None) => Err(Stop::new(
+                TaskOutcome::Error,
+                format!("{stage} ended without a result"),
+            )),
         }
     }
 
@@ -435,9 +592,16 @@ impl<'e, 'a> TaskRun<'e, 'a> {
         };
         let Some(results) = results else {
             let _ = self.snapshot("interrupted", "interrupted", Usage::default(), None);
-            return Err(Stop::new(TaskOutcome::Interrupted, format!("interrupted while running the {phase} checks")));
+            return Err(Stop::new(
+                TaskOutcome::Interrupted,
+                format!("interrupted while running the {phase} checks"),
+            ));
         };
-        let failed_names: Vec<String> = results.iter().filter(|c| !c.passed).map(|c| c.name.clone()).collect();
+        let failed_names: Vec<String> = results
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name.clone())
+            .collect();
         self.events.emit(EventKind::ChecksFinished {
             phase: phase.to_string(),
             passed: results.len() - failed_names.len(),
@@ -448,23 +612,50 @@ impl<'e, 'a> TaskRun<'e, 'a> {
     }
 
     /// Takes the next snapshot of the task.
-    fn snapshot(&mut self, stage: &str, status: &str, usage: Usage, cost: Option<f64>) -> Result<SnapshotReport, Stop> {
+    fn snapshot(
+        &mut self,
+        stage: &str,
+        status: &str,
+        usage: Usage,
+        cost: Option<f64>,
+    ) -> Result<SnapshotReport, Stop> {
         let Some(store) = &self.store else {
             return Err(Stop::new(TaskOutcome::Error, "no repository to snapshot"));
         };
-        let meta = SnapshotMeta { stage: stage.to_string(), status: status.to_string(), usage: Some(usage), cost_usd: cost };
+        let meta = SnapshotMeta {
+            stage: stage.to_string(),
+            status: status.to_string(),
+            usage: Some(usage),
+            cost_usd: cost,
+        };
         let info = store
             .take(self.env.run_id, &self.task.name, &meta)
-            .map_err(|e| Stop::new(TaskOutcome::Error, format!("snapshot after {stage} failed: {e}")))?;
-        self.events.emit(EventKind::SnapshotTaken { ref_name: info.ref_name.clone(), commit: info.commit.clone() });
-        let report = SnapshotReport { stage: info.stage.clone(), ref_name: info.ref_name.clone(), commit: info.commit.clone() };
+            .map_err(|e| {
+                Stop::new(
+                    TaskOutcome::Error,
+                    format!("snapshot after {stage} failed: {e}"),
+                )
+            })?;
+        self.events.emit(EventKind::SnapshotTaken {
+            ref_name: info.ref_name.clone(),
+            commit: info.commit.clone(),
+        });
+        let report = SnapshotReport {
+            stage: info.stage.clone(),
+            ref_name: info.ref_name.clone(),
+            commit: info.commit.clone(),
+        };
         self.report.snapshots.push(report.clone());
         self.snapshots.push(info);
         Ok(report)
     }
 
     fn save_plan(&mut self, plan: &Value) -> Result<(), Stop> {
-        let dir = self.env.run_dir.task_dir(&self.task.name).map_err(|e| Stop::new(TaskOutcome::Error, e.to_string()))?;
+        let dir = self
+            .env
+            .run_dir
+            .task_dir(&self.task.name)
+            .map_err(|e| Stop::new(TaskOutcome::Error, e.to_string()))?;
         let text = serde_json::to_string_pretty(plan).unwrap_or_default();
         crate::report::write_atomic(&dir.join("plan.json"), format!("{text}\n").as_bytes())
             .map_err(|e| Stop::new(TaskOutcome::Error, e.to_string()))?;
@@ -496,15 +687,28 @@ impl<'e, 'a> TaskRun<'e, 'a> {
                 })
                 .collect();
             match self.env.run_dir.task_dir(&self.task.name) {
-                Ok(dir) => match crate::report::write_atomic(&dir.join("final.patch"), diff.patch.as_bytes()) {
-                    Ok(()) => self.report.artifacts.patch = Some(format!("{}/final.patch", self.task.name)),
-                    Err(e) => self.events.emit(EventKind::Warning { message: e.to_string() }),
+                Ok(dir) => match crate::report::write_atomic(
+                    &dir.join("final.patch"),
+                    diff.patch.as_bytes(),
+                ) {
+                    Ok(()) => {
+                        self.report.artifacts.patch =
+                            Some(format!("{}/final.patch", self.task.name))
+                    }
+                    Err(e) => self.events.emit(EventKind::Warning {
+                        message: e.to_string(),
+                    }),
                 },
-                Err(e) => self.events.emit(EventKind::Warning { message: e.to_string() }),
+                Err(e) => self.events.emit(EventKind::Warning {
+                    message: e.to_string(),
+                }),
             }
         }
 
-        let failed = matches!(outcome, TaskOutcome::Failed | TaskOutcome::BudgetExhausted | TaskOutcome::TimedOut);
+        let failed = matches!(
+            outcome,
+            TaskOutcome::Failed | TaskOutcome::BudgetExhausted | TaskOutcome::TimedOut
+        );
         let restore_why = if failed && self.task.on_failure == OnFailure::Rollback {
             Some("on_failure: rollback")
         } else if self.env.restore_after && outcome != TaskOutcome::Interrupted {
@@ -512,7 +716,9 @@ impl<'e, 'a> TaskRun<'e, 'a> {
         } else {
             None
         };
-        if let (Some(why), Some(store), Some(base)) = (restore_why, &self.store, self.snapshots.first()) {
+        if let (Some(why), Some(store), Some(base)) =
+            (restore_why, &self.store, self.snapshots.first())
+        {
             match store.restore(self.env.run_id, &self.task.name, base) {
                 Ok(safety) => {
                     self.report.snapshots.push(SnapshotReport {
@@ -522,7 +728,9 @@ impl<'e, 'a> TaskRun<'e, 'a> {
                     });
                     self.report.restored_to_base = Some(why.to_string());
                 }
-                Err(e) => self.events.emit(EventKind::Warning { message: format!("restoring 00-base failed: {e}") }),
+                Err(e) => self.events.emit(EventKind::Warning {
+                    message: format!("restoring 00-base failed: {e}"),
+                }),
             }
         }
 
@@ -531,9 +739,16 @@ impl<'e, 'a> TaskRun<'e, 'a> {
             .checks
             .iter()
             .map(|check| {
-                let baseline = self.baseline.iter().find(|r| r.name == check.name).map(check_run);
-                let final_run =
-                    self.final_checks.as_ref().and_then(|all| all.iter().find(|r| r.name == check.name)).map(check_run);
+                let baseline = self
+                    .baseline
+                    .iter()
+                    .find(|r| r.name == check.name)
+                    .map(check_run);
+                let final_run = self
+                    .final_checks
+                    .as_ref()
+                    .and_then(|all| all.iter().find(|r| r.name == check.name))
+                    .map(check_run);
                 CheckReport {
                     name: check.name.clone(),
                     run: check.run.clone(),
@@ -572,14 +787,20 @@ fn check_run(result: &CheckResult) -> CheckRun {
         attempts: result.attempts,
         duration_ms: result.duration_ms,
         output_tail: result.output_tail.clone(),
-        failed_attempts: result.failed_attempts.iter().map(|a| a.output_tail.clone()).collect(),
+        failed_attempts: result
+            .failed_attempts
+            .iter()
+            .map(|a| a.output_tail.clone())
+            .collect(),
     }
 }
 
 fn usage_delta(after: Usage, before: Usage) -> Usage {
     Usage {
         input_tokens: after.input_tokens.saturating_sub(before.input_tokens),
-        cached_input_tokens: after.cached_input_tokens.saturating_sub(before.cached_input_tokens),
+        cached_input_tokens: after
+            .cached_input_tokens
+            .saturating_sub(before.cached_input_tokens),
         output_tokens: after.output_tokens.saturating_sub(before.output_tokens),
     }
 }

@@ -72,35 +72,23 @@ fn task_header(task: &Task) -> String {
     text
 }
 
-/// Renders check results for the model: pass/fail, exit code and output
-/// tail, and nothing that varies between runs (no durations).
+/// Renders check results under a heading, the same way the `run_checks`
+/// tool shows them.
 pub fn render_checks(title: &str, results: &[CheckResult]) -> String {
     if results.is_empty() {
         return format!("## {title}\nThis task has no checks.\n");
     }
-    let mut text = format!("## {title}\n");
-    for result in results {
-        let status = if result.passed {
-            if result.flaky { "PASSED (flaky: failed first, passed on retry)".to_string() } else { "PASSED".to_string() }
-        } else if result.timed_out {
-            "FAILED (timed out)".to_string()
-        } else {
-            match result.exit_code {
-                Some(code) => format!("FAILED (exit code {code})"),
-                None => "FAILED (killed)".to_string(),
-            }
-        };
-        let _ = writeln!(text, "\n### {}: {status}", result.name);
-        let tail = result.output_tail.trim_end();
-        if !tail.is_empty() {
-            let _ = writeln!(text, "```\n{tail}\n```");
-        }
-    }
-    text
+    let body = crate::tools::checks::render_for_model(results).replace("\n## ", "\n### ");
+    format!("## {title}\n{body}")
 }
 
 /// The first message of blueprint.
-pub fn blueprint_message(task: &Task, context: &str, baseline: &[CheckResult], commands: &[String]) -> String {
+pub fn blueprint_message(
+    task: &Task,
+    context: &str,
+    baseline: &[CheckResult],
+    commands: &[String],
+) -> String {
     let mut text = task_header(task);
     if !commands.is_empty() {
         let _ = write!(text, "\n## Checks\nkkrun decides the outcome by running:\n");
@@ -109,7 +97,10 @@ pub fn blueprint_message(task: &Task, context: &str, baseline: &[CheckResult], c
         }
     }
     text.push('\n');
-    text.push_str(&render_checks("Baseline: the checks on the untouched repository", baseline));
+    text.push_str(&render_checks(
+        "Baseline: the checks on the untouched repository",
+        baseline,
+    ));
     if !context.is_empty() {
         text.push('\n');
         text.push_str(context);
@@ -134,7 +125,11 @@ pub fn render_plan(plan: &Plan) -> String {
 }
 
 /// The first message of code; `feedback` is set when debug sent the work back.
-pub fn code_message(task: &Task, plan: &Plan, feedback: Option<&(ReturnToCode, Vec<CheckResult>)>) -> String {
+pub fn code_message(
+    task: &Task,
+    plan: &Plan,
+    feedback: Option<&(ReturnToCode, Vec<CheckResult>)>,
+) -> String {
     let mut text = task_header(task);
     text.push('\n');
     text.push_str(&render_plan(plan));
@@ -150,21 +145,45 @@ pub fn code_message(task: &Task, plan: &Plan, feedback: Option<&(ReturnToCode, V
 }
 
 /// The first message of a debug round.
-pub fn debug_message(task: &Task, plan: &Plan, code_summary: &str, checks: &[CheckResult], baseline: &[CheckResult]) -> String {
+pub fn debug_message(
+    task: &Task,
+    plan: &Plan,
+    code_summary: &str,
+    checks: &[CheckResult],
+    baseline: &[CheckResult],
+) -> String {
     let mut text = task_header(task);
     text.push('\n');
     text.push_str(&render_plan(plan));
-    let _ = write!(text, "\n## What the code stage did\n{}\n\n", code_summary.trim_end());
-    let broken_at_base: Vec<&str> = baseline.iter().filter(|c| !c.passed).map(|c| c.name.as_str()).collect();
+    let _ = write!(
+        text,
+        "\n## What the code stage did\n{}\n\n",
+        code_summary.trim_end()
+    );
+    let broken_at_base: Vec<&str> = baseline
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| c.name.as_str())
+        .collect();
     if !broken_at_base.is_empty() {
-        let _ = writeln!(text, "Already failing on the untouched base: {}\n", broken_at_base.join(", "));
+        let _ = writeln!(
+            text,
+            "Already failing on the untouched base: {}\n",
+            broken_at_base.join(", ")
+        );
     }
     text.push_str(&render_checks("Checks now", checks));
     text
 }
 
 /// The first message of preview.
-pub fn preview_message(task: &Task, plan: Option<&Plan>, diff: &str, baseline: &[CheckResult], final_checks: &[CheckResult]) -> String {
+pub fn preview_message(
+    task: &Task,
+    plan: Option<&Plan>,
+    diff: &str,
+    baseline: &[CheckResult],
+    final_checks: &[CheckResult],
+) -> String {
     let mut text = task_header(task);
     if let Some(plan) = plan {
         text.push('\n');

@@ -92,10 +92,15 @@ pub fn load_tasks_with(
                     first_seen.insert(entry.name.value.clone(), name_position.clone());
                 }
             }
-            let settings = match &defaults {
+            let mut settings = match &defaults {
                 Some(defaults) => merge(entry.settings.clone(), defaults),
                 None => entry.settings.clone(),
             };
+            if options.model_override.is_some() {
+                // The override replaces the file's model, so the file's model
+                // (say, a cassette not recorded yet) is not checked.
+                settings.model = None;
+            }
             let Some(mut task) = resolve(&source, entry, settings, &mut file_errors) else {
                 continue;
             };

@@ -155,8 +155,9 @@ fn millis(duration: std::time::Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The `run_checks` tool's answer: one block per check, failures with the
-/// tail of their output.
+/// The `run_checks` tool's answer (and how the pipeline shows check results
+/// to every stage): one block per check, failures with the tail of their
+/// output. No durations: what the model sees must not vary between runs.
 pub(crate) fn render_for_model(results: &[CheckResult]) -> String {
     let passed = results.iter().filter(|r| r.passed).count();
     let mut text = format!(
@@ -165,7 +166,6 @@ pub(crate) fn render_for_model(results: &[CheckResult]) -> String {
         results.len() - passed
     );
     for result in results {
-        let secs = result.duration_ms as f64 / 1000.0;
         let status = if result.passed {
             if result.flaky {
                 format!("passed on attempt {} (flaky)", result.attempts)
@@ -180,7 +180,7 @@ pub(crate) fn render_for_model(results: &[CheckResult]) -> String {
                 None => "FAILED: killed by a signal".to_string(),
             }
         };
-        text.push_str(&format!("\n## {} — {status} ({secs:.1}s)\n", result.name));
+        text.push_str(&format!("\n## {} — {status}\n", result.name));
         if !result.passed {
             text.push_str("last output:\n");
             text.push_str(&result.output_tail);

@@ -112,17 +112,19 @@ impl CommandOutput {
         self.exit_code == Some(0) && !self.timed_out
     }
 
-    /// A short human description of how the command ended.
+    /// A short human description of how the command ended. It never
+    /// includes the duration: what the model sees must be identical from one
+    /// run to the next (prompt caching, replayable cassettes); durations go
+    /// to the `tool.call` events instead.
     pub fn status_line(&self) -> String {
-        let secs = self.duration.as_secs_f64();
         if self.timed_out {
-            format!("timed out after {secs:.1}s; the command's process group was killed")
+            "timed out; the command's process group was killed".to_string()
         } else if let Some(code) = self.exit_code {
-            format!("exit code {code} ({secs:.1}s)")
+            format!("exit code {code}")
         } else if let Some(signal) = self.signal {
-            format!("killed by signal {signal} ({secs:.1}s)")
+            format!("killed by signal {signal}")
         } else {
-            format!("ended without an exit code ({secs:.1}s)")
+            "ended without an exit code".to_string()
         }
     }
 }

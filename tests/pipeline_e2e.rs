@@ -1,0 +1,704 @@
+//! End to end: the real `kkrun` binary runs tasks against temporary git
+//! repositories, with the model's side replayed from scripted cassettes and
+//! the checks run as real processes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use assert_cmd::cargo::CommandCargoExt;
+use kkrun::provider::script::{ScriptedToolCall, ScriptedTurn};
+use kkrun::provider::{Cassette, Usage, WireFormat};
+use serde_json::{Value, json};
+
+/// A temporary git repository holding a small Python project whose `add`
+/// is broken and whose `mul` works.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+const CALC: &str = "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b\n";
+const TEST_ADD: &str = "from calc import add\nassert add(2, 3) == 5, f\"add(2, 3) == {add(2, 3)}\"\nprint(\"add ok\")\n";
+const TEST_MUL: &str = "from calc import mul\nassert mul(2, 3) == 6, f\"mul(2, 3) == {mul(2, 3)}\"\nprint(\"mul ok\")\n";
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        std::fs::create_dir_all(&repo).unwrap();
+        std::fs::write(repo.join("calc.py"), CALC).unwrap();
+        std::fs::write(repo.join("test_add.py"), TEST_ADD).unwrap();
+        std::fs::write(repo.join("test_mul.py"), TEST_MUL).unwrap();
+        std::fs::write(repo.join(".gitignore"), "__pycache__/\n").unwrap();
+        git(&repo, &["init", "-q", "-b", "main"]);
+        git(&repo, &["add", "-A"]);
+        git(
+            &repo,
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "commit",
+                "-q",
+                "-m",
+                "base",
+            ],
+        );
+        std::fs::create_dir_all(dir.path().join("tasks")).unwrap();
+        Fixture { dir }
+    }
+
+    fn repo(&self) -> PathBuf {
+        self.dir.path().join("repo")
+    }
+
+    fn out(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+
+    /// Writes `tasks/<name>.yaml` and its cassette; returns the task file.
+    fn task(&self, name: &str, extra_yaml: &str, turns: &[ScriptedTurn]) -> PathBuf {
+        let cassette = Cassette::from_turns(WireFormat::OpenAi, "scripted", turns);
+        let cassette_path = self.dir.path().join("tasks").join(format!("{name}.jsonl"));
+        cassette.write_to(&cassette_path).unwrap();
+        let yaml = format!(
+            "version: 1\nname: {name}\nprompt: Make add() add.\nworkspace: ../repo\nmodel: replay:{name}.jsonl\n\
+             checks:\n  - name: add\n    run: python3 test_add.py\n  - name: mul\n    run: python3 test_mul.py\n\
+             env:\n  PYTHONDONTWRITEBYTECODE: \"1\"\n{extra_yaml}"
+        );
+        let path = self.dir.path().join("tasks").join(format!("{name}.yaml"));
+        std::fs::write(&path, yaml).unwrap();
+        path
+    }
+
+    fn kkrun(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::cargo_bin("kkrun").unwrap();
+        cmd.current_dir(self.dir.path())
+            .env("CI", "true")
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("KKRUN_MODEL")
+            .env_remove("OPENAI_API_KEY")
+            .args(args);
+        cmd
+    }
+
+    /// Runs kkrun with `--out out` and returns (exit code, report).
+    fn run(&self, files: &[&Path], extra: &[&str]) -> (i32, Value) {
+        let out = self.out();
+        let mut args: Vec<String> = vec!["run".into(), "--out".into(), out.display().to_string()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend(files.iter().map(|f| f.display().to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = self.kkrun(&args).output().unwrap();
+        let code = output.status.code().unwrap_or(-1);
+        let report = std::fs::read_to_string(out.join("report.json")).unwrap_or_else(|e| {
+            panic!(
+                "no report.json ({e}); exit {code}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+        if std::env::var_os("KKRUN_TEST_DEBUG").is_some() {
+            eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+        }
+        (code, serde_json::from_str(&report).unwrap())
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn call(id: &str, name: &str, args: Value) -> ScriptedTurn {
+    ScriptedTurn::tool_calls(vec![ScriptedToolCall::new(id, name, &args)]).with_usage(Usage {
+        input_tokens: 1000,
+        cached_input_tokens: 0,
+        output_tokens: 100,
+    })
+}
+
+fn plan() -> ScriptedTurn {
+    call(
+        "plan",
+        "submit_plan",
+        json!({"goal": "add() must add", "steps": ["fix the operator in calc.py"], "files": ["calc.py"],
+               "verification": "python3 test_add.py"}),
+    )
+}
+
+fn read_calc() -> ScriptedTurn {
+    call("read", "read_file", json!({"path": "calc.py"}))
+}
+
+fn fix_add() -> ScriptedTurn {
+    call(
+        "fix",
+        "edit_file",
+        json!({"path": "calc.py", "old": "return a - b", "new": "return a + b"}),
+    )
+}
+
+fn finish(id: &str) -> ScriptedTurn {
+    call(id, "finish_stage", json!({"summary": "changed calc.py"}))
+}
+
+fn review(verdict: &str) -> ScriptedTurn {
+    call(
+        "review",
+        "submit_review",
+        json!({"verdict": verdict, "summary": "The operator is fixed.", "risks": []}),
+    )
+}
+
+fn check<'a>(report: &'a Value, task: usize, name: &str) -> &'a Value {
+    report["tasks"][task]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap()
+}
+
+fn stage_ends(report: &Value, task: usize) -> Vec<String> {
+    report["tasks"][task]["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            format!(
+                "{}:{}",
+                s["stage"].as_str().unwrap(),
+                s["end"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+fn snapshot_refs(repo: &Path) -> Vec<String> {
+    git(
+        repo,
+        &["for-each-ref", "--format=%(refname)", "refs/kkrun/"],
+    )
+    .lines()
+    .map(|l| l.rsplit('/').next().unwrap().to_string())
+    .collect()
+}
+
+#[test]
+fn a_passing_task_fixes_the_check_and_exits_0() {
+    let fx = Fixture::new();
+    let task = fx.task(
+        "fix-add",
+        "",
+        &[
+            read_calc(),
+            plan(),
+            fix_add(),
+            finish("done"),
+            review("approve"),
+        ],
+    );
+    let head_before = git(&fx.repo(), &["rev-parse", "HEAD"]);
+    let (code, report) = fx.run(&[&task], &[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["tasks"][0]["outcome"], "passed");
+    assert_eq!(check(&report, 0, "add")["status"], "fixed");
+    assert_eq!(check(&report, 0, "mul")["status"], "passing");
+    assert_eq!(
+        stage_ends(&report, 0),
+        [
+            "blueprint:finished",
+            "code:finished",
+            "debug:skipped",
+            "preview:finished"
+        ]
+    );
+    assert_eq!(
+        snapshot_refs(&fx.repo()),
+        ["00-base", "01-blueprint", "02-code", "03-preview"]
+    );
+    // The user's repository: HEAD unchanged, the fix in the work tree.
+    assert_eq!(git(&fx.repo(), &["rev-parse", "HEAD"]), head_before);
+    assert!(
+        std::fs::read_to_string(fx.repo().join("calc.py"))
+            .unwrap()
+            .contains("a + b")
+    );
+    for file in [
+        "report.json",
+        "junit.xml",
+        "summary.md",
+        "events.jsonl",
+        "fix-add/plan.json",
+        "fix-add/transcript.jsonl",
+        "fix-add/final.patch",
+    ] {
+        assert!(fx.out().join(file).is_file(), "{file} missing");
+    }
+    let patch = std::fs::read_to_string(fx.out().join("fix-add/final.patch")).unwrap();
+    assert!(patch.contains("+    return a + b"), "{patch}");
+}
+
+#[test]
+fn fixed_and_newly_broken_checks_are_told_apart_and_exit_1() {
+    let fx = Fixture::new();
+    let break_mul = call(
+        "break",
+        "edit_file",
+        json!({"path": "calc.py", "old": "return a * b", "new": "return a ** b"}),
+    );
+    let task = fx.task(
+        "mixed",
+        "stages:\n  debug: { max_rounds: 1 }\n",
+        // The debug stage claims success; kkrun's own final checks decide.
+        &[
+            plan(),
+            fix_add(),
+            break_mul,
+            finish("code"),
+            finish("debug"),
+            review("approve"),
+        ],
+    );
+    let (code, report) = fx.run(&[&task], &[]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(report["tasks"][0]["outcome"], "failed");
+    assert_eq!(check(&report, 0, "add")["status"], "fixed");
+    assert_eq!(check(&report, 0, "mul")["status"], "newly_broken");
+    let reason = report["tasks"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("mul (newly broken)"), "{reason}");
+}
+
+#[test]
+fn a_debug_round_can_send_the_work_back_to_code() {
+    let fx = Fixture::new();
+    let wrong = call(
+        "wrong",
+        "edit_file",
+        json!({"path": "calc.py", "old": "return a - b", "new": "return a * b"}),
+    );
+    let back = call(
+        "back",
+        "return_to_code",
+        json!({"reason": "add multiplies", "redo": "use +"}),
+    );
+    let refix = call(
+        "refix",
+        "edit_file",
+        json!({"path": "calc.py", "old": "def add(a, b):\n    return a * b", "new": "def add(a, b):\n    return a + b"}),
+    );
+    let task = fx.task(
+        "loop",
+        "",
+        &[
+            plan(),
+            wrong,
+            finish("c1"),
+            back,
+            refix,
+            finish("c2"),
+            review("approve"),
+        ],
+    );
+    let (code, report) = fx.run(&[&task], &[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(
+        stage_ends(&report, 0),
+        [
+            "blueprint:finished",
+            "code:finished",
+            "debug:return_to_code",
+            "code:finished",
+            "debug:skipped",
+            "preview:finished"
+        ]
+    );
+    assert_eq!(
+        snapshot_refs(&fx.repo()),
+        [
+            "00-base",
+            "01-blueprint",
+            "02-code",
+            "03-debug",
+            "04-code",
+            "05-preview"
+        ]
+    );
+    assert_eq!(report["tasks"][0]["stages"][3]["round"], 2);
+}
+
+#[test]
+fn checks_still_failing_after_max_rounds_exit_1_with_the_output_in_junit() {
+    let fx = Fixture::new();
+    let back = call(
+        "back",
+        "return_to_code",
+        json!({"reason": "still wrong", "redo": "try again"}),
+    );
+    let task = fx.task(
+        "stubborn",
+        "stages:\n  debug: { max_rounds: 2 }\n",
+        &[
+            plan(),
+            finish("c1"),
+            back,
+            finish("c2"),
+            finish("d2"),
+            review("request_changes"),
+        ],
+    );
+    let (code, report) = fx.run(&[&task], &[]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(check(&report, 0, "add")["status"], "still_failing");
+    assert_eq!(
+        snapshot_refs(&fx.repo()),
+        [
+            "00-base",
+            "01-blueprint",
+            "02-code",
+            "03-debug",
+            "04-code",
+            "05-debug",
+            "06-preview"
+        ]
+    );
+    let junit = std::fs::read_to_string(fx.out().join("junit.xml")).unwrap();
+    assert!(junit.contains("<failure type=\"check_failed\""), "{junit}");
+    assert!(
+        junit.contains("add(2, 3) == -1"),
+        "the failure carries the output tail: {junit}"
+    );
+}
+
+#[test]
+fn a_flaky_check_that_passes_on_retry_counts_as_a_pass() {
+    let fx = Fixture::new();
+    // Fails on every odd run, passes on every even one.
+    let counter = fx.dir.path().join("flaky-count");
+    let extra = format!(
+        "  - name: flaky\n    retries: 1\n    run: n=$(cat {c} 2>/dev/null || echo 0); echo $((n+1)) > {c}; test $((n % 2)) -eq 1\n",
+        c = counter.display()
+    );
+    let task = fx.task(
+        "flaky",
+        "",
+        &[plan(), fix_add(), finish("c"), review("approve")],
+    );
+    // Append the flaky check to the task's checks list.
+    let yaml = std::fs::read_to_string(&task)
+        .unwrap()
+        .replace("env:\n", &format!("{extra}env:\n"));
+    std::fs::write(&task, yaml).unwrap();
+    let (code, report) = fx.run(&[&task], &[]);
+    assert_eq!(code, 0, "{report:#}");
+    let flaky = check(&report, 0, "flaky");
+    assert_eq!(flaky["final"]["flaky"], true, "{flaky:#}");
+    assert_eq!(flaky["final"]["passed"], true);
+    let junit = std::fs::read_to_string(fx.out().join("junit.xml")).unwrap();
+    assert!(junit.contains("<flakyFailure"), "{junit}");
+}
+
+#[test]
+fn a_review_that_requests_changes_fails_the_task_unless_advisory() {
+    let fx = Fixture::new();
+    let turns = [plan(), fix_add(), finish("c"), review("request_changes")];
+    let task = fx.task("strict", "", &turns);
+    let (code, report) = fx.run(&[&task], &[]);
+    assert_eq!(code, 1, "{report:#}");
+    assert!(
+        report["tasks"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("review requested changes")
+    );
+
+    let fx = Fixture::new();
+    let task = fx.task(
+        "lenient",
+        "stages:\n  preview: { advisory: true }\n",
+        &turns,
+    );
+    let (code, report) = fx.run(&[&task], &[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["tasks"][0]["review"]["advisory"], true);
+}
+
+#[test]
+fn running_out_of_tokens_mid_code_exits_4_and_keeps_the_work() {
+    let fx = Fixture::new();
+    // Each scripted turn costs 1100 tokens: blueprint uses 2200, the first
+    // code turn brings the task to 3300, over the 3000 budget.
+    let task = fx.task(
+        "budget",
+        "budget: { max_tokens: 3000 }\n",
+        &[
+            read_calc(),
+            plan(),
+            fix_add(),
+            finish("never reached"),
+            review("approve"),
+        ],
+    );
+    let (code, report) = fx.run(&[&task], &[]);
+    assert_eq!(code, 4, "{report:#}");
+    assert_eq!(report["tasks"][0]["outcome"], "budget_exhausted");
+    assert_eq!(
+        stage_ends(&report, 0),
+        ["blueprint:finished", "code:max_tokens"]
+    );
+    assert_eq!(
+        snapshot_refs(&fx.repo()),
+        ["00-base", "01-blueprint", "02-code"]
+    );
+    assert!(
+        std::fs::read_to_string(fx.repo().join("calc.py"))
+            .unwrap()
+            .contains("a + b"),
+        "work kept"
+    );
+}
+
+#[test]
+fn on_failure_rollback_restores_the_base_exactly() {
+    let fx = Fixture::new();
+    let create = call(
+        "new",
+        "write_file",
+        json!({"path": "notes/new.txt", "content": "scratch\n"}),
+    );
+    let task = fx.task(
+        "rollback",
+        "on_failure: rollback\n",
+        &[
+            plan(),
+            fix_add(),
+            create,
+            finish("c"),
+            review("request_changes"),
+        ],
+    );
+    std::fs::write(fx.repo().join("untracked-before.txt"), "mine\n").unwrap();
+    let status_before = git(&fx.repo(), &["status", "--porcelain"]);
+    let (code, report) = fx.run(&[&task], &[]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(
+        report["tasks"][0]["restored_to_base"],
+        "on_failure: rollback"
+    );
+    assert_eq!(
+        std::fs::read_to_string(fx.repo().join("calc.py")).unwrap(),
+        CALC
+    );
+    assert!(!fx.repo().join("notes/new.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(fx.repo().join("untracked-before.txt")).unwrap(),
+        "mine\n"
+    );
+    assert_eq!(git(&fx.repo(), &["status", "--porcelain"]), status_before);
+    // The agent's work is still in the snapshots and the patch.
+    let patch = std::fs::read_to_string(fx.out().join("rollback/final.patch")).unwrap();
+    assert!(patch.contains("notes/new.txt"), "{patch}");
+}
+
+#[test]
+fn two_tasks_in_one_run_start_from_the_same_base() {
+    let fx = Fixture::new();
+    let first = fx.task(
+        "first",
+        "",
+        &[plan(), fix_add(), finish("c"), review("approve")],
+    );
+    let second = fx.task(
+        "second",
+        "",
+        &[plan(), fix_add(), finish("c"), review("approve")],
+    );
+    let (code, report) = fx.run(&[&first, &second], &[]);
+    assert_eq!(code, 0, "{report:#}");
+    // The second task saw the original bug at its baseline: the first task's
+    // fix was rolled back between the tasks.
+    assert_eq!(check(&report, 1, "add")["baseline"]["passed"], false);
+    assert_eq!(check(&report, 1, "add")["status"], "fixed");
+    assert_eq!(
+        report["tasks"][0]["restored_to_base"],
+        "the next task starts from the same base"
+    );
+    assert_eq!(report["tasks"][1]["restored_to_base"], Value::Null);
+}
+
+#[test]
+fn a_rejected_api_key_exits_3_with_a_complete_report() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        // Answer every connection with 401; kkrun must not retry it.
+        listener.set_nonblocking(false).unwrap();
+        let mut served = 0;
+        while let Ok((mut stream, _)) = listener.accept() {
+            let mut buf = [0u8; 65536];
+            let _ = stream.read(&mut buf);
+            let body = r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error"}}"#;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            served += 1;
+            if served >= 1 {
+                break;
+            }
+        }
+        served
+    });
+    let fx = Fixture::new();
+    let task = fx.task("auth", "", &[]);
+    let yaml = std::fs::read_to_string(&task)
+        .unwrap()
+        .replace("model: replay:auth.jsonl", "model: openai:gpt-4.1");
+    std::fs::write(&task, yaml).unwrap();
+    let output = fx
+        .kkrun(&[
+            "run",
+            "--out",
+            fx.out().to_str().unwrap(),
+            task.to_str().unwrap(),
+        ])
+        .env("OPENAI_BASE_URL", format!("http://{address}/v1"))
+        .env("OPENAI_API_KEY", "sk-test-not-a-real-key-123456")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(server.join().unwrap(), 1, "a 401 is not retried");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(fx.out().join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["tasks"][0]["outcome"], "error");
+    let reason = report["tasks"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("401"), "{reason}");
+    for file in ["report.json", "events.jsonl", "summary.md", "junit.xml"] {
+        let text = std::fs::read_to_string(fx.out().join(file)).unwrap();
+        assert!(
+            !text.contains("sk-test-not-a-real-key-123456"),
+            "the key leaked into {file}"
+        );
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn sigint_mid_stage_exits_130_with_a_complete_record() {
+    let fx = Fixture::new();
+    let sleep = call("sleep", "shell", json!({"command": "sleep 30"}));
+    let task = fx.task(
+        "interrupted",
+        "",
+        &[plan(), sleep, finish("c"), review("approve")],
+    );
+    let mut child = fx
+        .kkrun(&[
+            "run",
+            "--json",
+            "--out",
+            fx.out().to_str().unwrap(),
+            task.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the code stage has started its shell command.
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    for line in lines.by_ref() {
+        let event: Value = serde_json::from_str(&line.unwrap()).unwrap();
+        if event["type"] == "stage.started" && event["stage"] == "code" {
+            break;
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let started = std::time::Instant::now();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.code(), Some(130));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "the shell command was not killed"
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(fx.out().join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["exit_code"], 130);
+    assert_eq!(report["tasks"][0]["outcome"], "interrupted");
+    assert!(
+        snapshot_refs(&fx.repo()).contains(&"02-interrupted".to_string()),
+        "{:?}",
+        snapshot_refs(&fx.repo())
+    );
+    // events.jsonl is valid line by line and ends with run.finished.
+    let events = std::fs::read_to_string(fx.out().join("events.jsonl")).unwrap();
+    let parsed: Vec<Value> = events
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(parsed.first().unwrap()["type"], "run.started");
+    assert_eq!(parsed.last().unwrap()["type"], "run.finished");
+    assert_eq!(
+        rest.last()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["type"].clone()),
+        Some(json!("run.finished"))
+    );
+}
+
+#[test]
+fn json_mode_writes_only_events_on_stdout() {
+    let fx = Fixture::new();
+    let task = fx.task(
+        "quiet",
+        "",
+        &[plan(), fix_add(), finish("c"), review("approve")],
+    );
+    let output = fx
+        .kkrun(&[
+            "run",
+            "--json",
+            "--out",
+            fx.out().to_str().unwrap(),
+            task.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let events: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every stdout line is JSON"))
+        .collect();
+    assert_eq!(events[0]["type"], "run.started");
+    assert_eq!(events[0]["schema_version"], 1);
+    assert_eq!(events.last().unwrap()["type"], "run.finished");
+    assert_eq!(
+        stdout,
+        std::fs::read_to_string(fx.out().join("events.jsonl")).unwrap()
+    );
+}
