@@ -702,7 +702,7 @@ async fn dropping_the_stage_kills_a_running_command() {
         &mut budget,
         &h.sink,
     );
-    let interrupted = tokio::time::timeout(Duration::from_millis(1500), stage).await;
+    let interrupted = tokio::time::timeout(Duration::from_millis(2500), stage).await;
     assert!(
         interrupted.is_err(),
         "the stage should still have been running"
