@@ -885,7 +885,7 @@ async fn dropping_a_running_shell_call_kills_its_group() {
     };
     let pid_file = fx.repo.join("drop.pid");
     let running = execute(&fx.ctx, ToolSet::Code, &call);
-    let waited = tokio::time::timeout(Duration::from_millis(1500), running).await;
+    let waited = tokio::time::timeout(Duration::from_millis(2500), running).await;
     assert!(
         waited.is_err(),
         "the command should still have been running"

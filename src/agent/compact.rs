@@ -148,10 +148,10 @@ pub fn compact(
         report.summarized_messages = summarize(messages, protected);
     }
 
-    // 3. Still too big (a few huge recent outputs): elide those too, all
-    //    but the newest message.
+    // 3. Still too big (a few huge recent outputs): elide those too,
+    //    oldest first; an output larger than the window cannot be kept.
     if size(messages) > target {
-        let recent: Vec<usize> = (protected..messages.len().saturating_sub(1))
+        let recent: Vec<usize> = (protected..messages.len())
             .filter(|&i| matches!(messages[i], Message::Tool { .. }))
             .collect();
         report.elided_outputs += elide(messages, &recent, |m| size(m) <= target);

@@ -87,9 +87,9 @@ fn sort_keys(value: serde_json::Value) -> serde_json::Value {
 /// The text appended to a repeated call's result.
 pub(crate) fn repeat_warning(tool: &str, repeats: u32) -> String {
     format!(
-        "\n\n[kkrun] warning: this is the {repeats}th identical `{tool}` call in a row; repeating it will not \
-         change the result. Try a different approach. At {REPEAT_STUCK} identical calls in a row the stage ends \
-         as stuck."
+        "\n\n[kkrun] warning: you have made this exact `{tool}` call {repeats} times in a row; repeating it \
+         will not change the result. Try a different approach. At {REPEAT_STUCK} identical calls in a row the \
+         stage ends as stuck."
     )
 }
 
