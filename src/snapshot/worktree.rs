@@ -65,9 +65,35 @@ impl SnapshotStore {
         };
         repo.set_index(&mut index)
             .map_err(|e| SnapshotError::git("use a temporary index", e))?;
+        // libgit2 reports an untracked repository nested in the work tree as
+        // `dir/` and cannot add it under that name; it is added below as a
+        // gitlink, like `git add` does.
+        let mut nested = Vec::new();
+        let mut skip_nested = |path: &Path, _: &[u8]| -> i32 {
+            if path.as_os_str().as_encoded_bytes().ends_with(b"/") {
+                nested.push(path.to_owned());
+                1
+            } else {
+                0
+            }
+        };
+        // `*` matches every path; an empty pathspec would mean the same, but
+        // then git2 hands the callback a null pathspec.
         index
-            .add_all(Vec::<&str>::new(), IndexAddOption::DEFAULT, None)
+            .add_all(["*"], IndexAddOption::DEFAULT, Some(&mut skip_nested))
             .map_err(|e| self.write_error("read the work tree", e))?;
+        for dir in nested {
+            let trimmed = dir.to_string_lossy().trim_end_matches('/').to_owned();
+            // A nested repository without a commit has nothing to record;
+            // `git add` refuses it too.
+            if Repository::open(self.workdir.join(&trimmed))
+                .is_ok_and(|nested| head_oid(&nested).is_ok_and(|head| head.is_some()))
+            {
+                index.add_path(Path::new(&trimmed)).map_err(|e| {
+                    self.write_error(&format!("record the repository {trimmed}"), e)
+                })?;
+            }
+        }
         let tree = index
             .write_tree_to(repo)
             .map_err(|e| self.write_error("write the snapshot tree", e))?;
