@@ -213,9 +213,12 @@ pub struct GcArgs {
     /// Keep the newest N runs, remove the rest.
     #[arg(long, value_name = "N", conflicts_with = "older_than")]
     pub keep_last: Option<usize>,
-    /// Remove runs older than this (`7d`, `12h`).
+    /// Remove runs whose last snapshot is older than this (`7d`, `12h`).
     #[arg(long, value_name = "AGE")]
     pub older_than: Option<String>,
+    /// Print what would be removed; remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// The git repository (or a directory inside it).
     #[arg(long, default_value = ".", value_name = "DIR")]
     pub repo: PathBuf,

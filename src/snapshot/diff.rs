@@ -1,6 +1,6 @@
 //! Diffs between snapshots, and between a snapshot and the live work tree.
 
-use git2::{Delta, Diff, DiffFindOptions, DiffFormat, DiffOptions, Oid, Patch, Repository, Tree};
+use git2::{Delta, Diff, DiffFindOptions, DiffOptions, Oid, Patch, Repository, Tree};
 
 use super::{FileChange, SnapshotDiff, SnapshotError, SnapshotInfo, SnapshotStore};
 
@@ -41,33 +41,58 @@ impl SnapshotStore {
     ) -> Result<SnapshotDiff, SnapshotError> {
         let repo = self.repo()?;
         let from_tree = snapshot_tree(&repo, from)?;
-        let mut diff = match to {
-            Some(to) => {
-                let to_tree = snapshot_tree(&repo, to)?;
-                repo.diff_tree_to_tree(
-                    Some(&from_tree),
-                    Some(&to_tree),
-                    Some(&mut options(&self.workspace_rel)),
-                )
-            }
+        let live;
+        let to_tree = match to {
+            Some(to) => Some(snapshot_tree(&repo, to)?),
+            None => None,
+        };
+        let target = match &to_tree {
+            Some(tree) => Target::Tree(tree),
             None => {
                 // The live tree exactly as a snapshot would record it now.
-                let live = self.worktree_index(&repo)?;
-                repo.diff_tree_to_index(
-                    Some(&from_tree),
-                    Some(&live.index),
-                    Some(&mut options(&self.workspace_rel)),
-                )
+                live = self.worktree_index(&repo)?;
+                Target::Index(&live.index)
             }
-        }
-        .map_err(|e| SnapshotError::git(format!("diff {}", from.label()), e))?;
-        diff.find_similar(Some(DiffFindOptions::new().renames(true)))
-            .map_err(|e| SnapshotError::git("detect renames", e))?;
+        };
+        // The file list reports a file replaced by a symlink as one
+        // typechange; the patch needs a deletion plus an addition, the only
+        // form `git apply` accepts.
+        let listed = self.diff_trees(&repo, &from_tree, &target, true)?;
+        let patched = self.diff_trees(&repo, &from_tree, &target, false)?;
         Ok(SnapshotDiff {
-            patch: patch_text(&diff)?,
-            files: file_changes(&diff)?,
+            patch: patch_text(&patched)?,
+            files: file_changes(&listed)?,
         })
     }
+
+    fn diff_trees<'r>(
+        &self,
+        repo: &'r Repository,
+        from: &Tree<'_>,
+        to: &Target<'_, '_>,
+        typechanges: bool,
+    ) -> Result<Diff<'r>, SnapshotError> {
+        let mut options = options(&self.workspace_rel);
+        options.include_typechange(typechanges);
+        let mut diff = match to {
+            Target::Tree(tree) => {
+                repo.diff_tree_to_tree(Some(from), Some(tree), Some(&mut options))
+            }
+            Target::Index(index) => {
+                repo.diff_tree_to_index(Some(from), Some(index), Some(&mut options))
+            }
+        }
+        .map_err(|e| SnapshotError::git("compare snapshots", e))?;
+        diff.find_similar(Some(DiffFindOptions::new().renames(true)))
+            .map_err(|e| SnapshotError::git("detect renames", e))?;
+        Ok(diff)
+    }
+}
+
+/// What a snapshot is compared with.
+enum Target<'a, 'r> {
+    Tree(&'a Tree<'r>),
+    Index(&'a git2::Index),
 }
 
 fn snapshot_tree<'r>(
@@ -84,17 +109,34 @@ fn snapshot_tree<'r>(
 }
 
 fn patch_text(diff: &Diff<'_>) -> Result<String, SnapshotError> {
-    let mut bytes = Vec::new();
-    diff.print(DiffFormat::Patch, |_, _, line| {
-        // Content lines come without their `+`/`-`/` ` marker; headers and
-        // binary hunks carry everything.
-        if matches!(line.origin(), '+' | '-' | ' ') {
-            bytes.push(line.origin() as u8);
+    let deltas: Vec<_> = diff.deltas().collect();
+    // libgit2 lists the addition of a path before the deletion of the file
+    // it replaces; `git apply` needs the deletion first.
+    let mut order: Vec<usize> = (0..deltas.len()).collect();
+    let mut i = 0;
+    while i + 1 < deltas.len() {
+        let (a, b) = (&deltas[i], &deltas[i + 1]);
+        if a.status() == Delta::Added
+            && b.status() == Delta::Deleted
+            && a.new_file().path() == b.old_file().path()
+        {
+            order.swap(i, i + 1);
+            i += 2;
+        } else {
+            i += 1;
         }
-        bytes.extend_from_slice(line.content());
-        true
-    })
-    .map_err(|e| SnapshotError::git("format the patch", e))?;
+    }
+    let mut bytes = Vec::new();
+    for position in order {
+        if let Some(mut patch) = Patch::from_diff(diff, position)
+            .map_err(|e| SnapshotError::git("format the patch", e))?
+        {
+            let buf = patch
+                .to_buf()
+                .map_err(|e| SnapshotError::git("format the patch", e))?;
+            bytes.extend_from_slice(&buf);
+        }
+    }
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 

@@ -117,6 +117,29 @@ impl SnapshotStore {
         &self.workspace_rel
     }
 
+    /// The same repository with restore and diff scoped to another workspace,
+    /// given relative to the work tree root with `/` separators (empty for
+    /// the root), such as the one recorded in [`SnapshotInfo::workspace`].
+    pub fn scoped_to(&self, workspace: &str) -> Result<SnapshotStore, SnapshotError> {
+        let trimmed = workspace.trim_matches('/');
+        let valid = trimmed
+            .split('/')
+            .all(|part| !matches!(part, "" | "." | "..") && !part.contains('\\'))
+            && !trimmed.starts_with(".git/")
+            && trimmed != ".git";
+        if !trimmed.is_empty() && !valid {
+            return Err(SnapshotError::InvalidName {
+                what: "workspace",
+                value: workspace.to_owned(),
+                reason: "it is not a plain path inside the work tree",
+            });
+        }
+        Ok(SnapshotStore {
+            workspace_rel: trimmed.to_owned(),
+            ..self.clone()
+        })
+    }
+
     /// Opens the repository afresh: a `Repository` is not `Sync`, and each
     /// operation swaps in its own private index.
     pub(crate) fn repo(&self) -> Result<Repository, SnapshotError> {

@@ -1,0 +1,168 @@
+//! Snapshot speed on a large repository, side by side with git.
+//!
+//! Creates a repository of ~70,000 files in a temporary directory (commits it
+//! with the git CLI), changes 10 files and adds 5, then times:
+//!
+//! - `kkrun`: `SnapshotStore::take` (private index copy, add-all, tree,
+//!   commit, ref);
+//! - `git status --porcelain`;
+//! - the git CLI method: a temporary `GIT_INDEX_FILE` copied from the
+//!   repository's index, `git add -A`, `git write-tree`, `git commit-tree`.
+//!
+//! Run with `cargo bench --bench snapshot`. `KKRUN_BENCH_FILES` changes the
+//! file count and `KKRUN_BENCH_ROUNDS` the number of timed rounds; each
+//! figure is the median of the rounds.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use kkrun::snapshot::{SnapshotMeta, SnapshotStore};
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not, and a
+    // smoke run there must stay small.
+    let benching = std::env::args().any(|arg| arg == "--bench");
+    let files = env_number("KKRUN_BENCH_FILES", if benching { 70_000 } else { 2_000 });
+    let rounds = env_number("KKRUN_BENCH_ROUNDS", if benching { 9 } else { 2 });
+
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let root = dir.path();
+    let setup = Instant::now();
+    create_repository(root, files);
+    eprintln!(
+        "created and committed {files} files in {:.1}s",
+        setup.elapsed().as_secs_f64()
+    );
+    // 10 changed files and 5 new ones.
+    for i in 0..10 {
+        let path = root.join(file_path(i * 997 % files));
+        std::fs::write(&path, format!("changed {i}\n")).expect("change a file");
+    }
+    for i in 0..5 {
+        std::fs::write(root.join(format!("new-{i}.txt")), format!("new {i}\n"))
+            .expect("add a file");
+    }
+    // Let git refresh the index once, as it would after any command the user
+    // ran, so every method starts from the same index.
+    git(root, &["status", "--porcelain"], &[]);
+
+    let store = SnapshotStore::open(root).expect("open the repository");
+    let meta = SnapshotMeta::new("code", "ok");
+    let mut round = 0;
+    let kkrun = median(rounds, || {
+        round += 1;
+        let started = Instant::now();
+        store
+            .take("20261124T101500Z-bench0", &format!("t{round}"), &meta)
+            .expect("take a snapshot");
+        started.elapsed()
+    });
+    let status = median(rounds, || {
+        let started = Instant::now();
+        git(root, &["status", "--porcelain"], &[]);
+        started.elapsed()
+    });
+    let cli = median(rounds, || {
+        let scratch = tempfile::tempdir().expect("temporary directory");
+        let index = scratch.path().join("index");
+        let started = Instant::now();
+        std::fs::copy(root.join(".git/index"), &index).expect("copy the index");
+        let env = [("GIT_INDEX_FILE", index.as_os_str())];
+        git(root, &["add", "-A"], &env);
+        let tree = git(root, &["write-tree"], &env);
+        git(
+            root,
+            &["commit-tree", tree.trim(), "-p", "HEAD", "-m", "snapshot"],
+            &env,
+        );
+        started.elapsed()
+    });
+
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!("files: {files}, rounds: {rounds} (median)");
+    println!("{:<36} {:>9}", "method", "ms");
+    println!(
+        "{:<36} {:>9.1}",
+        "kkrun snapshot (SnapshotStore::take)",
+        ms(kkrun)
+    );
+    println!("{:<36} {:>9.1}", "git status --porcelain", ms(status));
+    println!(
+        "{:<36} {:>9.1}",
+        "git add -A + write-tree + commit-tree",
+        ms(cli)
+    );
+    println!(
+        "kkrun / git status = {:.2} (target <= 1.2); kkrun / git CLI method = {:.2} (target <= 0.5)",
+        ms(kkrun) / ms(status),
+        ms(kkrun) / ms(cli)
+    );
+}
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Spreads files over a two-level directory tree, 100 files per directory,
+/// like a real source tree.
+fn file_path(i: usize) -> String {
+    format!("d{:03}/s{:02}/f{i}.txt", i / 1000, (i / 100) % 10)
+}
+
+fn create_repository(root: &Path, files: usize) {
+    git(root, &["init", "-q", "-b", "main"], &[]);
+    for i in 0..files {
+        let path = root.join(file_path(i));
+        if i % 100 == 0 {
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("create a directory");
+        }
+        std::fs::write(&path, format!("file {i}\n{}\n", "x".repeat(i % 200)))
+            .expect("write a file");
+    }
+    std::fs::write(root.join(".gitignore"), "build/\n").expect("write .gitignore");
+    // A large ignored directory that must not be walked.
+    for i in 0..2_000 {
+        let path = root.join(format!("build/o{}/x{i}.o", i / 100));
+        if i % 100 == 0 {
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("create a directory");
+        }
+        std::fs::write(path, "object").expect("write an ignored file");
+    }
+    git(root, &["add", "-A"], &[]);
+    git(root, &["commit", "-q", "-m", "initial"], &[]);
+}
+
+fn git(root: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> String {
+    let mut command = Command::new("git");
+    command
+        .args(args)
+        .current_dir(root)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "bench")
+        .env("GIT_AUTHOR_EMAIL", "bench@localhost")
+        .env("GIT_COMMITTER_NAME", "bench")
+        .env("GIT_COMMITTER_EMAIL", "bench@localhost");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().expect("run git");
+    assert!(
+        output.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("git prints UTF-8")
+}
+
+fn median(rounds: usize, mut measure: impl FnMut() -> Duration) -> Duration {
+    // One warm-up round fills the page cache.
+    measure();
+    let mut times: Vec<Duration> = (0..rounds.max(1)).map(|_| measure()).collect();
+    times.sort();
+    times[times.len() / 2]
+}
