@@ -2,7 +2,6 @@
 //! event stream, signals, tasks one after another, and the final record,
 //! which is written whatever happens.
 
-use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,10 +16,7 @@ use crate::events::{EVENTS_SCHEMA_VERSION, EventKind, EventSink};
 use crate::exit_codes;
 use crate::pipeline::{self, Interrupt, TaskEnv};
 use crate::provider::{Provider, ProviderOptions};
-use crate::report::{
-    self, Artifacts, REPORT_SCHEMA_VERSION, Report, TaskOutcome, TaskReport, TokenUsage, Totals,
-    github,
-};
+use crate::report::{self, REPORT_SCHEMA_VERSION, Report, TaskOutcome, Totals, github};
 use crate::store::{self, RunDir};
 use crate::task::Task;
 
@@ -138,10 +134,11 @@ async fn run_tasks(
     for (index, (task, (spec, provider))) in tasks.iter().zip(&providers).enumerate() {
         let file_display = display_path(&task.file, &cwd);
         if interrupt.is_triggered() {
-            reports.push(not_started(
+            reports.push(pipeline::unstarted_report(
                 task,
                 spec,
                 &file_display,
+                TaskOutcome::Interrupted,
                 "not started: the run was interrupted",
             ));
             continue;
@@ -173,9 +170,7 @@ async fn run_tasks(
                 events.for_task(&task.name).emit(EventKind::Error {
                     message: reason.clone(),
                 });
-                let mut report = not_started(task, spec, &file_display, &reason);
-                report.outcome = TaskOutcome::Error;
-                report
+                pipeline::unstarted_report(task, spec, &file_display, TaskOutcome::Error, &reason)
             }
         };
         reports.push(report);
@@ -260,39 +255,6 @@ async fn watch_signals(interrupt: Arc<Interrupt>) {
     #[cfg(not(unix))]
     if tokio::signal::ctrl_c().await.is_ok() {
         interrupt.trigger();
-    }
-}
-
-/// The report of a task that never ran.
-fn not_started(task: &Task, spec: &str, file: &str, reason: &str) -> TaskReport {
-    TaskReport {
-        name: task.name.clone(),
-        description: task.description.clone(),
-        file: file.to_string(),
-        line: task.line,
-        kind: task.kind.as_str().to_string(),
-        workspace: task.workspace.display().to_string(),
-        model: spec.to_string(),
-        base_commit: None,
-        outcome: TaskOutcome::Interrupted,
-        reason: reason.to_string(),
-        started_at: jiff::Timestamp::now().to_string(),
-        duration_ms: 0,
-        stages: Vec::new(),
-        checks: Vec::new(),
-        files_changed: Vec::new(),
-        plan: None,
-        review: None,
-        snapshots: Vec::new(),
-        restored_to_base: None,
-        usage: TokenUsage::default(),
-        cost_usd: None,
-        tool_calls: BTreeMap::new(),
-        artifacts: Artifacts {
-            plan: None,
-            transcript: None,
-            patch: None,
-        },
     }
 }
 

@@ -111,35 +111,13 @@ struct TaskRun<'e, 'a> {
 
 impl<'e, 'a> TaskRun<'e, 'a> {
     fn new(env: &'e TaskEnv<'a>, task: &'e Task, events: EventSink) -> TaskRun<'e, 'a> {
-        let report = TaskReport {
-            name: task.name.clone(),
-            description: task.description.clone(),
-            file: env.file_display.clone(),
-            line: task.line,
-            kind: task.kind.as_str().to_string(),
-            workspace: task.workspace.display().to_string(),
-            model: env.model_spec.to_string(),
-            base_commit: None,
-            outcome: TaskOutcome::Error,
-            reason: String::new(),
-            started_at: jiff::Timestamp::now().to_string(),
-            duration_ms: 0,
-            stages: Vec::new(),
-            checks: Vec::new(),
-            files_changed: Vec::new(),
-            plan: None,
-            review: None,
-            snapshots: Vec::new(),
-            restored_to_base: None,
-            usage: TokenUsage::default(),
-            cost_usd: None,
-            tool_calls: BTreeMap::new(),
-            artifacts: Artifacts {
-                plan: None,
-                transcript: None,
-                patch: None,
-            },
-        };
+        let report = unstarted_report(
+            task,
+            env.model_spec,
+            &env.file_display,
+            TaskOutcome::Error,
+            "",
+        );
         TaskRun {
             env,
             task,
@@ -775,6 +753,47 @@ impl<'e, 'a> TaskRun<'e, 'a> {
             duration_ms: self.report.duration_ms,
         });
         self.report
+    }
+}
+
+/// The report of `task` before anything happened: no stages, no checks, no
+/// usage, with the given outcome and reason. The pipeline fills it in; the
+/// runner uses it as is for tasks that never started.
+pub fn unstarted_report(
+    task: &Task,
+    model_spec: &str,
+    file_display: &str,
+    outcome: TaskOutcome,
+    reason: &str,
+) -> TaskReport {
+    TaskReport {
+        name: task.name.clone(),
+        description: task.description.clone(),
+        file: file_display.to_string(),
+        line: task.line,
+        kind: task.kind.as_str().to_string(),
+        workspace: task.workspace.display().to_string(),
+        model: model_spec.to_string(),
+        base_commit: None,
+        outcome,
+        reason: reason.to_string(),
+        started_at: jiff::Timestamp::now().to_string(),
+        duration_ms: 0,
+        stages: Vec::new(),
+        checks: Vec::new(),
+        files_changed: Vec::new(),
+        plan: None,
+        review: None,
+        snapshots: Vec::new(),
+        restored_to_base: None,
+        usage: TokenUsage::default(),
+        cost_usd: None,
+        tool_calls: BTreeMap::new(),
+        artifacts: Artifacts {
+            plan: None,
+            transcript: None,
+            patch: None,
+        },
     }
 }
 
