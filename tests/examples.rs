@@ -100,9 +100,8 @@ fn report(dir: &Path) -> Value {
 
 #[test]
 fn the_example_tasks_validate() {
-    let output = kkrun(Path::new(ROOT), &["validate", "tasks/"])
-        .output()
-        .unwrap();
+    let dir = example_checkout();
+    let output = kkrun(dir.path(), &["validate", "tasks/"]).output().unwrap();
     assert!(output.status.success(), "{}", describe(&output));
 }
 

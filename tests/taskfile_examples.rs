@@ -2,9 +2,8 @@
 //! validate against the committed schema, and `kkrun validate` and
 //! `kkrun run --dry-run` accept them.
 //!
-//! Their `replay:` cassettes are recorded separately; the tests run on a copy
-//! of the repository layout where any cassette not committed yet is an empty
-//! placeholder, so the checks here concern the task files alone.
+//! The tests run on a copy of the repository layout (tasks, cassettes and
+//! the example repository), so they do not depend on the checkout's `.git`.
 
 mod taskfile_support;
 
@@ -47,7 +46,8 @@ fn models(file: &Value) -> Vec<String> {
     found
 }
 
-/// A git repository holding copies of `tasks/` and `examples/`.
+/// A git repository holding copies of `tasks/` (with the committed
+/// cassettes) and `examples/`.
 fn layout() -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();
     git2::Repository::init(root.path()).unwrap();
@@ -57,10 +57,12 @@ fn layout() -> tempfile::TempDir {
         for model in models(&as_json(&file)) {
             if let Some(cassette) = model.strip_prefix("replay:") {
                 let path = root.path().join("tasks").join(cassette);
-                if !path.exists() {
-                    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-                    std::fs::write(path, "").unwrap();
-                }
+                assert!(
+                    path.is_file(),
+                    "{} names a cassette that is not committed: {}",
+                    file.display(),
+                    path.display()
+                );
             }
         }
     }
