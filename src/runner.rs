@@ -64,6 +64,7 @@ pub fn run(tasks: Vec<Task>, options: RunOptions, global: &GlobalArgs) -> Result
                 .record
                 .as_ref()
                 .map(|r| PathBuf::from(r.replace("{task}", &task.name))),
+            price: task.pricing,
             ..ProviderOptions::default()
         };
         let provider = Provider::from_model_spec(&spec, &provider_options).map_err(|e| {

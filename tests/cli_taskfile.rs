@@ -154,6 +154,8 @@ task every-key  (tasks/valid/every-key.yaml:3)
   kind:        refactor
   workspace:   tasks/valid
   model:       openai:gpt-4.1
+  pricing:     $2.50 input, $0.25 cached input, $10.00 output per million tokens (task file)
+  window:      64000 tokens (task file)
   stages:      blueprint 5 turns -> code 30 turns -> debug 10 turns x 1 round -> preview 4 turns (advisory)
   checks:
     - unit: cargo test parse::  (timeout 1h30m, retries 2)

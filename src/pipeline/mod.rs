@@ -348,7 +348,7 @@ impl<'e, 'a> TaskRun<'e, 'a> {
             finish_tools,
             max_turns: self.task.stages.max_turns(stage),
             timeout: None,
-            context_window: None,
+            context_window: self.task.context_window,
         }
     }
 

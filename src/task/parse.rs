@@ -12,8 +12,9 @@ use super::diagnostic::{SourceFile, TaskFileError};
 use super::duration;
 use super::node::{self, Node, SpannedNode};
 use super::raw::{
-    BudgetSettings, CheckEntry, DebugLimits, PreviewLimits, ShellSettings, SingleTaskFile,
-    StageLimits, StagesSettings, TaskEntry, TaskFile, TaskListFile, TaskSettings, ToolsSettings,
+    BudgetSettings, CheckEntry, DebugLimits, PreviewLimits, PricingSettings, ShellSettings,
+    SingleTaskFile, StageLimits, StagesSettings, TaskEntry, TaskFile, TaskListFile, TaskSettings,
+    ToolsSettings,
 };
 use super::resolved::{OnFailure, TaskKind};
 
@@ -37,6 +38,8 @@ const SETTINGS_KEYS: &[&str] = &[
     "tools",
     "on_failure",
     "env",
+    "pricing",
+    "context_window",
 ];
 const TASK_KEYS: &[&str] = &["name", "description", "prompt"];
 const LIST_KEYS: &[&str] = &["version", "defaults", "tasks"];
@@ -44,6 +47,10 @@ const CHECK_KEYS: &[&str] = &["name", "run", "timeout", "retries"];
 const STAGE_KEYS: &[&str] = &["blueprint", "code", "debug", "preview"];
 const BUDGET_KEYS: &[&str] = &["max_tokens", "max_cost_usd", "timeout"];
 const SHELL_KEYS: &[&str] = &["allow", "deny", "timeout"];
+const PRICING_KEYS: &[&str] = &["input", "cached_input", "output"];
+/// Smallest `context_window`: below this not even a stage's system prompt
+/// and tools fit, so a smaller number is a typo.
+const MIN_CONTEXT_WINDOW: u64 = 1024;
 const KINDS: &[&str] = &["fix", "refactor", "feature", "bug-hunt"];
 const ON_FAILURE: &[&str] = &["keep", "rollback"];
 
@@ -443,6 +450,10 @@ impl<'a> Walker<'a> {
                     })
                 }
                 "env" => settings.env = self.env(value, &key),
+                "pricing" => settings.pricing = self.pricing(value, &key),
+                "context_window" => {
+                    settings.context_window = self.uint(value, &key, MIN_CONTEXT_WINDOW, u64::MAX)
+                }
                 _ => {}
             }
         }
@@ -613,6 +624,89 @@ impl<'a> Walker<'a> {
             tools.shell = Some(shell);
         }
         Some(tools)
+    }
+
+    /// A `pricing:` mapping; `None` unless `input` and `output` are both
+    /// present and valid (every problem is still reported).
+    fn pricing(&mut self, value: &SpannedNode, key: &str) -> Option<PricingSettings> {
+        let entries = self.map(value, key)?;
+        let known = self.known_keys(entries, PRICING_KEYS, &format!("{key}."), |_| None);
+        let mut input = None;
+        let mut cached_input = None;
+        let mut output = None;
+        let mut complete = true;
+        for entry in &known {
+            let path = format!("{key}.{}", entry.name);
+            let price = self.price(entry.value, &path);
+            complete &= price.is_some();
+            match entry.name {
+                "input" => input = price,
+                "cached_input" => cached_input = price,
+                "output" => output = price,
+                _ => {}
+            }
+        }
+        for required in ["input", "output"] {
+            if !known.iter().any(|entry| entry.name == required) {
+                self.error_at(
+                    value.referenced,
+                    format!("missing key `{key}.{required}`"),
+                    Some(format!(
+                        "give both prices in USD per million tokens: \
+                         `{key}: {{ input: 2.00, output: 8.00 }}`"
+                    )),
+                );
+            }
+        }
+        if !complete {
+            return None;
+        }
+        Some(PricingSettings {
+            input: input?,
+            cached_input,
+            output: output?,
+        })
+    }
+
+    /// A price in USD per million tokens: a finite number, at least 0.
+    fn price(&mut self, value: &SpannedNode, key: &str) -> Option<Spanned<f64>> {
+        let amount = match value.value {
+            // Any integer a task file could hold is exact enough as dollars.
+            #[allow(clippy::cast_precision_loss)]
+            Node::Int(number) => number as f64,
+            Node::Float(number) => number,
+            ref other => {
+                self.error_at(
+                    value.referenced,
+                    format!(
+                        "`{key}` must be a number of US dollars per million tokens, found {}",
+                        describe(other)
+                    ),
+                    Some(format!("write it without quotes or `$`: `{key}: 2.50`")),
+                );
+                return None;
+            }
+        };
+        if !amount.is_finite() {
+            self.error_at(
+                value.referenced,
+                format!("`{key}` must be a finite number, found {amount}"),
+                Some(format!(
+                    "write the price in USD per million tokens, such as `{key}: 2.50`"
+                )),
+            );
+            return None;
+        }
+        if amount < 0.0 {
+            self.error_at(
+                value.referenced,
+                format!("`{key}` must be at least 0, found {amount}"),
+                Some("prices are USD per million tokens; use 0 for a free model".into()),
+            );
+            return None;
+        }
+        // `-0` is a valid zero; store it as `0` so costs never print as `-0`.
+        Some(spanned(amount.abs(), value))
     }
 
     fn env(
@@ -788,6 +882,11 @@ impl<'a> Walker<'a> {
             _ if number < min.into() => {
                 let help = if key.ends_with("max_rounds") {
                     "the debug stage runs at least once: use 1 for a single round".into()
+                } else if key.ends_with("context_window") {
+                    format!(
+                        "the window is counted in tokens, such as `128000`; use {range}, \
+                         or remove the key for the model's default"
+                    )
                 } else {
                     format!("use {range}")
                 };

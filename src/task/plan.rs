@@ -6,6 +6,9 @@ use std::path::Path;
 
 use super::duration::format as duration;
 use super::resolved::{ShellPolicy, Stage, Task};
+use crate::agent::default_context_window;
+use crate::provider::pricing::builtin_price;
+use crate::provider::{ModelPrice, WireFormat};
 
 /// Renders the plan of `tasks` for humans. Paths are shown relative to
 /// `cwd` when they are below it.
@@ -37,6 +40,8 @@ pub fn render_plan(tasks: &[Task], cwd: &Path) -> String {
             None => model.to_owned(),
         };
         let _ = writeln!(out, "  model:       {model}");
+        let _ = writeln!(out, "  pricing:     {}", pricing(task));
+        let _ = writeln!(out, "  window:      {}", context_window(task));
         let stages: Vec<String> = Stage::ALL
             .iter()
             .map(|&stage| {
@@ -134,10 +139,86 @@ pub fn render_plan(tasks: &[Task], cwd: &Path) -> String {
     out
 }
 
+/// The price the task's costs will be counted at, and where it comes from.
+fn pricing(task: &Task) -> String {
+    if let Some(price) = &task.pricing {
+        return format!("{} (task file)", price_text(price));
+    }
+    match task.model.as_deref().and_then(|spec| spec.split_once(':')) {
+        Some(("replay", _)) => "built-in price of the recorded model".to_owned(),
+        Some((provider, model)) => {
+            let builtin =
+                WireFormat::from_name(provider).and_then(|wire| builtin_price(wire, model));
+            match builtin {
+                Some(price) => format!("{} (built-in)", price_text(&price)),
+                None => format!(
+                    "unknown for `{model}`: cost is reported as null (set `pricing:` to count it)"
+                ),
+            }
+        }
+        None => "built-in price of the model".to_owned(),
+    }
+}
+
+fn price_text(price: &ModelPrice) -> String {
+    let cached = price
+        .cached_input_per_mtok
+        .map_or("cached input as input".to_owned(), |cached| {
+            format!("{} cached input", usd(cached))
+        });
+    format!(
+        "{} input, {cached}, {} output per million tokens",
+        usd(price.input_per_mtok),
+        usd(price.output_per_mtok)
+    )
+}
+
+/// Dollars with at least two decimals and no more than the price has
+/// (`$2.00`, `$0.025`).
+fn usd(amount: f64) -> String {
+    let precise = format!("{amount:.6}");
+    let trimmed = precise.trim_end_matches('0');
+    let decimals = trimmed.split_once('.').map_or(0, |(_, d)| d.len());
+    if decimals < 2 {
+        format!("${amount:.2}")
+    } else {
+        format!("${trimmed}")
+    }
+}
+
+/// The context window compaction works against, and where it comes from.
+fn context_window(task: &Task) -> String {
+    if let Some(window) = task.context_window {
+        return format!("{window} tokens (task file)");
+    }
+    match task.model.as_deref().and_then(|spec| spec.split_once(':')) {
+        Some(("replay", _)) => "default for the recorded model".to_owned(),
+        Some((_, model)) => format!(
+            "{} tokens (default for `{model}`)",
+            default_context_window(model)
+        ),
+        None => "default for the model".to_owned(),
+    }
+}
+
 fn shown(path: &Path, cwd: &Path) -> String {
     match path.strip_prefix(cwd) {
         Ok(relative) if relative.as_os_str().is_empty() => ".".to_owned(),
         Ok(relative) => relative.display().to_string(),
         Err(_) => path.display().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::usd;
+
+    #[test]
+    fn prices_show_cents_and_any_finer_digits() {
+        assert_eq!(usd(2.0), "$2.00");
+        assert_eq!(usd(0.5), "$0.50");
+        assert_eq!(usd(0.025), "$0.025");
+        assert_eq!(usd(0.0), "$0.00");
+        assert_eq!(usd(15.125), "$15.125");
     }
 }

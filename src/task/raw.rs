@@ -118,6 +118,30 @@ pub(crate) struct TaskSettings {
     /// Extra environment variables for shell tools and checks.
     #[schemars(with = "Option<std::collections::BTreeMap<String, EnvValue>>")]
     pub(crate) env: Option<Vec<(Spanned<String>, Spanned<String>)>>,
+    /// Price of the task's model in USD per million tokens, replacing the
+    /// built-in table (default: the built-in price; a model without one has
+    /// no cost, `null` in reports).
+    pub(crate) pricing: Option<PricingSettings>,
+    /// The model's context window in tokens; the conversation is compacted
+    /// as it nears it (default: by model name, 128000 for unknown models).
+    #[schemars(with = "Option<u64>", range(min = 1024))]
+    pub(crate) context_window: Option<Spanned<u64>>,
+}
+
+/// A model's price in USD per million tokens.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PricingSettings {
+    /// USD per million uncached input tokens.
+    #[schemars(with = "f64", range(min = 0))]
+    pub(crate) input: Spanned<f64>,
+    /// USD per million input tokens served from the prompt cache (default:
+    /// charged as `input`).
+    #[schemars(with = "Option<f64>", range(min = 0))]
+    pub(crate) cached_input: Option<Spanned<f64>>,
+    /// USD per million output tokens, reasoning included.
+    #[schemars(with = "f64", range(min = 0))]
+    pub(crate) output: Spanned<f64>,
 }
 
 /// A command kkrun runs itself to decide pass or fail.

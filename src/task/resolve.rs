@@ -4,6 +4,10 @@
 //!
 //! The merge works on the raw `Option` fields, so a value keeps the position
 //! it was written at, whether in the task or in `defaults:`.
+//!
+//! `pricing` is replaced whole rather than merged: its three numbers
+//! describe one model, so a task's `pricing` without `cached_input` must not
+//! pick up the cached price of whatever model `defaults:` was priced for.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,12 +22,14 @@ use super::raw::{
     TaskEntry, TaskSettings, ToolsSettings,
 };
 use super::resolved::{Budget, Check, ShellPolicy, StageSettings, Task};
+use crate::provider::ModelPrice;
 
 /// Default check timeout.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 /// Merges `defaults` under `task`: the task's key wins, except that the maps
-/// `stages`, `budget`, `tools.shell` and `env` merge key by key.
+/// `stages`, `budget`, `tools.shell` and `env` merge key by key (`pricing`
+/// is one price, so it is replaced whole).
 pub(crate) fn merge(task: TaskSettings, defaults: &TaskSettings) -> TaskSettings {
     let defaults = defaults.clone();
     TaskSettings {
@@ -77,6 +83,8 @@ pub(crate) fn merge(task: TaskSettings, defaults: &TaskSettings) -> TaskSettings
             merged.extend(task);
             merged
         }),
+        pricing: task.pricing.or(defaults.pricing),
+        context_window: task.context_window.or(defaults.context_window),
     }
 }
 
@@ -205,6 +213,12 @@ pub(crate) fn resolve(
             .into_iter()
             .map(|(name, value)| (name.value, value.value))
             .collect::<BTreeMap<_, _>>(),
+        pricing: settings.pricing.map(|pricing| ModelPrice {
+            input_per_mtok: pricing.input.value,
+            cached_input_per_mtok: pricing.cached_input.map(|price| price.value),
+            output_per_mtok: pricing.output.value,
+        }),
+        context_window: settings.context_window.map(|window| window.value),
     })
 }
 

@@ -40,6 +40,13 @@ pub struct Task {
     pub on_failure: OnFailure,
     /// Extra environment for shell tools and checks.
     pub env: BTreeMap<String, String>,
+    /// Price of the task's model from the task file, replacing the built-in
+    /// table; `None` uses the table (and a model missing from it has no
+    /// cost).
+    pub pricing: Option<crate::provider::ModelPrice>,
+    /// The model's context window in tokens from the task file; `None`
+    /// picks one by model name ([`crate::agent::default_context_window`]).
+    pub context_window: Option<u64>,
 }
 
 /// What kind of work a task asks for.
