@@ -699,6 +699,10 @@ impl<'e, 'a> TaskRun<'e, 'a> {
         {
             match store.restore(self.env.run_id, &self.task.name, base) {
                 Ok(safety) => {
+                    self.events.emit(EventKind::SnapshotTaken {
+                        ref_name: safety.ref_name.clone(),
+                        commit: safety.commit.clone(),
+                    });
                     self.report.snapshots.push(SnapshotReport {
                         stage: safety.stage.clone(),
                         ref_name: safety.ref_name.clone(),
