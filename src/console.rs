@@ -228,7 +228,10 @@ impl ConsoleState {
                     ToolOutcome::Error => format!("{}error{}", s.yellow, s.reset),
                     ToolOutcome::Refused => format!("{}refused{}", s.red, s.reset),
                 };
-                let args: String = arguments.chars().take(100).collect();
+                let mut args: String = arguments.chars().take(100).collect();
+                if args.len() < arguments.len() {
+                    args.push('…');
+                }
                 format!("{prefix}:   {tool} {args} → {mark} ({})", human_duration(*duration_ms))
             }),
             EventKind::StageFinished { end, turns, duration_ms, .. } => (!quiet).then(|| {
@@ -252,6 +255,7 @@ impl ConsoleState {
                     self.cost_text()
                 );
                 self.print(&text);
+                self.set_live(event, &format!("{outcome}, waiting for the next task"));
                 if self.options.github {
                     self.workflow_command(github::group_end());
                 }

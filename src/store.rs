@@ -15,11 +15,18 @@ use crate::events::{Event, EventSink};
 /// Default parent of run directories, relative to the current directory.
 pub const DEFAULT_RUNS_DIR: &str = ".kkrun/runs";
 
-/// A new run id: UTC time to the second plus 6 random hex digits, e.g.
-/// `20261124T101500Z-ab12cd`. Sorting ids sorts runs by start time.
+/// A new run id: UTC time to the second, then 6 hex digits — the
+/// millisecond (3 digits) and 3 random ones — e.g. `20261124T101500Z-3e7a1f`.
+/// Sorting ids sorts runs by start time, to the millisecond; the random
+/// digits keep runs started in the same millisecond apart.
 pub fn new_run_id() -> String {
-    let now = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ");
-    format!("{now}-{:06x}", fastrand::u32(..0x0100_0000))
+    let now = jiff::Timestamp::now();
+    let millis = now.subsec_millisecond().clamp(0, 999);
+    format!(
+        "{}-{millis:03x}{:03x}",
+        now.strftime("%Y%m%dT%H%M%SZ"),
+        fastrand::u32(..0x1000)
+    )
 }
 
 /// One run's directory.
@@ -148,6 +155,14 @@ mod tests {
         let id = new_run_id();
         let re = regex::Regex::new(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$").unwrap();
         assert!(re.is_match(&id), "{id}");
+    }
+
+    #[test]
+    fn later_runs_sort_after_earlier_ones() {
+        let first = new_run_id();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let second = new_run_id();
+        assert!(first < second, "{first} !< {second}");
     }
 
     #[test]

@@ -381,10 +381,17 @@ impl<'e, 'a> TaskRun<'e, 'a> {
                 () = interrupt.wait() => None,
             }
         };
-        let usage = usage_delta(self.budget.usage(), usage_before);
-        let cost = match (self.budget.cost_usd(), cost_before) {
-            (Some(after), Some(before)) => Some(after - before),
-            _ => None,
+        // A completed stage reports its own sums; an interrupted one (its
+        // future dropped) only left its turns in the task's budget.
+        let (usage, cost) = match &result {
+            Some(Ok(outcome)) => (outcome.usage, outcome.cost_usd),
+            _ => (
+                usage_delta(self.budget.usage(), usage_before),
+                self.budget
+                    .cost_usd()
+                    .zip(cost_before)
+                    .map(|(after, before)| after - before),
+            ),
         };
         let (end, detail, turns, tool_calls, finished, stop) = match result {
             None => (

@@ -132,11 +132,16 @@ fn task_section(md: &mut String, report: &Report, task: &TaskReport) {
             let snapshot = stage
                 .snapshot
                 .as_ref()
-                .and_then(|s| s.ref_name.rsplit('/').next().map(str::to_string))
+                .and_then(|s| {
+                    s.ref_name
+                        .rsplit('/')
+                        .next()
+                        .map(|name| format!("`{name}`"))
+                })
                 .unwrap_or_else(|| "—".into());
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | `{}` |",
+                "| {} | {} | {} | {} | {} | {} | {} |",
                 stage.stage,
                 stage.round,
                 stage.end.replace('_', " "),
