@@ -49,6 +49,15 @@ pub fn run(tasks: Vec<Task>, options: RunOptions, global: &GlobalArgs) -> Result
             tasks.len()
         )));
     }
+    if let Some(out) = &options.out
+        && out.join(".git").exists()
+    {
+        return Err(Error::InvalidInput(format!(
+            "--out {}: that is the root of a git work tree, and restoring a snapshot would delete the \
+             run's own files (hint: use a subdirectory, e.g. --out kkrun-results)",
+            out.display()
+        )));
+    }
     // Every provider is built before anything runs, so a bad model spec or a
     // missing API key stops the run with nothing done.
     let mut providers = Vec::with_capacity(tasks.len());

@@ -702,3 +702,66 @@ fn json_mode_writes_only_events_on_stdout() {
         std::fs::read_to_string(fx.out().join("events.jsonl")).unwrap()
     );
 }
+
+#[test]
+fn a_run_directory_inside_the_work_tree_survives_restores_and_is_never_snapshotted() {
+    let fx = Fixture::new();
+    let first = fx.task(
+        "first",
+        "",
+        &[plan(), fix_add(), finish("c"), review("approve")],
+    );
+    let second = fx.task(
+        "second",
+        "",
+        &[plan(), fix_add(), finish("c"), review("approve")],
+    );
+    let out = fx.repo().join("kkrun-results");
+    let output = fx
+        .kkrun(&[
+            "run",
+            "--out",
+            out.to_str().unwrap(),
+            first.to_str().unwrap(),
+            second.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    for task in 0..2 {
+        let files: Vec<&str> = report["tasks"][task]["files_changed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["path"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            files,
+            ["calc.py"],
+            "the run directory is not part of the change"
+        );
+    }
+    assert!(
+        out.join("first/final.patch").is_file(),
+        "the first task's files survived the restore"
+    );
+
+    let refused = fx
+        .kkrun(&[
+            "run",
+            "--out",
+            fx.repo().to_str().unwrap(),
+            first.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("root of a git work tree"));
+}

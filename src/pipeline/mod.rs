@@ -142,12 +142,20 @@ impl<'e, 'a> TaskRun<'e, 'a> {
                 format!("cannot open the workspace repository: {e}"),
             )
         })?;
-        store.ensure_excluded(".kkrun/").map_err(|e| {
-            Stop::new(
-                TaskOutcome::Error,
-                format!("cannot update .git/info/exclude: {e}"),
-            )
-        })?;
+        // The run directory must never be snapshotted, nor deleted by a
+        // restore: `.kkrun/` by default, or an `--out` inside the work tree.
+        let mut excluded = vec![".kkrun/".to_string()];
+        if let Some(inside) = run_dir_in_worktree(self.env.run_dir.path(), store.workdir()) {
+            excluded.push(inside);
+        }
+        for pattern in &excluded {
+            store.ensure_excluded(pattern).map_err(|e| {
+                Stop::new(
+                    TaskOutcome::Error,
+                    format!("cannot update .git/info/exclude: {e}"),
+                )
+            })?;
+        }
         self.report.base_commit = store
             .head_commit()
             .map_err(|e| Stop::new(TaskOutcome::Error, format!("cannot read HEAD: {e}")))?;
@@ -806,6 +814,20 @@ pub fn unstarted_report(
             patch: None,
         },
     }
+}
+
+/// The gitignore pattern (`/path/to/out/`) for a run directory inside the
+/// work tree `workdir`, or `None` when it lies outside (or under `.kkrun/`,
+/// which is excluded anyway).
+fn run_dir_in_worktree(run_dir: &std::path::Path, workdir: &std::path::Path) -> Option<String> {
+    let run_dir = run_dir.canonicalize().ok()?;
+    let workdir = workdir.canonicalize().ok()?;
+    let relative = run_dir.strip_prefix(&workdir).ok()?;
+    let relative = relative.to_string_lossy().replace('\\', "/");
+    if relative.is_empty() || relative.starts_with(".kkrun/") || relative == ".kkrun" {
+        return None;
+    }
+    Some(format!("/{relative}/"))
 }
 
 fn check_run(result: &CheckResult) -> CheckRun {
