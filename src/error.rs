@@ -10,9 +10,6 @@ pub enum Error {
     /// and says what to do.
     #[error("{0}")]
     InvalidInput(String),
-    /// One or more task files are invalid; the rendered report lists every error.
-    #[error("{0}")]
-    TaskFiles(crate::task::TaskFileErrors),
     /// A snapshot operation failed.
     #[error(transparent)]
     Snapshot(#[from] crate::snapshot::SnapshotError),
@@ -34,7 +31,7 @@ impl Error {
     /// The documented exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::InvalidInput(_) | Error::TaskFiles(_) => exit_codes::INVALID_INPUT,
+            Error::InvalidInput(_) => exit_codes::INVALID_INPUT,
             Error::Snapshot(e) => e.exit_code(),
             Error::Provider(e) => e.exit_code(),
             Error::Io { .. } => exit_codes::INFRASTRUCTURE,
