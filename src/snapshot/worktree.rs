@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use git2::{
     Delta, DiffOptions, FileMode, Index, IndexAddOption, Oid, Repository, Tree,
-    build::CheckoutBuilder,
+    build::{CheckoutBuilder, TreeUpdateBuilder},
 };
 
 use super::store::head_oid;
@@ -86,13 +86,28 @@ impl SnapshotStore {
             }
             _ => None,
         };
-        match changes {
-            Some(changes) => self.apply_changes(&mut index, changes)?,
-            None => self.add_all(&mut index)?,
-        }
-        let tree = index
-            .write_tree_to(repo)
-            .map_err(|e| self.write_error("write the snapshot tree", e))?;
+        let updated = match changes {
+            Some(changes) => {
+                // The copied index usually has complete cached trees (git
+                // writes them on commit and checkout), and then its tree
+                // costs nothing; editing that tree writes only the trees on
+                // the changed paths, where writing the edited index would
+                // re-read every tree of the repository to rebuild its cache.
+                let base = index.write_tree_to(repo).ok();
+                self.apply_changes(&mut index, &changes)?;
+                base.and_then(|base| update_tree(repo, &index, base, &changes).ok())
+            }
+            None => {
+                self.add_all(&mut index)?;
+                None
+            }
+        };
+        let tree = match updated {
+            Some(tree) => tree,
+            None => index
+                .write_tree_to(repo)
+                .map_err(|e| self.write_error("write the snapshot tree", e))?,
+        };
         Ok(WorktreeIndex {
             index,
             tree,
@@ -104,7 +119,7 @@ impl SnapshotStore {
     fn apply_changes(
         &self,
         index: &mut Index,
-        changes: super::scan::Changes,
+        changes: &super::scan::Changes,
     ) -> Result<(), SnapshotError> {
         for path in &changes.remove {
             index
@@ -342,6 +357,35 @@ impl SnapshotStore {
     }
 }
 
+/// `base` with the scanned paths set to their entries in `index`.
+fn update_tree(
+    repo: &Repository,
+    index: &Index,
+    base: Oid,
+    changes: &super::scan::Changes,
+) -> Result<Oid, git2::Error> {
+    let base = repo.find_tree(base)?;
+    let mut update = TreeUpdateBuilder::new();
+    for path in changes.remove.iter().chain(&changes.add) {
+        match index.get_path(path, 0) {
+            Some(entry) => {
+                let mode = match entry.mode {
+                    0o100644 => FileMode::Blob,
+                    0o100755 => FileMode::BlobExecutable,
+                    0o120000 => FileMode::Link,
+                    0o160000 => FileMode::Commit,
+                    _ => return Err(git2::Error::from_str("unexpected index entry mode")),
+                };
+                update.upsert(path.as_path(), entry.id, mode);
+            }
+            None => {
+                update.remove(path.as_path());
+            }
+        }
+    }
+    update.create_updated(repo, &base)
+}
+
 /// How [`SnapshotStore::worktree_index_with`] reads the work tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Scan {
@@ -437,6 +481,7 @@ mod tests {
         Exec(usize),
         Link(usize, usize),
         ToDir(usize),
+        ToFile(usize),
         Stage(usize),
     }
 
@@ -448,6 +493,7 @@ mod tests {
             1 => path.clone().prop_map(Op::Exec),
             1 => (path.clone(), path.clone()).prop_map(|(a, b)| Op::Link(a, b)),
             1 => path.clone().prop_map(Op::ToDir),
+            1 => path.clone().prop_map(Op::ToFile),
             1 => path.clone().prop_map(Op::Stage),
         ]
     }
@@ -503,6 +549,14 @@ mod tests {
                     std::fs::remove_file(&path).unwrap();
                     std::fs::create_dir(&path).unwrap();
                     std::fs::write(path.join("inside"), "i").unwrap();
+                }
+            }
+            Op::ToFile(i) => {
+                let dir = root.join(PATHS[*i]);
+                let dir = dir.parent().unwrap();
+                if dir != root && std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
+                    std::fs::remove_dir_all(dir).unwrap();
+                    std::fs::write(dir, "was a directory").unwrap();
                 }
             }
             Op::Stage(i) => {
