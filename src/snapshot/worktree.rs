@@ -447,7 +447,7 @@ fn copy_index(original: &Path, copy: &Path) -> Result<Option<SystemTime>, Snapsh
     Ok(Some(modified))
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     //! The parallel scan must record exactly the tree libgit2's add-all and
     //! `git add -A` record.
