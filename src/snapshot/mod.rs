@@ -14,6 +14,7 @@ mod diff;
 mod error;
 mod message;
 mod names;
+mod scan;
 mod store;
 mod worktree;
 

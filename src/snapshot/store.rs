@@ -10,8 +10,9 @@ use git2::{ErrorCode, Oid, Repository, Signature, Time};
 use super::message::{self, MessageFields};
 use super::{RunSnapshots, SnapshotError, SnapshotInfo, SnapshotMeta, names};
 
-/// How often a ref update is retried when another process holds its lock.
-const LOCK_ATTEMPTS: u32 = 50;
+/// How often a ref update is retried when another process holds its lock:
+/// with the backoff below, for about three seconds at most.
+const LOCK_ATTEMPTS: u32 = 40;
 
 /// The identity snapshots are written with when neither `KKRUN_GIT_NAME`
 /// nor `KKRUN_GIT_EMAIL` is set: CI containers often have no git config.
@@ -554,6 +555,6 @@ fn is_contention(e: &git2::Error) -> bool {
 }
 
 fn backoff(attempt: u32) {
-    let base = 5 * u64::from(attempt.min(20));
+    let base = 5 * u64::from(attempt.min(10));
     std::thread::sleep(Duration::from_millis(base + fastrand::u64(0..=base)));
 }

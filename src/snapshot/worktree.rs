@@ -3,10 +3,11 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::time::SystemTime;
 
 use git2::{
     Delta, DiffOptions, FileMode, Index, IndexAddOption, Oid, Repository, Tree,
-    build::CheckoutBuilder,
+    build::{CheckoutBuilder, TreeUpdateBuilder},
 };
 
 use super::store::head_oid;
@@ -28,10 +29,20 @@ impl SnapshotStore {
     /// touching the repository's own index.
     ///
     /// It starts from a copy of the repository's index that keeps the file's
-    /// modification time, so libgit2 trusts the stat data of the entries just
-    /// as it would in the original and rehashes only files that changed. The
-    /// copy becomes `repo`'s index so that submodules are recorded in it too.
+    /// modification time, so the stat data of its entries can be trusted just
+    /// as in the original: only files whose stat data changed are rehashed
+    /// (see the `scan` module). The copy becomes `repo`'s index so that
+    /// submodules are recorded in it too.
     pub(crate) fn worktree_index(&self, repo: &Repository) -> Result<WorktreeIndex, SnapshotError> {
+        self.worktree_index_with(repo, Scan::Parallel)
+    }
+
+    /// [`Self::worktree_index`] with a choice of how the work tree is read.
+    pub(crate) fn worktree_index_with(
+        &self,
+        repo: &Repository,
+        how: Scan,
+    ) -> Result<WorktreeIndex, SnapshotError> {
         let dir = tempfile::Builder::new()
             .prefix("kkrun-index-")
             .tempdir()
@@ -40,7 +51,9 @@ impl SnapshotStore {
             })?;
         let copy = dir.path().join("index");
         let original = repo.path().join("index");
-        let copied = copy_index(&original, &copy)?;
+        let index_mtime = copy_index(&original, &copy)?;
+        let copied = index_mtime.is_some();
+        let mut from_head = false;
         let mut index = match Index::open(&copy) {
             Ok(index) => index,
             // An index libgit2 cannot read (for instance with a split-index
@@ -59,12 +72,80 @@ impl SnapshotStore {
                         .read_tree(&tree)
                         .map_err(|e| SnapshotError::git("read HEAD's tree", e))?;
                 }
+                from_head = true;
                 index
             }
             Err(e) => return Err(SnapshotError::git("create a temporary index", e)),
         };
         repo.set_index(&mut index)
             .map_err(|e| SnapshotError::git("use a temporary index", e))?;
+        let changes = match how {
+            // Entries read from HEAD have no stat data to compare.
+            Scan::Parallel if !from_head => {
+                super::scan::scan(repo, &index, &self.workdir, index_mtime)?
+            }
+            _ => None,
+        };
+        let updated = match changes {
+            Some(changes) => {
+                // The copied index usually has complete cached trees (git
+                // writes them on commit and checkout), and then its tree
+                // costs nothing; editing that tree writes only the trees on
+                // the changed paths, where writing the edited index would
+                // re-read every tree of the repository to rebuild its cache.
+                let base = index.write_tree_to(repo).ok();
+                self.apply_changes(&mut index, &changes)?;
+                base.and_then(|base| update_tree(repo, &index, base, &changes).ok())
+            }
+            None => {
+                self.add_all(&mut index)?;
+                None
+            }
+        };
+        let tree = match updated {
+            Some(tree) => tree,
+            None => index
+                .write_tree_to(repo)
+                .map_err(|e| self.write_error("write the snapshot tree", e))?,
+        };
+        Ok(WorktreeIndex {
+            index,
+            tree,
+            _dir: dir,
+        })
+    }
+
+    /// Brings `index` up to date with the paths a scan found.
+    fn apply_changes(
+        &self,
+        index: &mut Index,
+        changes: &super::scan::Changes,
+    ) -> Result<(), SnapshotError> {
+        for path in &changes.remove {
+            index
+                .remove_path(path)
+                .map_err(|e| SnapshotError::git(format!("update {}", path.display()), e))?;
+        }
+        for path in &changes.add {
+            match index.add_path(path) {
+                Ok(()) => {}
+                // Deleted since the scan saw it: record it as gone.
+                Err(_) if std::fs::symlink_metadata(self.workdir.join(path)).is_err() => index
+                    .remove_path(path)
+                    .map_err(|e| SnapshotError::git(format!("update {}", path.display()), e))?,
+                // A nested repository without a commit has nothing to
+                // record; `git add` refuses it too.
+                Err(_) if is_repository_without_commit(&self.workdir.join(path)) => {}
+                Err(e) => {
+                    return Err(self.write_error(&format!("record {}", path.display()), e));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// libgit2's own add-all: one thread, but it needs no assumptions.
+    fn add_all(&self, index: &mut Index) -> Result<(), SnapshotError> {
         // libgit2 reports an untracked repository nested in the work tree as
         // `dir/` and cannot add it under that name; it is added below as a
         // gitlink, like `git add` does.
@@ -84,24 +165,13 @@ impl SnapshotStore {
             .map_err(|e| self.write_error("read the work tree", e))?;
         for dir in nested {
             let trimmed = dir.to_string_lossy().trim_end_matches('/').to_owned();
-            // A nested repository without a commit has nothing to record;
-            // `git add` refuses it too.
-            if Repository::open(self.workdir.join(&trimmed))
-                .is_ok_and(|nested| head_oid(&nested).is_ok_and(|head| head.is_some()))
-            {
+            if !is_repository_without_commit(&self.workdir.join(&trimmed)) {
                 index.add_path(Path::new(&trimmed)).map_err(|e| {
                     self.write_error(&format!("record the repository {trimmed}"), e)
                 })?;
             }
         }
-        let tree = index
-            .write_tree_to(repo)
-            .map_err(|e| self.write_error("write the snapshot tree", e))?;
-        Ok(WorktreeIndex {
-            index,
-            tree,
-            _dir: dir,
-        })
+        Ok(())
     }
 
     /// Restores the workspace exactly to `target`, after taking a `safety`
@@ -287,6 +357,49 @@ impl SnapshotStore {
     }
 }
 
+/// `base` with the scanned paths set to their entries in `index`.
+fn update_tree(
+    repo: &Repository,
+    index: &Index,
+    base: Oid,
+    changes: &super::scan::Changes,
+) -> Result<Oid, git2::Error> {
+    let base = repo.find_tree(base)?;
+    let mut update = TreeUpdateBuilder::new();
+    for path in changes.remove.iter().chain(&changes.add) {
+        match index.get_path(path, 0) {
+            Some(entry) => {
+                let mode = match entry.mode {
+                    0o100644 => FileMode::Blob,
+                    0o100755 => FileMode::BlobExecutable,
+                    0o120000 => FileMode::Link,
+                    0o160000 => FileMode::Commit,
+                    _ => return Err(git2::Error::from_str("unexpected index entry mode")),
+                };
+                update.upsert(path.as_path(), entry.id, mode);
+            }
+            None => {
+                update.remove(path.as_path());
+            }
+        }
+    }
+    update.create_updated(repo, &base)
+}
+
+/// How [`SnapshotStore::worktree_index_with`] reads the work tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scan {
+    /// The parallel stat scan, falling back to libgit2 when it cannot be used.
+    Parallel,
+    /// libgit2's add-all.
+    #[cfg_attr(not(test), allow(dead_code))]
+    AddAll,
+}
+
+fn is_repository_without_commit(dir: &Path) -> bool {
+    Repository::open(dir).is_ok_and(|nested| head_oid(&nested).is_ok_and(|head| head.is_none()))
+}
+
 /// The kind of a tree entry mode: 0o100 for files, 0o120 for symlinks,
 /// 0o160 for submodules, 0o040 for trees.
 fn kind(mode: i32) -> i32 {
@@ -312,13 +425,13 @@ fn placeholder_link(path: &Path) -> std::io::Result<()> {
     std::fs::write(path, b"")
 }
 
-/// Copies the repository's index keeping its modification time; returns
-/// false when there is no index yet. Time and content come from one open
+/// Copies the repository's index keeping its modification time, which it
+/// returns; `None` when there is no index yet. Time and content come from one open
 /// file, so a concurrent `git add` replacing the index cannot mix them.
-fn copy_index(original: &Path, copy: &Path) -> Result<bool, SnapshotError> {
+fn copy_index(original: &Path, copy: &Path) -> Result<Option<SystemTime>, SnapshotError> {
     let mut source = match std::fs::File::open(original) {
         Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(SnapshotError::io("read", original, e)),
     };
     let modified = source
@@ -331,5 +444,207 @@ fn copy_index(original: &Path, copy: &Path) -> Result<bool, SnapshotError> {
     target
         .set_modified(modified)
         .map_err(|e| SnapshotError::io("set the modification time of", copy, e))?;
-    Ok(true)
+    Ok(Some(modified))
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    //! The parallel scan must record exactly the tree libgit2's add-all and
+    //! `git add -A` record.
+
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+    use std::process::Command;
+
+    use git2::{IndexAddOption, Repository, Signature};
+    use proptest::prelude::*;
+
+    use super::{Scan, SnapshotStore};
+
+    const PATHS: &[&str] = &[
+        "a.txt",
+        "b.log",
+        "keep.log",
+        "dir/c.rs",
+        "dir/sub/d.md",
+        "dir/sub/tmp/e",
+        "build/out.o",
+        "src/build/f",
+        "with space/ü.txt",
+        "x",
+    ];
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Write(usize, u8),
+        Delete(usize),
+        Exec(usize),
+        Link(usize, usize),
+        ToDir(usize),
+        ToFile(usize),
+        Stage(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let path = 0..PATHS.len();
+        prop_oneof![
+            4 => (path.clone(), any::<u8>()).prop_map(|(p, c)| Op::Write(p, c)),
+            2 => path.clone().prop_map(Op::Delete),
+            1 => path.clone().prop_map(Op::Exec),
+            1 => (path.clone(), path.clone()).prop_map(|(a, b)| Op::Link(a, b)),
+            1 => path.clone().prop_map(Op::ToDir),
+            1 => path.clone().prop_map(Op::ToFile),
+            1 => path.clone().prop_map(Op::Stage),
+        ]
+    }
+
+    fn clear(root: &Path, rel: &str) {
+        let path = root.join(rel);
+        let mut parent = path.parent();
+        while let Some(dir) = parent.filter(|d| *d != root) {
+            if std::fs::symlink_metadata(dir).is_ok_and(|m| !m.is_dir()) {
+                std::fs::remove_file(dir).unwrap();
+            }
+            parent = dir.parent();
+        }
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&path).unwrap(),
+            Ok(_) => std::fs::remove_file(&path).unwrap(),
+            Err(_) => {}
+        }
+    }
+
+    fn apply(repo: &Repository, op: &Op) {
+        let root = repo.workdir().unwrap();
+        let is_file = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file());
+        match op {
+            Op::Write(i, c) => {
+                clear(root, PATHS[*i]);
+                std::fs::write(
+                    root.join(PATHS[*i]),
+                    vec![b'a' + c % 26; usize::from(*c % 7)],
+                )
+                .unwrap();
+            }
+            Op::Delete(i) => {
+                if is_file(&root.join(PATHS[*i])) {
+                    std::fs::remove_file(root.join(PATHS[*i])).unwrap();
+                }
+            }
+            Op::Exec(i) => {
+                let path = root.join(PATHS[*i]);
+                if is_file(&path) {
+                    let mode = std::fs::metadata(&path).unwrap().permissions().mode() ^ 0o111;
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+                }
+            }
+            Op::Link(a, b) => {
+                clear(root, PATHS[*a]);
+                std::os::unix::fs::symlink(PATHS[*b], root.join(PATHS[*a])).unwrap();
+            }
+            Op::ToDir(i) => {
+                let path = root.join(PATHS[*i]);
+                if is_file(&path) {
+                    std::fs::remove_file(&path).unwrap();
+                    std::fs::create_dir(&path).unwrap();
+                    std::fs::write(path.join("inside"), "i").unwrap();
+                }
+            }
+            Op::ToFile(i) => {
+                let dir = root.join(PATHS[*i]);
+                let dir = dir.parent().unwrap();
+                if dir != root && std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
+                    std::fs::remove_dir_all(dir).unwrap();
+                    std::fs::write(dir, "was a directory").unwrap();
+                }
+            }
+            Op::Stage(i) => {
+                if is_file(&root.join(PATHS[*i])) {
+                    let mut index = repo.index().unwrap();
+                    index.add_path(Path::new(PATHS[*i])).unwrap();
+                    index.write().unwrap();
+                }
+            }
+        }
+    }
+
+    fn git_add_all_tree(root: &Path) -> String {
+        let scratch = tempfile::tempdir().unwrap();
+        let index = scratch.path().join("index");
+        if root.join(".git/index").exists() {
+            std::fs::copy(root.join(".git/index"), &index).unwrap();
+        }
+        for args in [&["add", "-A"][..], &["write-tree"][..]] {
+            let out = Command::new("git")
+                .args(args)
+                .current_dir(root)
+                .env("GIT_INDEX_FILE", &index)
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if args[0] == "write-tree" {
+                return String::from_utf8(out.stdout).unwrap().trim().to_owned();
+            }
+        }
+        unreachable!()
+    }
+
+    fn case(committed: Vec<Op>, edits: Vec<Op>) {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        std::fs::write(
+            dir.path().join(".gitignore"),
+            "*.log\n!keep.log\nbuild/\ndir/**/tmp\n",
+        )
+        .unwrap();
+        for op in &committed {
+            apply(&repo, op);
+        }
+        let mut index = repo.index().unwrap();
+        index.add_all(["*"], IndexAddOption::DEFAULT, None).unwrap();
+        index.update_all(["*"], None).unwrap();
+        index.write().unwrap();
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = Signature::now("t", "t@example.com").unwrap();
+        repo.commit(Some("HEAD"), &sig, &sig, "c", &tree, &[])
+            .unwrap();
+        for op in &edits {
+            apply(&repo, op);
+        }
+
+        let store = SnapshotStore::open(dir.path()).unwrap();
+        let parallel = store
+            .worktree_index_with(&store.repo().unwrap(), Scan::Parallel)
+            .unwrap()
+            .tree;
+        let add_all = store
+            .worktree_index_with(&store.repo().unwrap(), Scan::AddAll)
+            .unwrap()
+            .tree;
+        assert_eq!(parallel, add_all, "edits: {edits:?}");
+        assert_eq!(
+            parallel.to_string(),
+            git_add_all_tree(dir.path()),
+            "edits: {edits:?}"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(24), failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn parallel_scan_records_what_add_all_records(
+            committed in proptest::collection::vec(op(), 0..10),
+            edits in proptest::collection::vec(op(), 0..10),
+        ) {
+            case(committed, edits);
+        }
+    }
 }
