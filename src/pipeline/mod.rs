@@ -28,7 +28,7 @@ use crate::task::{OnFailure, Stage, Task};
 use crate::tools::checks::{CheckResult, run_checks};
 use crate::tools::{ToolContext, ToolSet};
 
-use finish::{Plan, ReturnToCode};
+use finish::ReturnToCode;
 
 /// The most diff text preview is shown; the rest is summarised.
 const MAX_PREVIEW_DIFF_BYTES: usize = 80 * 1024;
@@ -106,7 +106,6 @@ struct TaskRun<'e, 'a> {
     snapshots: Vec<SnapshotInfo>,
     baseline: Vec<CheckResult>,
     final_checks: Option<Vec<CheckResult>>,
-    plan: Option<Plan>,
 }
 
 impl<'e, 'a> TaskRun<'e, 'a> {
@@ -130,7 +129,6 @@ impl<'e, 'a> TaskRun<'e, 'a> {
             snapshots: Vec::new(),
             baseline: Vec::new(),
             final_checks: None,
-            plan: None,
         }
     }
 
@@ -177,7 +175,6 @@ impl<'e, 'a> TaskRun<'e, 'a> {
         let (_, arguments) = self.stage(Stage::Blueprint, 1, request).await?;
         let plan = finish::parse_plan(&arguments).map_err(|e| Stop::new(TaskOutcome::Error, e))?;
         self.save_plan(&arguments)?;
-        self.plan = Some(plan.clone());
 
         // Code, then debug rounds that may send the work back.
         let mut feedback: Option<(ReturnToCode, Vec<CheckResult>)> = None;
