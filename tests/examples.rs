@@ -8,12 +8,13 @@
 //! responses. After a change to prompts or tools, re-record them with
 //! `cargo test --test examples -- --ignored record_example_cassettes`.
 
+mod e2e_support;
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use assert_cmd::cargo::CommandCargoExt;
+use e2e_support::{commit_all, copy_dir, git, kkrun, snapshot_refs, stage_ends};
 use kkrun::provider::Usage;
 use kkrun::provider::script::{ScriptedToolCall, ScriptedTurn, encode_openai_sse};
 use serde_json::{Value, json};
@@ -28,60 +29,8 @@ fn example_checkout() -> tempfile::TempDir {
         copy_dir(&Path::new(ROOT).join(sub), &dir.path().join(sub));
     }
     git(dir.path(), &["init", "-q", "-b", "main"]);
-    git(dir.path(), &["add", "-A"]);
-    git(
-        dir.path(),
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-q",
-            "-m",
-            "clone",
-        ],
-    );
+    commit_all(dir.path(), "clone");
     dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            if entry.file_name() != "__pycache__" {
-                copy_dir(&entry.path(), &target);
-            }
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn kkrun(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::cargo_bin("kkrun").unwrap();
-    cmd.current_dir(dir)
-        .env("CI", "true")
-        .env_remove("GITHUB_ACTIONS")
-        .env_remove("KKRUN_MODEL")
-        .args(args);
-    cmd
 }
 
 fn describe(output: &Output) -> String {
@@ -118,20 +67,8 @@ fn the_readme_example_runs_offline_through_all_four_stages() {
     let report = report(dir.path());
     let task = &report["tasks"][0];
     assert_eq!(task["outcome"], "passed");
-    let stages: Vec<String> = task["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            format!(
-                "{}:{}",
-                s["stage"].as_str().unwrap(),
-                s["end"].as_str().unwrap()
-            )
-        })
-        .collect();
     assert_eq!(
-        stages,
+        stage_ends(&report, 0),
         [
             "blueprint:finished",
             "code:finished",
@@ -149,16 +86,8 @@ fn the_readme_example_runs_offline_through_all_four_stages() {
     )
     .unwrap();
     assert!(patch.contains("+_WEEK"), "{patch}");
-    let refs = git(
-        dir.path(),
-        &[
-            "for-each-ref",
-            "--format=%(refname:lstrip=-1)",
-            "refs/kkrun/",
-        ],
-    );
     assert_eq!(
-        refs.lines().collect::<Vec<_>>(),
+        snapshot_refs(dir.path()),
         [
             "00-base",
             "01-blueprint",

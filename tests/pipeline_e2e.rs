@@ -2,164 +2,17 @@
 //! repositories, with the model's side replayed from scripted cassettes and
 //! the checks run as real processes.
 
-use std::path::{Path, PathBuf};
+mod e2e_support;
+
 use std::process::Command;
 
-use assert_cmd::cargo::CommandCargoExt;
-use kkrun::provider::script::{ScriptedToolCall, ScriptedTurn};
-use kkrun::provider::{Cassette, Usage, WireFormat};
+use e2e_support::{
+    CALC, Fixture, TaskFile, break_mul, call, finish, fix_add, git, plan, read_calc, review,
+    snapshot_refs, stage_ends,
+};
 use serde_json::{Value, json};
 
-/// A temporary git repository holding a small Python project whose `add`
-/// is broken and whose `mul` works.
-struct Fixture {
-    dir: tempfile::TempDir,
-}
-
-const CALC: &str = "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b\n";
-const TEST_ADD: &str = "from calc import add\nassert add(2, 3) == 5, f\"add(2, 3) == {add(2, 3)}\"\nprint(\"add ok\")\n";
-const TEST_MUL: &str = "from calc import mul\nassert mul(2, 3) == 6, f\"mul(2, 3) == {mul(2, 3)}\"\nprint(\"mul ok\")\n";
-
-impl Fixture {
-    fn new() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = dir.path().join("repo");
-        std::fs::create_dir_all(&repo).unwrap();
-        std::fs::write(repo.join("calc.py"), CALC).unwrap();
-        std::fs::write(repo.join("test_add.py"), TEST_ADD).unwrap();
-        std::fs::write(repo.join("test_mul.py"), TEST_MUL).unwrap();
-        std::fs::write(repo.join(".gitignore"), "__pycache__/\n").unwrap();
-        git(&repo, &["init", "-q", "-b", "main"]);
-        git(&repo, &["add", "-A"]);
-        git(
-            &repo,
-            &[
-                "-c",
-                "user.name=t",
-                "-c",
-                "user.email=t@t",
-                "commit",
-                "-q",
-                "-m",
-                "base",
-            ],
-        );
-        std::fs::create_dir_all(dir.path().join("tasks")).unwrap();
-        Fixture { dir }
-    }
-
-    fn repo(&self) -> PathBuf {
-        self.dir.path().join("repo")
-    }
-
-    fn out(&self) -> PathBuf {
-        self.dir.path().join("out")
-    }
-
-    /// Writes `tasks/<name>.yaml` and its cassette; returns the task file.
-    fn task(&self, name: &str, extra_yaml: &str, turns: &[ScriptedTurn]) -> PathBuf {
-        let cassette = Cassette::from_turns(WireFormat::OpenAi, "scripted", turns);
-        let cassette_path = self.dir.path().join("tasks").join(format!("{name}.jsonl"));
-        cassette.write_to(&cassette_path).unwrap();
-        let yaml = format!(
-            "version: 1\nname: {name}\nprompt: Make add() add.\nworkspace: ../repo\nmodel: replay:{name}.jsonl\n\
-             checks:\n  - name: add\n    run: python3 test_add.py\n  - name: mul\n    run: python3 test_mul.py\n\
-             env:\n  PYTHONDONTWRITEBYTECODE: \"1\"\n{extra_yaml}"
-        );
-        let path = self.dir.path().join("tasks").join(format!("{name}.yaml"));
-        std::fs::write(&path, yaml).unwrap();
-        path
-    }
-
-    fn kkrun(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::cargo_bin("kkrun").unwrap();
-        cmd.current_dir(self.dir.path())
-            .env("CI", "true")
-            .env_remove("GITHUB_ACTIONS")
-            .env_remove("KKRUN_MODEL")
-            .env_remove("OPENAI_API_KEY")
-            .args(args);
-        cmd
-    }
-
-    /// Runs kkrun with `--out out` and returns (exit code, report).
-    fn run(&self, files: &[&Path], extra: &[&str]) -> (i32, Value) {
-        let out = self.out();
-        let mut args: Vec<String> = vec!["run".into(), "--out".into(), out.display().to_string()];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        args.extend(files.iter().map(|f| f.display().to_string()));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let output = self.kkrun(&args).output().unwrap();
-        let code = output.status.code().unwrap_or(-1);
-        let report = std::fs::read_to_string(out.join("report.json")).unwrap_or_else(|e| {
-            panic!(
-                "no report.json ({e}); exit {code}\nstdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            )
-        });
-        if std::env::var_os("KKRUN_TEST_DEBUG").is_some() {
-            eprintln!("{}", String::from_utf8_lossy(&output.stderr));
-        }
-        (code, serde_json::from_str(&report).unwrap())
-    }
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn call(id: &str, name: &str, args: Value) -> ScriptedTurn {
-    ScriptedTurn::tool_calls(vec![ScriptedToolCall::new(id, name, &args)]).with_usage(Usage {
-        input_tokens: 1000,
-        cached_input_tokens: 0,
-        output_tokens: 100,
-    })
-}
-
-fn plan() -> ScriptedTurn {
-    call(
-        "plan",
-        "submit_plan",
-        json!({"goal": "add() must add", "steps": ["fix the operator in calc.py"], "files": ["calc.py"],
-               "verification": "python3 test_add.py"}),
-    )
-}
-
-fn read_calc() -> ScriptedTurn {
-    call("read", "read_file", json!({"path": "calc.py"}))
-}
-
-fn fix_add() -> ScriptedTurn {
-    call(
-        "fix",
-        "edit_file",
-        json!({"path": "calc.py", "old": "return a - b", "new": "return a + b"}),
-    )
-}
-
-fn finish(id: &str) -> ScriptedTurn {
-    call(id, "finish_stage", json!({"summary": "changed calc.py"}))
-}
-
-fn review(verdict: &str) -> ScriptedTurn {
-    call(
-        "review",
-        "submit_review",
-        json!({"verdict": verdict, "summary": "The operator is fixed.", "risks": []}),
-    )
-}
-
+/// The check named `name` of the report's task number `task`.
 fn check<'a>(report: &'a Value, task: usize, name: &str) -> &'a Value {
     report["tasks"][task]["checks"]
         .as_array()
@@ -167,31 +20,6 @@ fn check<'a>(report: &'a Value, task: usize, name: &str) -> &'a Value {
         .iter()
         .find(|c| c["name"] == name)
         .unwrap()
-}
-
-fn stage_ends(report: &Value, task: usize) -> Vec<String> {
-    report["tasks"][task]["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            format!(
-                "{}:{}",
-                s["stage"].as_str().unwrap(),
-                s["end"].as_str().unwrap()
-            )
-        })
-        .collect()
-}
-
-fn snapshot_refs(repo: &Path) -> Vec<String> {
-    git(
-        repo,
-        &["for-each-ref", "--format=%(refname)", "refs/kkrun/"],
-    )
-    .lines()
-    .map(|l| l.rsplit('/').next().unwrap().to_string())
-    .collect()
 }
 
 #[test]
@@ -209,7 +37,7 @@ fn a_passing_task_fixes_the_check_and_exits_0() {
         ],
     );
     let head_before = git(&fx.repo(), &["rev-parse", "HEAD"]);
-    let (code, report) = fx.run(&[&task], &[]);
+    let (code, report) = fx.run_tasks(&[&task]);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["tasks"][0]["outcome"], "passed");
     assert_eq!(check(&report, 0, "add")["status"], "fixed");
@@ -252,11 +80,6 @@ fn a_passing_task_fixes_the_check_and_exits_0() {
 #[test]
 fn fixed_and_newly_broken_checks_are_told_apart_and_exit_1() {
     let fx = Fixture::new();
-    let break_mul = call(
-        "break",
-        "edit_file",
-        json!({"path": "calc.py", "old": "return a * b", "new": "return a ** b"}),
-    );
     let task = fx.task(
         "mixed",
         "stages:\n  debug: { max_rounds: 1 }\n",
@@ -264,13 +87,13 @@ fn fixed_and_newly_broken_checks_are_told_apart_and_exit_1() {
         &[
             plan(),
             fix_add(),
-            break_mul,
+            break_mul(),
             finish("code"),
             finish("debug"),
             review("approve"),
         ],
     );
-    let (code, report) = fx.run(&[&task], &[]);
+    let (code, report) = fx.run_tasks(&[&task]);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(report["tasks"][0]["outcome"], "failed");
     assert_eq!(check(&report, 0, "add")["status"], "fixed");
@@ -310,7 +133,7 @@ fn a_debug_round_can_send_the_work_back_to_code() {
             review("approve"),
         ],
     );
-    let (code, report) = fx.run(&[&task], &[]);
+    let (code, report) = fx.run_tasks(&[&task]);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(
         stage_ends(&report, 0),
@@ -357,7 +180,7 @@ fn checks_still_failing_after_max_rounds_exit_1_with_the_output_in_junit() {
             review("request_changes"),
         ],
     );
-    let (code, report) = fx.run(&[&task], &[]);
+    let (code, report) = fx.run_tasks(&[&task]);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(check(&report, 0, "add")["status"], "still_failing");
     assert_eq!(
@@ -384,22 +207,19 @@ fn checks_still_failing_after_max_rounds_exit_1_with_the_output_in_junit() {
 fn a_flaky_check_that_passes_on_retry_counts_as_a_pass() {
     let fx = Fixture::new();
     // Fails on every odd run, passes on every even one.
-    let counter = fx.dir.path().join("flaky-count");
-    let extra = format!(
+    let counter = fx.root().join("flaky-count");
+    let flaky_check = format!(
         "  - name: flaky\n    retries: 1\n    run: n=$(cat {c} 2>/dev/null || echo 0); echo $((n+1)) > {c}; test $((n % 2)) -eq 1\n",
         c = counter.display()
     );
-    let task = fx.task(
-        "flaky",
-        "",
-        &[plan(), fix_add(), finish("c"), review("approve")],
+    let task = fx.add_task(
+        &TaskFile::new(
+            "flaky",
+            &[plan(), fix_add(), finish("c"), review("approve")],
+        )
+        .extra_checks(&flaky_check),
     );
-    // Append the flaky check to the task's checks list.
-    let yaml = std::fs::read_to_string(&task)
-        .unwrap()
-        .replace("env:\n", &format!("{extra}env:\n"));
-    std::fs::write(&task, yaml).unwrap();
-    let (code, report) = fx.run(&[&task], &[]);
+    let (code, report) = fx.run_tasks(&[&task]);
     assert_eq!(code, 0, "{report:#}");
     let flaky = check(&report, 0, "flaky");
     assert_eq!(flaky["final"]["flaky"], true, "{flaky:#}");
@@ -413,7 +233,7 @@ fn a_review_that_requests_changes_fails_the_task_unless_advisory() {
     let fx = Fixture::new();
     let turns = [plan(), fix_add(), finish("c"), review("request_changes")];
     let task = fx.task("strict", "", &turns);
-    let (code, report) = fx.run(&[&task], &[]);
+    let (code, report) = fx.run_tasks(&[&task]);
     assert_eq!(code, 1, "{report:#}");
     assert!(
         report["tasks"][0]["reason"]
@@ -428,7 +248,7 @@ fn a_review_that_requests_changes_fails_the_task_unless_advisory() {
         "stages:\n  preview: { advisory: true }\n",
         &turns,
     );
-    let (code, report) = fx.run(&[&task], &[]);
+    let (code, report) = fx.run_tasks(&[&task]);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["tasks"][0]["review"]["advisory"], true);
 }
@@ -449,7 +269,7 @@ fn running_out_of_tokens_mid_code_exits_4_and_keeps_the_work() {
             review("approve"),
         ],
     );
-    let (code, report) = fx.run(&[&task], &[]);
+    let (code, report) = fx.run_tasks(&[&task]);
     assert_eq!(code, 4, "{report:#}");
     assert_eq!(report["tasks"][0]["outcome"], "budget_exhausted");
     assert_eq!(
@@ -489,7 +309,7 @@ fn on_failure_rollback_restores_the_base_exactly() {
     );
     std::fs::write(fx.repo().join("untracked-before.txt"), "mine\n").unwrap();
     let status_before = git(&fx.repo(), &["status", "--porcelain"]);
-    let (code, report) = fx.run(&[&task], &[]);
+    let (code, report) = fx.run_tasks(&[&task]);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(
         report["tasks"][0]["restored_to_base"],
@@ -523,7 +343,7 @@ fn two_tasks_in_one_run_start_from_the_same_base() {
         "",
         &[plan(), fix_add(), finish("c"), review("approve")],
     );
-    let (code, report) = fx.run(&[&first, &second], &[]);
+    let (code, report) = fx.run_tasks(&[&first, &second]);
     assert_eq!(code, 0, "{report:#}");
     // The second task saw the original bug at its baseline: the first task's
     // fix was rolled back between the tasks.
@@ -562,18 +382,9 @@ fn a_rejected_api_key_exits_3_with_a_complete_report() {
         served
     });
     let fx = Fixture::new();
-    let task = fx.task("auth", "", &[]);
-    let yaml = std::fs::read_to_string(&task)
-        .unwrap()
-        .replace("model: replay:auth.jsonl", "model: openai:gpt-4.1");
-    std::fs::write(&task, yaml).unwrap();
+    let task = fx.add_task(&TaskFile::new("auth", &[]).model("openai:gpt-4.1"));
     let output = fx
-        .kkrun(&[
-            "run",
-            "--out",
-            fx.out().to_str().unwrap(),
-            task.to_str().unwrap(),
-        ])
+        .kkrun(&["run", "--out", fx.out().to_str().unwrap(), &task])
         .env("OPENAI_BASE_URL", format!("http://{address}/v1"))
         .env("OPENAI_API_KEY", "sk-test-not-a-real-key-123456")
         .output()
@@ -611,13 +422,7 @@ fn sigint_mid_stage_exits_130_with_a_complete_record() {
         &[plan(), sleep, finish("c"), review("approve")],
     );
     let mut child = fx
-        .kkrun(&[
-            "run",
-            "--json",
-            "--out",
-            fx.out().to_str().unwrap(),
-            task.to_str().unwrap(),
-        ])
+        .kkrun(&["run", "--json", "--out", fx.out().to_str().unwrap(), &task])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -679,13 +484,7 @@ fn json_mode_writes_only_events_on_stdout() {
         &[plan(), fix_add(), finish("c"), review("approve")],
     );
     let output = fx
-        .kkrun(&[
-            "run",
-            "--json",
-            "--out",
-            fx.out().to_str().unwrap(),
-            task.to_str().unwrap(),
-        ])
+        .kkrun(&["run", "--json", "--out", fx.out().to_str().unwrap(), &task])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(0));
@@ -718,13 +517,7 @@ fn a_run_directory_inside_the_work_tree_survives_restores_and_is_never_snapshott
     );
     let out = fx.repo().join("kkrun-results");
     let output = fx
-        .kkrun(&[
-            "run",
-            "--out",
-            out.to_str().unwrap(),
-            first.to_str().unwrap(),
-            second.to_str().unwrap(),
-        ])
+        .kkrun(&["run", "--out", out.to_str().unwrap(), &first, &second])
         .output()
         .unwrap();
     assert_eq!(
@@ -754,12 +547,7 @@ fn a_run_directory_inside_the_work_tree_survives_restores_and_is_never_snapshott
     );
 
     let refused = fx
-        .kkrun(&[
-            "run",
-            "--out",
-            fx.repo().to_str().unwrap(),
-            first.to_str().unwrap(),
-        ])
+        .kkrun(&["run", "--out", fx.repo().to_str().unwrap(), &first])
         .output()
         .unwrap();
     assert_eq!(refused.status.code(), Some(2));

@@ -6,252 +6,19 @@
 //! The model's side is replayed from scripted cassettes; the checks are real
 //! processes and the snapshots real git commits.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod e2e_support;
+
+use std::path::Path;
+use std::process::Command;
 use std::sync::LazyLock;
 
-use assert_cmd::cargo::CommandCargoExt;
-use kkrun::provider::script::{ScriptedToolCall, ScriptedTurn};
-use kkrun::provider::{Cassette, Usage, WireFormat};
+use e2e_support::{
+    Fixture, Run, TaskFile, break_mul, commit_all, finish, fix_add, git, kkrun, plan, read_calc,
+    review,
+};
+use kkrun::provider::script::ScriptedTurn;
 use regex::Regex;
 use serde_json::{Value, json};
-
-const CALC: &str = "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b\n";
-
-/// A check script whose output is the same on every Python version: no
-/// traceback, one line, and the exit code says pass or fail.
-fn check_script(function: &str, a: i32, b: i32, expected: i32) -> String {
-    format!(
-        "import sys\nfrom calc import {function}\nresult = {function}({a}, {b})\n\
-         print(f\"{function}({a}, {b}) == {{result}}\")\nsys.exit(0 if result == {expected} else 1)\n"
-    )
-}
-
-/// A temporary directory with `repo/` (a git repository holding a small
-/// Python project whose `add` is broken and whose `mul` works) and `tasks/`.
-/// kkrun runs with the temporary directory as its current directory.
-struct Fixture {
-    dir: tempfile::TempDir,
-}
-
-impl Fixture {
-    fn new() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = dir.path().join("repo");
-        std::fs::create_dir_all(&repo).unwrap();
-        std::fs::write(repo.join("calc.py"), CALC).unwrap();
-        std::fs::write(repo.join("test_add.py"), check_script("add", 2, 3, 5)).unwrap();
-        std::fs::write(repo.join("test_mul.py"), check_script("mul", 2, 3, 6)).unwrap();
-        std::fs::write(repo.join(".gitignore"), "__pycache__/\n").unwrap();
-        git(&repo, &["init", "-q", "-b", "main"]);
-        commit_all(&repo, "base");
-        std::fs::create_dir_all(dir.path().join("tasks")).unwrap();
-        Fixture { dir }
-    }
-
-    fn root(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn repo(&self) -> PathBuf {
-        self.root().join("repo")
-    }
-
-    /// Writes `tasks/<name>.yaml` and its cassette; returns the task file
-    /// relative to the fixture's root, as a user would type it.
-    fn task(&self, name: &str, extra_yaml: &str, turns: &[ScriptedTurn]) -> String {
-        write_task(
-            &self.root().join("tasks"),
-            "../repo",
-            name,
-            extra_yaml,
-            turns,
-        );
-        format!("tasks/{name}.yaml")
-    }
-
-    /// `kkrun` in the fixture's root, as on a CI machine outside GitHub.
-    fn kkrun(&self, dir: &Path, args: &[&str]) -> Command {
-        let mut cmd = Command::cargo_bin("kkrun").unwrap();
-        cmd.current_dir(dir)
-            .env("CI", "true")
-            .env_remove("GITHUB_ACTIONS")
-            .env_remove("GITHUB_STEP_SUMMARY")
-            .env_remove("NO_COLOR")
-            .env_remove("KKRUN_MODEL")
-            .env_remove("OPENAI_API_KEY")
-            .env_remove("ANTHROPIC_API_KEY")
-            .args(args);
-        cmd
-    }
-
-    /// Runs `kkrun run --out <out> ARGS...` in the fixture's root.
-    fn run(&self, out: &str, args: &[&str]) -> Run {
-        let mut all = vec!["run", "--out", out];
-        all.extend_from_slice(args);
-        self.run_command(self.kkrun(self.root(), &all), &self.root().join(out))
-    }
-
-    fn run_command(&self, mut command: Command, out: &Path) -> Run {
-        let output = command.output().unwrap();
-        Run {
-            out: out.to_path_buf(),
-            output,
-        }
-    }
-}
-
-/// One finished run: its process output and its run directory.
-struct Run {
-    out: PathBuf,
-    output: Output,
-}
-
-impl Run {
-    fn code(&self) -> i32 {
-        self.output.status.code().unwrap_or(-1)
-    }
-
-    fn stdout(&self) -> String {
-        String::from_utf8(self.output.stdout.clone()).unwrap()
-    }
-
-    fn stderr(&self) -> String {
-        String::from_utf8(self.output.stderr.clone()).unwrap()
-    }
-
-    fn file(&self, name: &str) -> String {
-        std::fs::read_to_string(self.out.join(name)).unwrap_or_else(|e| {
-            panic!(
-                "cannot read {name} ({e}); exit {}\nstdout:\n{}\nstderr:\n{}",
-                self.code(),
-                self.stdout(),
-                self.stderr()
-            )
-        })
-    }
-
-    fn report(&self) -> Value {
-        serde_json::from_str(&self.file("report.json")).unwrap()
-    }
-
-    fn events(&self) -> Vec<Value> {
-        self.file("events.jsonl")
-            .lines()
-            .map(|line| {
-                serde_json::from_str(line)
-                    .unwrap_or_else(|e| panic!("events.jsonl line {line:?}: {e}"))
-            })
-            .collect()
-    }
-
-    /// Asserts the exit code, showing everything the run printed otherwise.
-    fn expect_code(&self, code: i32) {
-        assert_eq!(
-            self.code(),
-            code,
-            "stdout:\n{}\nstderr:\n{}",
-            self.stdout(),
-            self.stderr()
-        );
-    }
-}
-
-/// Writes `<dir>/<name>.yaml` (with the task's `name:` on line 2) and its
-/// scripted cassette.
-fn write_task(dir: &Path, workspace: &str, name: &str, extra_yaml: &str, turns: &[ScriptedTurn]) {
-    let cassette = Cassette::from_turns(WireFormat::OpenAi, "gpt-4.1", turns);
-    cassette
-        .write_to(&dir.join(format!("{name}.jsonl")))
-        .unwrap();
-    let yaml = format!(
-        "version: 1\nname: {name}\ndescription: Make add() add.\nprompt: Make add() add.\nworkspace: {workspace}\n\
-         model: replay:{name}.jsonl\n\
-         checks:\n  - name: add\n    run: python3 test_add.py\n  - name: mul\n    run: python3 test_mul.py\n\
-         env:\n  PYTHONDONTWRITEBYTECODE: \"1\"\n{extra_yaml}"
-    );
-    std::fs::write(dir.join(format!("{name}.yaml")), yaml).unwrap();
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn commit_all(repo: &Path, message: &str) {
-    git(repo, &["add", "-A"]);
-    git(
-        repo,
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-q",
-            "-m",
-            message,
-        ],
-    );
-}
-
-fn call(id: &str, name: &str, args: Value) -> ScriptedTurn {
-    ScriptedTurn::tool_calls(vec![ScriptedToolCall::new(id, name, &args)]).with_usage(Usage {
-        input_tokens: 1000,
-        cached_input_tokens: 0,
-        output_tokens: 100,
-    })
-}
-
-fn plan() -> ScriptedTurn {
-    call(
-        "plan",
-        "submit_plan",
-        json!({"goal": "add() must add", "steps": ["fix the operator in calc.py"], "files": ["calc.py"],
-               "verification": "python3 test_add.py"}),
-    )
-}
-
-fn read_calc() -> ScriptedTurn {
-    call("read", "read_file", json!({"path": "calc.py"}))
-}
-
-fn fix_add() -> ScriptedTurn {
-    call(
-        "fix",
-        "edit_file",
-        json!({"path": "calc.py", "old": "return a - b", "new": "return a + b"}),
-    )
-}
-
-fn break_mul() -> ScriptedTurn {
-    call(
-        "break",
-        "edit_file",
-        json!({"path": "calc.py", "old": "return a * b", "new": "return a ** b"}),
-    )
-}
-
-fn finish(id: &str) -> ScriptedTurn {
-    call(id, "finish_stage", json!({"summary": "changed calc.py"}))
-}
-
-fn review(verdict: &str) -> ScriptedTurn {
-    call(
-        "review",
-        "submit_review",
-        json!({"verdict": verdict, "summary": "The operator is fixed.", "risks": ["none known"]}),
-    )
-}
 
 /// Fixes `add`: every check passes.
 fn passing_turns() -> Vec<ScriptedTurn> {
@@ -577,7 +344,7 @@ fn github_actions_gets_groups_annotations_and_the_step_summary() {
     let step_summary = fx.root().join("step-summary.md");
     std::fs::write(&step_summary, "# an earlier step\n").unwrap();
     let github = |args: &[&str]| {
-        let mut command = fx.kkrun(fx.root(), args);
+        let mut command = fx.kkrun(args);
         command
             .env("GITHUB_ACTIONS", "true")
             .env("GITHUB_STEP_SUMMARY", &step_summary);
@@ -585,7 +352,7 @@ fn github_actions_gets_groups_annotations_and_the_step_summary() {
     };
     let annotation = "::error file=tasks/failing.yaml,line=2,title=kkrun failing%3A check mul failed (newly_broken)::mul(2, 3) == 8";
 
-    let run = fx.run_command(
+    let run = Run::capture(
         github(&["run", "--out", "out", &task]),
         &fx.root().join("out"),
     );
@@ -615,7 +382,7 @@ fn github_actions_gets_groups_annotations_and_the_step_summary() {
 
     // With --json the workflow commands move to stderr; stdout is pure JSONL.
     git(&fx.repo(), &["checkout", "-q", "--", "calc.py"]);
-    let run = fx.run_command(
+    let run = Run::capture(
         github(&["run", "--json", "--out", "out-json", &task]),
         &fx.root().join("out-json"),
     );
@@ -701,12 +468,9 @@ fn the_console_prints_plain_timestamped_lines_in_ci() {
     );
 
     git(&fx.repo(), &["checkout", "-q", "--", "calc.py"]);
-    let mut command = fx.kkrun(
-        fx.root(),
-        &["run", "--color", "auto", "--out", "out-no-color", &task],
-    );
+    let mut command = fx.kkrun(&["run", "--color", "auto", "--out", "out-no-color", &task]);
     command.env("NO_COLOR", "1");
-    let run = fx.run_command(command, &fx.root().join("out-no-color"));
+    let run = Run::capture(command, &fx.root().join("out-no-color"));
     run.expect_code(0);
     assert!(!run.stderr().contains('\x1b'), "{:?}", run.stderr());
 
@@ -839,7 +603,7 @@ fn runs_go_under_dot_kkrun_with_latest_pointing_at_the_newest() {
     let repo = fx.repo();
     let tasks = repo.join("ci-tasks");
     std::fs::create_dir_all(&tasks).unwrap();
-    write_task(&tasks, "..", "fix-add", "", &passing_turns());
+    TaskFile::new("fix-add", &passing_turns()).write(&tasks, "..");
     commit_all(&repo, "tasks");
 
     let runs = repo.join(".kkrun/runs");
@@ -848,11 +612,11 @@ fn runs_go_under_dot_kkrun_with_latest_pointing_at_the_newest() {
     for _ in 0..2 {
         // `--restore always` puts the work tree back to its base, so the
         // second run starts from the same state and the repository ends clean.
-        let command = fx.kkrun(
+        let command = kkrun(
             &repo,
             &["run", "--restore", "always", "ci-tasks/fix-add.yaml"],
         );
-        let run = fx.run_command(command, &latest);
+        let run = Run::capture(command, &latest);
         run.expect_code(0);
         let id = std::fs::read_link(&latest)
             .unwrap()

@@ -3,14 +3,17 @@
 //! dry-run plan, and their effect on a real run (the report's cost and
 //! compaction against the configured window).
 
+mod e2e_support;
 mod taskfile_support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use assert_cmd::cargo::CommandCargoExt;
-use kkrun::provider::script::{ScriptedToolCall, ScriptedTurn};
-use kkrun::provider::{Cassette, ModelPrice, Usage, WireFormat};
+use e2e_support::{Fixture, TaskFile, call, finish, fix_add, plan, review};
+use kkrun::provider::ModelPrice;
+use kkrun::provider::Usage;
+use kkrun::provider::script::ScriptedTurn;
 use kkrun::task::{Task, TaskFileError, TaskFileErrors, load_tasks};
 use serde_json::{Value, json};
 use taskfile_support::{Layout, layout};
@@ -324,103 +327,11 @@ fn the_dry_run_plan_shows_where_price_and_window_come_from() {
 // End to end: the real binary, a temporary git repository and a scripted
 // cassette whose turns carry usage.
 
-/// A temporary git repository with a broken `add`, and a `tasks/`
-/// directory beside it.
-struct Fixture {
-    dir: tempfile::TempDir,
-}
-
-impl Fixture {
-    fn new() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = dir.path().join("repo");
-        std::fs::create_dir_all(&repo).unwrap();
-        std::fs::write(repo.join("calc.py"), "def add(a, b):\n    return a - b\n").unwrap();
-        std::fs::write(
-            repo.join("test_add.py"),
-            "from calc import add\nassert add(2, 3) == 5\n",
-        )
-        .unwrap();
-        std::fs::write(repo.join(".gitignore"), "__pycache__/\n").unwrap();
-        git(&repo, &["init", "-q", "-b", "main"]);
-        git(&repo, &["add", "-A"]);
-        git(
-            &repo,
-            &[
-                "-c",
-                "user.name=t",
-                "-c",
-                "user.email=t@t",
-                "commit",
-                "-q",
-                "-m",
-                "base",
-            ],
-        );
-        std::fs::create_dir_all(dir.path().join("tasks")).unwrap();
-        Fixture { dir }
-    }
-
-    /// Writes `tasks/<name>.yaml` and its cassette (model `model`).
-    fn task(&self, name: &str, model: &str, extra_yaml: &str, turns: &[ScriptedTurn]) -> PathBuf {
-        let tasks = self.dir.path().join("tasks");
-        Cassette::from_turns(WireFormat::OpenAi, model, turns)
-            .write_to(&tasks.join(format!("{name}.jsonl")))
-            .unwrap();
-        let yaml = format!(
-            "version: 1\nname: {name}\nprompt: Make add() add.\nworkspace: ../repo\nmodel: replay:{name}.jsonl\n\
-             checks:\n  - name: add\n    run: python3 test_add.py\n\
-             env:\n  PYTHONDONTWRITEBYTECODE: \"1\"\n{extra_yaml}"
-        );
-        let path = tasks.join(format!("{name}.yaml"));
-        std::fs::write(&path, yaml).unwrap();
-        path
-    }
-
-    /// Runs the tasks; returns the exit code, report and events.
-    fn run(&self, files: &[&Path]) -> (i32, Value, Vec<Value>) {
-        let out = self.dir.path().join("out");
-        let _ = std::fs::remove_dir_all(&out);
-        let output = Command::cargo_bin("kkrun")
-            .unwrap()
-            .current_dir(self.dir.path())
-            .env("CI", "true")
-            .env_remove("GITHUB_ACTIONS")
-            .env_remove("KKRUN_MODEL")
-            .env_remove("OPENAI_API_KEY")
-            .arg("run")
-            .arg("--out")
-            .arg(&out)
-            .args(files)
-            .output()
-            .unwrap();
-        let code = output.status.code().unwrap_or(-1);
-        let report = std::fs::read_to_string(out.join("report.json")).unwrap_or_else(|e| {
-            panic!(
-                "no report.json ({e}); exit {code}\nstderr:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-        });
-        let events = std::fs::read_to_string(out.join("events.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect();
-        (code, serde_json::from_str(&report).unwrap(), events)
-    }
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let output = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+/// Runs the task into `out/`; returns the exit code, report and events.
+fn run(fx: &Fixture, task: &TaskFile) -> (i32, Value, Vec<Value>) {
+    let file = fx.add_task(task);
+    let run = fx.run("out", &[&file]);
+    (run.code(), run.report(), run.events())
 }
 
 /// Every turn's usage: 1000 input tokens (200 of them cached), 100 output.
@@ -430,42 +341,19 @@ const TURN_USAGE: Usage = Usage {
     output_tokens: 100,
 };
 
-fn call(id: &str, name: &str, args: Value) -> ScriptedTurn {
-    ScriptedTurn::tool_calls(vec![ScriptedToolCall::new(id, name, &args)]).with_usage(TURN_USAGE)
-}
-
-/// A passing run: `reads` exploratory reads, a plan, the fix, the review.
+/// A passing run: `reads` exploratory reads, a plan, the fix, the review,
+/// every turn with [`TURN_USAGE`].
 fn passing_turns(reads: usize) -> Vec<ScriptedTurn> {
     // Distinct reads, so the loop guard sees exploration, not repetition.
     let files = ["calc.py", "test_add.py", ".gitignore"];
-    let mut turns: Vec<ScriptedTurn> = (0..reads)
-        .map(|n| {
-            let args = json!({"path": files[n % files.len()], "start_line": 1 + n / files.len()});
-            call(&format!("read-{n}"), "read_file", args)
-        })
-        .collect();
-    turns.push(call(
-        "plan",
-        "submit_plan",
-        json!({"goal": "add() must add", "steps": ["fix the operator"], "files": ["calc.py"],
-               "verification": "python3 test_add.py"}),
-    ));
-    turns.push(call(
-        "fix",
-        "edit_file",
-        json!({"path": "calc.py", "old": "return a - b", "new": "return a + b"}),
-    ));
-    turns.push(call(
-        "done",
-        "finish_stage",
-        json!({"summary": "fixed add"}),
-    ));
-    turns.push(call(
-        "review",
-        "submit_review",
-        json!({"verdict": "approve", "summary": "Fixed.", "risks": []}),
-    ));
-    turns
+    let reads = (0..reads).map(|n| {
+        let args = json!({"path": files[n % files.len()], "start_line": 1 + n / files.len()});
+        call(&format!("read-{n}"), "read_file", args)
+    });
+    reads
+        .chain([plan(), fix_add(), finish("done"), review("approve")])
+        .map(|turn| turn.with_usage(TURN_USAGE))
+        .collect()
 }
 
 #[test]
@@ -474,13 +362,10 @@ fn a_task_price_sets_the_reported_cost_and_an_unknown_model_costs_null() {
     let turns = passing_turns(1);
     // `scripted` is in no price table: without `pricing:` its cost is
     // unknown, never a guess.
-    let priced = fx.task(
-        "priced",
-        "scripted",
-        "pricing: { input: 2.00, cached_input: 0.50, output: 8.00 }\n",
-        &turns,
-    );
-    let (code, report, _) = fx.run(&[&priced]);
+    let priced = TaskFile::new("priced", &turns)
+        .cassette_model("scripted")
+        .yaml("pricing: { input: 2.00, cached_input: 0.50, output: 8.00 }\n");
+    let (code, report, _) = run(&fx, &priced);
     assert_eq!(code, 0, "{report:#}");
     let task = &report["tasks"][0];
     assert_eq!(task["usage"]["input_tokens"], 5000);
@@ -502,8 +387,8 @@ fn a_task_price_sets_the_reported_cost_and_an_unknown_model_costs_null() {
     assert!((report["totals"]["cost_usd"].as_f64().unwrap() - expected).abs() < 1e-12);
 
     let fx = Fixture::new();
-    let unpriced = fx.task("unpriced", "scripted", "", &turns);
-    let (code, report, _) = fx.run(&[&unpriced]);
+    let unpriced = TaskFile::new("unpriced", &turns).cassette_model("scripted");
+    let (code, report, _) = run(&fx, &unpriced);
     assert_eq!(code, 0, "{report:#}");
     let task = &report["tasks"][0];
     assert_eq!(task["usage"]["input_tokens"], 5000);
@@ -512,8 +397,8 @@ fn a_task_price_sets_the_reported_cost_and_an_unknown_model_costs_null() {
 
     // A model from the built-in table gets its list price with no key set.
     let fx = Fixture::new();
-    let listed = fx.task("listed", "gpt-4.1-mini", "", &turns);
-    let (code, report, _) = fx.run(&[&listed]);
+    let listed = TaskFile::new("listed", &turns).cassette_model("gpt-4.1-mini");
+    let (code, report, _) = run(&fx, &listed);
     assert_eq!(code, 0, "{report:#}");
     let list_price = 5.0 * (800.0 * 0.40 + 200.0 * 0.10 + 100.0 * 1.60) / 1_000_000.0;
     let cost = report["tasks"][0]["cost_usd"].as_f64().unwrap();
@@ -533,14 +418,16 @@ fn a_small_context_window_makes_the_agent_compact() {
     let turns = passing_turns(6);
 
     let fx = Fixture::new();
-    let small = fx.task("small-window", "scripted", "context_window: 1024\n", &turns);
-    let (code, report, events) = fx.run(&[&small]);
+    let small = TaskFile::new("small-window", &turns)
+        .cassette_model("scripted")
+        .yaml("context_window: 1024\n");
+    let (code, report, events) = run(&fx, &small);
     assert_eq!(code, 0, "{report:#}\n{events:#?}");
     assert!(compactions(&events) > 0, "no compaction in {events:#?}");
 
     let fx = Fixture::new();
-    let default = fx.task("default-window", "scripted", "", &turns);
-    let (code, report, events) = fx.run(&[&default]);
+    let default = TaskFile::new("default-window", &turns).cassette_model("scripted");
+    let (code, report, events) = run(&fx, &default);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(
         compactions(&events),
