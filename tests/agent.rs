@@ -804,3 +804,101 @@ fn wait_until_gone(pid: u32) -> bool {
     }
     false
 }
+
+#[tokio::test]
+async fn a_request_refused_as_too_long_is_compacted_and_retried() {
+    let h = Harness::new();
+    for n in 0..4 {
+        let body: String = (0..100)
+            .map(|i| format!("file {n} line {i} with some padding text\n"))
+            .collect();
+        std::fs::write(h.path(&format!("f{n}.txt")), body).unwrap();
+    }
+    let file = "too-long.jsonl";
+    let mut cassette = Cassette::new(WireFormat::OpenAi, "scripted-model");
+    for n in 0..4 {
+        cassette.push_turn(&ScriptedTurn::tool_calls(vec![call(
+            &format!("r{n}"),
+            "read_file",
+            json!({"path": format!("f{n}.txt")}),
+        )]));
+    }
+    // The server's real window is smaller than kkrun assumed (the default
+    // for an unknown model): it refuses the fifth request.
+    cassette.push_exchange(kkrun::provider::Exchange {
+        request: None,
+        status: 400,
+        body: r#"{"error":{"message":"This model's maximum context length is 4096 tokens","type":"invalid_request_error","code":"context_length_exceeded"}}"#.to_string(),
+    });
+    cassette.push_turn(&ScriptedTurn::tool_calls(vec![finish(
+        "done",
+        "read everything",
+    )]));
+    cassette.write_to(&h.cassettes.join(file)).unwrap();
+    let options = ProviderOptions {
+        base_dir: h.cassettes.clone(),
+        env: ProviderEnv::fixed::<String, String>([]),
+        ..ProviderOptions::default()
+    };
+    let provider = Provider::from_model_spec(&format!("replay:{file}"), &options).unwrap();
+
+    let outcome = h
+        .run(&provider, request(Stage::Blueprint, 20), &mut unlimited())
+        .await;
+    assert!(
+        matches!(outcome.end, StageEnd::Finished { .. }),
+        "{:?}",
+        outcome.end
+    );
+    let compactions: Vec<(u64, u64, usize)> = h
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            EventKind::ContextCompacted {
+                before_tokens,
+                after_tokens,
+                elided_outputs,
+                ..
+            } => Some((*before_tokens, *after_tokens, *elided_outputs)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(compactions.len(), 1, "{compactions:?}");
+    let (before, after, elided) = compactions[0];
+    assert!(
+        after < before && elided >= 1,
+        "{before} -> {after}, {elided} elided"
+    );
+    // The transcript still has every output whole.
+    assert_eq!(tool_answers(&outcome.messages).len(), 5);
+}
+
+#[tokio::test]
+async fn a_request_too_long_with_nothing_to_compact_ends_with_the_error() {
+    let h = Harness::new();
+    let file = "hopeless.jsonl";
+    let mut cassette = Cassette::new(WireFormat::OpenAi, "scripted-model");
+    cassette.push_exchange(kkrun::provider::Exchange {
+        request: None,
+        status: 400,
+        body: r#"{"error":{"message":"prompt is too long","code":"context_length_exceeded"}}"#
+            .to_string(),
+    });
+    cassette.write_to(&h.cassettes.join(file)).unwrap();
+    let options = ProviderOptions {
+        base_dir: h.cassettes.clone(),
+        env: ProviderEnv::fixed::<String, String>([]),
+        ..ProviderOptions::default()
+    };
+    let provider = Provider::from_model_spec(&format!("replay:{file}"), &options).unwrap();
+    let error = run_stage(
+        &provider,
+        &h.ctx,
+        request(Stage::Blueprint, 20),
+        &mut unlimited(),
+        &h.sink,
+    )
+    .await
+    .unwrap_err();
+    assert!(error.to_string().contains("too long"), "{error}");
+}

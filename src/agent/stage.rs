@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::budget::{BudgetKind, BudgetTracker, Exhausted, StageLimits};
-use super::compact::{compact, default_context_window, fixed_tokens};
+use super::compact::{compact, default_context_window, fixed_tokens, messages_tokens};
 use super::guard::{LoopGuard, Repeat, repeat_warning};
 use crate::events::{EventKind, EventSink, ToolOutcome};
 use crate::provider::{
@@ -200,7 +200,13 @@ struct StageRun<'a> {
     /// The provider's input+output count of the last turn: the next request
     /// is at least this big.
     last_reported_tokens: u64,
+    /// Requests refused as too long for the context window so far.
+    context_retries: u32,
 }
+
+/// How often a stage compacts and retries after the provider refused a
+/// request as too long, before the error ends it.
+const MAX_CONTEXT_RETRIES: u32 = 3;
 
 impl<'a> StageRun<'a> {
     fn new(
@@ -252,6 +258,7 @@ impl<'a> StageRun<'a> {
             cost_usd: Some(0.0),
             tool_calls: BTreeMap::new(),
             last_reported_tokens: 0,
+            context_retries: 0,
         })
     }
 
@@ -277,7 +284,13 @@ impl<'a> StageRun<'a> {
                 let exhausted = self.limits.timeout_at(budget, Instant::now());
                 return Ok(self.exhausted(exhausted));
             };
-            let response = response?;
+            let response = match response {
+                Ok(response) => response,
+                // The server's window is smaller than assumed: shrink the
+                // assumption to what was just refused, compact, try again.
+                Err(error) if error.is_context_too_long() && self.shrink_window() => continue,
+                Err(error) => return Err(error.into()),
+            };
 
             self.turns += 1;
             let cost = self.provider.cost_usd(&response.usage);
@@ -509,6 +522,23 @@ impl<'a> StageRun<'a> {
     fn push(&mut self, message: Message) {
         self.transcript.push(message.clone());
         self.messages.push(message);
+    }
+
+    /// After the provider refused the request as too long for its context
+    /// window: assumes a window of 3/4 of the refused request and compacts
+    /// to fit it. False when nothing could be compacted (or after
+    /// [`MAX_CONTEXT_RETRIES`] tries), so the error ends the stage.
+    fn shrink_window(&mut self) -> bool {
+        if self.context_retries >= MAX_CONTEXT_RETRIES {
+            return false;
+        }
+        self.context_retries += 1;
+        let fixed = fixed_tokens(&self.system, &self.tools);
+        let refused = (fixed + messages_tokens(&self.messages)).max(self.last_reported_tokens);
+        self.window = self.window.min(refused / 4 * 3).max(1);
+        let before = messages_tokens(&self.messages);
+        self.compact_if_needed();
+        messages_tokens(&self.messages) < before
     }
 
     fn compact_if_needed(&mut self) {
