@@ -7,7 +7,9 @@ use serde_json::{Map, Value, json};
 use super::openai::rounded_temperature;
 use super::sse::SseEvent;
 use super::types::{Message, StopReason, ToolCall, TurnRequest, TurnResponse, Usage};
-use super::wire::{Flow, StreamDecoder, StreamFault, data_excerpt, mentions_context_too_long};
+use super::wire::{
+    Flow, StreamDecoder, StreamFault, data_excerpt, json_body, mentions_context_too_long,
+};
 
 /// The API version kkrun speaks.
 pub(crate) const API_VERSION: &str = "2023-06-01";
@@ -382,12 +384,7 @@ impl StreamDecoder for Decoder {
 
 /// Decodes a non-streamed message.
 pub(crate) fn decode_complete(body: &[u8]) -> Result<TurnResponse, StreamFault> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        StreamFault::Malformed(format!(
-            "the response is not valid JSON ({e}): {}",
-            data_excerpt(&String::from_utf8_lossy(body))
-        ))
-    })?;
+    let value = json_body(body)?;
     if value.get("type").and_then(Value::as_str) == Some("error") {
         return Err(error_fault(value.get("error").unwrap_or(&value)));
     }

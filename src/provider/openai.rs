@@ -6,7 +6,8 @@ use serde_json::{Map, Value, json};
 use super::sse::SseEvent;
 use super::types::{Message, StopReason, ToolCall, TurnRequest, TurnResponse, Usage};
 use super::wire::{
-    Dialect, Flow, StreamDecoder, StreamFault, count, data_excerpt, mentions_context_too_long,
+    Dialect, Flow, StreamDecoder, StreamFault, count, data_excerpt, json_body,
+    mentions_context_too_long,
 };
 
 /// The request body of one turn.
@@ -353,12 +354,7 @@ impl StreamDecoder for Decoder {
 
 /// Decodes a non-streamed chat completion.
 pub(crate) fn decode_complete(body: &[u8]) -> Result<TurnResponse, StreamFault> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        StreamFault::Malformed(format!(
-            "the response is not valid JSON ({e}): {}",
-            data_excerpt(&String::from_utf8_lossy(body))
-        ))
-    })?;
+    let value = json_body(body)?;
     if let Some(error) = value.get("error").filter(|e| !e.is_null()) {
         return Err(error_fault(error));
     }

@@ -172,6 +172,16 @@ pub(crate) fn count(value: Option<&Value>) -> u64 {
     value.and_then(Value::as_u64).unwrap_or(0)
 }
 
+/// Parses a complete (non-streamed) response body as JSON.
+pub(crate) fn json_body(body: &[u8]) -> Result<Value, StreamFault> {
+    serde_json::from_slice(body).map_err(|e| {
+        StreamFault::Malformed(format!(
+            "the response is not valid JSON ({e}): {}",
+            data_excerpt(&String::from_utf8_lossy(body))
+        ))
+    })
+}
+
 /// A short, single-line excerpt of event data for error messages.
 pub(crate) fn data_excerpt(data: &str) -> String {
     let mut cut = data.len().min(200);

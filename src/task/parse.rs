@@ -670,23 +670,7 @@ impl<'a> Walker<'a> {
 
     /// A price in USD per million tokens: a finite number, at least 0.
     fn price(&mut self, value: &SpannedNode, key: &str) -> Option<Spanned<f64>> {
-        let amount = match value.value {
-            // Any integer a task file could hold is exact enough as dollars.
-            #[allow(clippy::cast_precision_loss)]
-            Node::Int(number) => number as f64,
-            Node::Float(number) => number,
-            ref other => {
-                self.error_at(
-                    value.referenced,
-                    format!(
-                        "`{key}` must be a number of US dollars per million tokens, found {}",
-                        describe(other)
-                    ),
-                    Some(format!("write it without quotes or `$`: `{key}: 2.50`")),
-                );
-                return None;
-            }
-        };
+        let amount = self.dollars(value, key, "US dollars per million tokens", "2.50")?;
         if !amount.is_finite() {
             self.error_at(
                 value.referenced,
@@ -923,23 +907,7 @@ impl<'a> Walker<'a> {
     }
 
     fn cost(&mut self, value: &SpannedNode, key: &str) -> Option<Spanned<f64>> {
-        let amount = match value.value {
-            // Any integer a task file could hold is exact enough as dollars.
-            #[allow(clippy::cast_precision_loss)]
-            Node::Int(number) => number as f64,
-            Node::Float(number) => number,
-            ref other => {
-                self.error_at(
-                    value.referenced,
-                    format!(
-                        "`{key}` must be a number of US dollars, found {}",
-                        describe(other)
-                    ),
-                    Some(format!("write it without quotes or `$`: `{key}: 3.00`")),
-                );
-                return None;
-            }
-        };
+        let amount = self.dollars(value, key, "US dollars", "3.00")?;
         if !amount.is_finite() || amount <= 0.0 {
             self.error_at(
                 value.referenced,
@@ -949,6 +917,36 @@ impl<'a> Walker<'a> {
             return None;
         }
         Some(spanned(amount, value))
+    }
+
+    /// A number written as an amount of money (`unit` for the message,
+    /// `example` for the hint); any sign or size is checked by the caller.
+    fn dollars(
+        &mut self,
+        value: &SpannedNode,
+        key: &str,
+        unit: &str,
+        example: &str,
+    ) -> Option<f64> {
+        match value.value {
+            // Any integer a task file could hold is exact enough as dollars.
+            #[allow(clippy::cast_precision_loss)]
+            Node::Int(number) => Some(number as f64),
+            Node::Float(number) => Some(number),
+            ref other => {
+                self.error_at(
+                    value.referenced,
+                    format!(
+                        "`{key}` must be a number of {unit}, found {}",
+                        describe(other)
+                    ),
+                    Some(format!(
+                        "write it without quotes or `$`: `{key}: {example}`"
+                    )),
+                );
+                None
+            }
+        }
     }
 
     fn duration(&mut self, value: &SpannedNode, key: &str) -> Option<Spanned<std::time::Duration>> {
