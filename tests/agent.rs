@@ -727,21 +727,8 @@ async fn dropping_the_stage_kills_a_running_command() {
 #[tokio::test]
 async fn long_conversations_are_compacted_and_logged() {
     let h = Harness::new();
-    for n in 0..8 {
-        let body: String = (0..100)
-            .map(|i| format!("file {n} line {i} with some padding text\n"))
-            .collect();
-        std::fs::write(h.path(&format!("f{n}.txt")), body).unwrap();
-    }
-    let mut turns: Vec<ScriptedTurn> = (0..8)
-        .map(|n| {
-            ScriptedTurn::tool_calls(vec![call(
-                &format!("r{n}"),
-                "read_file",
-                json!({"path": format!("f{n}.txt")}),
-            )])
-        })
-        .collect();
+    write_padded_files(&h, 8);
+    let mut turns = read_turns(8);
     turns.push(ScriptedTurn::tool_calls(vec![finish(
         "done",
         "read everything",
@@ -757,19 +744,7 @@ async fn long_conversations_are_compacted_and_logged() {
         outcome.end
     );
 
-    let compactions: Vec<(u64, u64, usize)> = h
-        .events()
-        .iter()
-        .filter_map(|e| match e {
-            EventKind::ContextCompacted {
-                before_tokens,
-                after_tokens,
-                elided_outputs,
-                ..
-            } => Some((*before_tokens, *after_tokens, *elided_outputs)),
-            _ => None,
-        })
-        .collect();
+    let compactions = compactions(&h.events());
     assert!(!compactions.is_empty());
     for (before, after, elided) in &compactions {
         assert!(
@@ -786,6 +761,45 @@ async fn long_conversations_are_compacted_and_logged() {
             .iter()
             .all(|a| a.1.contains("line 99 with some padding"))
     );
+}
+
+/// Writes `count` files `f0.txt`, … of about 1 300 tokens each.
+fn write_padded_files(h: &Harness, count: usize) {
+    for n in 0..count {
+        let body: String = (0..100)
+            .map(|i| format!("file {n} line {i} with some padding text\n"))
+            .collect();
+        std::fs::write(h.path(&format!("f{n}.txt")), body).unwrap();
+    }
+}
+
+/// One turn per file, each reading it.
+fn read_turns(count: usize) -> Vec<ScriptedTurn> {
+    (0..count)
+        .map(|n| {
+            ScriptedTurn::tool_calls(vec![call(
+                &format!("r{n}"),
+                "read_file",
+                json!({"path": format!("f{n}.txt")}),
+            )])
+        })
+        .collect()
+}
+
+/// (before, after, elided outputs) of every `context.compacted` event.
+fn compactions(events: &[EventKind]) -> Vec<(u64, u64, usize)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            EventKind::ContextCompacted {
+                before_tokens,
+                after_tokens,
+                elided_outputs,
+                ..
+            } => Some((*before_tokens, *after_tokens, *elided_outputs)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// True once the process is gone (or a zombie nobody reaped yet).
@@ -808,20 +822,11 @@ fn wait_until_gone(pid: u32) -> bool {
 #[tokio::test]
 async fn a_request_refused_as_too_long_is_compacted_and_retried() {
     let h = Harness::new();
-    for n in 0..4 {
-        let body: String = (0..100)
-            .map(|i| format!("file {n} line {i} with some padding text\n"))
-            .collect();
-        std::fs::write(h.path(&format!("f{n}.txt")), body).unwrap();
-    }
+    write_padded_files(&h, 4);
     let file = "too-long.jsonl";
     let mut cassette = Cassette::new(WireFormat::OpenAi, "scripted-model");
-    for n in 0..4 {
-        cassette.push_turn(&ScriptedTurn::tool_calls(vec![call(
-            &format!("r{n}"),
-            "read_file",
-            json!({"path": format!("f{n}.txt")}),
-        )]));
+    for turn in read_turns(4) {
+        cassette.push_turn(&turn);
     }
     // The server's real window is smaller than kkrun assumed (the default
     // for an unknown model): it refuses the fifth request.
@@ -850,19 +855,7 @@ async fn a_request_refused_as_too_long_is_compacted_and_retried() {
         "{:?}",
         outcome.end
     );
-    let compactions: Vec<(u64, u64, usize)> = h
-        .events()
-        .iter()
-        .filter_map(|e| match e {
-            EventKind::ContextCompacted {
-                before_tokens,
-                after_tokens,
-                elided_outputs,
-                ..
-            } => Some((*before_tokens, *after_tokens, *elided_outputs)),
-            _ => None,
-        })
-        .collect();
+    let compactions = compactions(&h.events());
     assert_eq!(compactions.len(), 1, "{compactions:?}");
     let (before, after, elided) = compactions[0];
     assert!(
