@@ -51,7 +51,7 @@ pub struct GlobalArgs {
     /// Print only errors and the final result.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// Print more detail (tool calls, retries); repeat for more.
+    /// Print more detail: model turns, tool calls, snapshots.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 }
