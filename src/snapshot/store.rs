@@ -265,7 +265,12 @@ impl SnapshotStore {
             let label = names::label(index, &meta.stage);
             let ref_name = format!("{}{label}", names::task_prefix(run_id, task));
             let log = format!("kkrun snapshot: {label}");
-            match repo.reference(&ref_name, commit, false, &log) {
+            // Create the ref only if it does not exist, checked under the
+            // ref's lock: a plain non-forced create checks before locking,
+            // so two racers with the same commit (same tree, parent, stage
+            // and second) could both "create" it and one snapshot would be
+            // lost.
+            match repo.reference_matching(&ref_name, commit, true, Oid::ZERO_SHA1, &log) {
                 Ok(_) => {
                     return Ok(SnapshotInfo {
                         index,
@@ -550,8 +555,13 @@ fn rfc3339(seconds: i64) -> String {
 }
 
 /// Lock contention, or a ref that another process created first.
+/// Another writer got there first: the ref's lock is held, or the ref now
+/// exists (`Modified`: it no longer matches "absent").
 fn is_contention(e: &git2::Error) -> bool {
-    matches!(e.code(), ErrorCode::Locked | ErrorCode::Exists)
+    matches!(
+        e.code(),
+        ErrorCode::Locked | ErrorCode::Exists | ErrorCode::Modified
+    )
 }
 
 fn backoff(attempt: u32) {
