@@ -158,6 +158,26 @@ enum Block {
     Other,
 }
 
+impl Block {
+    /// A `tool_use` content block as it starts; streamed input follows as
+    /// `input_json_delta` fragments.
+    fn tool_use(block: &Value) -> Block {
+        let text = |key: &str| {
+            block
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        Block::ToolUse {
+            id: text("id"),
+            name: text("name"),
+            json: String::new(),
+            start_input: block.get("input").cloned().unwrap_or(Value::Null),
+        }
+    }
+}
+
 /// Assembles a streamed message.
 #[derive(Debug, Default)]
 pub(crate) struct Decoder {
@@ -303,20 +323,7 @@ impl StreamDecoder for Decoder {
                         }
                         Block::Text
                     }
-                    Some("tool_use") => Block::ToolUse {
-                        id: block
-                            .get("id")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string(),
-                        name: block
-                            .get("name")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string(),
-                        json: String::new(),
-                        start_input: block.get("input").cloned().unwrap_or(Value::Null),
-                    },
+                    Some("tool_use") => Block::tool_use(&block),
                     _ => Block::Other,
                 };
                 self.blocks.insert(index, parsed);
@@ -407,24 +414,7 @@ pub(crate) fn decode_complete(body: &[u8]) -> Result<TurnResponse, StreamFault> 
                 );
             }
             Some("tool_use") => {
-                let input = block.get("input").cloned().unwrap_or(Value::Null);
-                decoder.blocks.insert(
-                    n as u64,
-                    Block::ToolUse {
-                        id: block
-                            .get("id")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string(),
-                        name: block
-                            .get("name")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string(),
-                        json: String::new(),
-                        start_input: input,
-                    },
-                );
+                decoder.blocks.insert(n as u64, Block::tool_use(block));
             }
             _ => {}
         }
