@@ -563,12 +563,15 @@ pub struct Rebuilt {
 pub fn rebuild(run_dir: &Path) -> Result<Rebuilt, Error> {
     let path = run_dir.join("events.jsonl");
     let text = std::fs::read_to_string(&path).map_err(|e| {
-        let hint = if e.kind() == std::io::ErrorKind::NotFound {
-            " (hint: give a run directory, such as .kkrun/runs/latest)"
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::InvalidInput(format!(
+                "{}: no such file (hint: give a run directory, such as .kkrun/runs/latest or an \
+                 --out directory)",
+                path.display()
+            ))
         } else {
-            ""
-        };
-        Error::io(format!("reading {}{hint}", path.display()), e)
+            Error::io(format!("reading {}", path.display()), e)
+        }
     })?;
     let mut aggregator = Aggregator::new();
     let mut torn_last_line = false;
