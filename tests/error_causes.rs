@@ -57,6 +57,9 @@ fn a_git_failure_while_snapshotting_carries_gits_message_into_the_reason() {
         reason.starts_with("snapshot after base failed: cannot create refs/kkrun/"),
         "{reason}"
     );
-    assert!(reason.contains("Not a directory"), "git's own message: {reason}");
+    assert!(
+        reason.contains("Not a directory"),
+        "git's own message: {reason}"
+    );
     assert_eq!(report["tasks"][0]["outcome"], "error");
 }
