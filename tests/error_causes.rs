@@ -4,16 +4,12 @@
 
 mod e2e_support;
 
-use e2e_support::{Fixture, finish, fix_add, kkrun, plan, review};
+use e2e_support::{Fixture, fix_and_approve, kkrun};
 
 #[test]
 fn a_bad_cassette_names_its_line_and_the_problem() {
     let fx = Fixture::new();
-    let task = fx.task(
-        "fix-add",
-        "",
-        &[plan(), fix_add(), finish("code"), review("approve")],
-    );
+    let task = fx.task("fix-add", "", &fix_and_approve());
     let cassette = fx.root().join("tasks/fix-add.jsonl");
     let text = std::fs::read_to_string(&cassette).unwrap();
     let mut lines: Vec<&str> = text.lines().collect();
@@ -40,11 +36,7 @@ fn a_bad_cassette_names_its_line_and_the_problem() {
 #[test]
 fn a_git_failure_while_snapshotting_carries_gits_message_into_the_reason() {
     let fx = Fixture::new();
-    let task = fx.task(
-        "fix-add",
-        "",
-        &[plan(), fix_add(), finish("code"), review("approve")],
-    );
+    let task = fx.task("fix-add", "", &fix_and_approve());
     // A file where the snapshot refs' directory must go: git cannot create
     // any ref under it.
     std::fs::write(fx.repo().join(".git/refs/kkrun"), "").unwrap();
