@@ -17,7 +17,7 @@ mod registry;
 mod search;
 mod shell;
 
-pub use checks::{CheckResult, FailedAttempt, run_checks};
+pub use checks::{CheckResult, CheckRun, run_checks};
 pub use context::ToolContext;
 pub use policy::{PolicyRefusal, ShellGuard, ShellPolicyError};
 pub use registry::{
