@@ -9,12 +9,15 @@ pub mod checks;
 mod confine;
 mod edit;
 mod fs;
+mod invocation;
 mod patch;
 mod policy;
 pub mod process;
 mod registry;
 mod search;
 mod shell;
+mod shell_rules;
+mod shell_syntax;
 
 pub use checks::{CheckResult, FailedAttempt, run_checks};
 pub use policy::{PolicyRefusal, ShellGuard, ShellPolicyError};
