@@ -489,6 +489,16 @@ impl<'e, 'a> TaskRun<'e, 'a> {
                             Some(Stop::new(TaskOutcome::TimedOut, reason)),
                         )
                     }
+                    StageEnd::PolicyViolation { violations } => {
+                        let reason = violation_reason(&violations);
+                        self.report.policy_violations.extend(violations);
+                        (
+                            "policy_violation".into(),
+                            Some(reason.clone()),
+                            None,
+                            Some(Stop::new(TaskOutcome::Failed, reason)),
+                        )
+                    }
                     StageEnd::Stuck { reason } => {
                         let why = format!("the agent got stuck in {stage}: {reason}");
                         (
@@ -507,6 +517,28 @@ impl<'e, 'a> TaskRun<'e, 'a> {
                     finished,
                     stop,
                 )
+            }
+        };
+        // A command cut short by a time limit or an interrupt is still
+        // compared when its future is dropped; nobody emitted those yet.
+        let late = self.tools.take_violations();
+        let stop = if late.is_empty() {
+            stop
+        } else {
+            for violation in &late {
+                sink.emit(EventKind::PolicyViolation {
+                    command: violation.command.clone(),
+                    changes: violation.changes.clone(),
+                    reverted: violation.reverted,
+                    revert_error: violation.revert_error.clone(),
+                    reason: violation.reason.clone(),
+                });
+            }
+            let reason = violation_reason(&late);
+            self.report.policy_violations.extend(late);
+            match stop {
+                Some(stop) if stop.outcome == TaskOutcome::Interrupted => Some(stop),
+                _ => Some(Stop::new(TaskOutcome::Failed, reason)),
             }
         };
         let label = if end == "interrupted" {
@@ -802,6 +834,7 @@ pub fn unstarted_report(
         review: None,
         snapshots: Vec::new(),
         restored_to_base: None,
+        policy_violations: Vec::new(),
         usage: TokenUsage::default(),
         cost_usd: None,
         tool_calls: BTreeMap::new(),
@@ -825,6 +858,15 @@ fn run_dir_in_worktree(run_dir: &std::path::Path, workdir: &std::path::Path) -> 
         return None;
     }
     Some(format!("/{relative}/"))
+}
+
+/// The task's reason when agent commands changed the git state.
+fn violation_reason(violations: &[crate::guard::PolicyViolation]) -> String {
+    let reasons: Vec<&str> = violations.iter().map(|v| v.reason.as_str()).collect();
+    format!(
+        "an agent command changed the repository's git state: {}",
+        reasons.join("; ")
+    )
 }
 
 fn check_run(result: &CheckResult) -> CheckRun {

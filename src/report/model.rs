@@ -144,6 +144,11 @@ pub struct TaskReport {
     pub snapshots: Vec<SnapshotReport>,
     /// Whether the work tree was restored to `00-base` at the end, and why.
     pub restored_to_base: Option<String>,
+    /// Agent commands that changed the repository's git state (each was
+    /// reverted, or says why not); any of them fails the task. Left out
+    /// when there were none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policy_violations: Vec<crate::guard::PolicyViolation>,
     /// Tokens used over all stages.
     pub usage: TokenUsage,
     /// Cost in USD over all stages; `null` when a price is unknown.

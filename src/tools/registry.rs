@@ -2,11 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
 use super::{ToolError, edit, fs, patch, search, shell};
 use crate::events::ToolOutcome;
+use crate::guard::{GitGuard, PolicyViolation};
 use crate::provider::{ToolCall, ToolSpec};
 use crate::task::{Check, ShellPolicy};
 
@@ -23,6 +25,10 @@ pub struct ToolContext {
     pub env: BTreeMap<String, String>,
     /// The task's checks, run by the `run_checks` tool.
     pub checks: Vec<Check>,
+    /// Guards the repository's git state around every command the agent
+    /// runs (`shell`, `run_checks`); `None` when the workspace is in no
+    /// git repository.
+    pub git_guard: Option<Arc<GitGuard>>,
 }
 
 impl ToolContext {
@@ -47,6 +53,7 @@ impl ToolContext {
         checks: Vec<Check>,
     ) -> ToolContext {
         ToolContext {
+            git_guard: GitGuard::open(workspace).ok().map(Arc::new),
             workspace: workspace
                 .canonicalize()
                 .unwrap_or_else(|_| workspace.to_path_buf()),
@@ -54,6 +61,15 @@ impl ToolContext {
             env,
             checks,
         }
+    }
+
+    /// The git-state violations of the agent's commands since the last
+    /// call: each one was reverted (or failed to be) and fails the task.
+    pub fn take_violations(&self) -> Vec<PolicyViolation> {
+        self.git_guard
+            .as_ref()
+            .map(|guard| guard.take_violations())
+            .unwrap_or_default()
     }
 }
 

@@ -1,5 +1,6 @@
 //! `shell` and `run_checks`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -10,6 +11,7 @@ use super::checks::{render_for_model, run_checks};
 use super::policy::ShellGuard;
 use super::process::{CommandSpec, command_env, run_command};
 use super::registry::ToolContext;
+use crate::guard::{GitGuard, GitState, PolicyViolation};
 use crate::provider::ToolSpec;
 
 /// Bytes of a command's output kept from the start and from the end; the
@@ -65,6 +67,7 @@ pub(crate) async fn shell(ctx: &ToolContext, args: ShellArgs) -> Result<String, 
         .map(Duration::from_secs)
         .map_or(ctx.shell.timeout, |asked| asked.min(ctx.shell.timeout))
         .max(Duration::from_secs(1));
+    let watch = GitWatch::start(ctx, &args.command).await?;
     let env = command_env(&ctx.env);
     let spec = CommandSpec {
         script: &args.command,
@@ -74,15 +77,21 @@ pub(crate) async fn shell(ctx: &ToolContext, args: ShellArgs) -> Result<String, 
         head_bytes: SHELL_HEAD_BYTES,
         tail_bytes: SHELL_TAIL_BYTES,
     };
-    let output = run_command(&spec)
-        .await
-        .map_err(|e| ToolError::Failed(format!("could not start bash: {e}")))?;
+    let output = run_command(&spec).await;
+    let violation = watch.finish().await;
+    let output = output.map_err(|e| ToolError::Failed(format!("could not start bash: {e}")))?;
     let body = if output.total_bytes == 0 {
         "(no output)".to_string()
     } else {
         output.output.clone()
     };
     let text = format!("{}\n{body}", output.status_line());
+    if let Some(violation) = violation {
+        return Err(ToolError::Failed(format!(
+            "{text}\n\n{}",
+            violation_notice(&violation)
+        )));
+    }
     if output.success() {
         Ok(text)
     } else {
@@ -116,6 +125,85 @@ pub(crate) async fn run_checks_tool(
     if ctx.checks.is_empty() {
         return Ok("this task defines no checks; verify your work with the shell tool".to_string());
     }
+    let watch = GitWatch::start(ctx, "run_checks").await?;
     let results = run_checks(&ctx.checks, &ctx.workspace, &ctx.env).await;
-    Ok(render_for_model(&results))
+    let text = render_for_model(&results);
+    match watch.finish().await {
+        Some(violation) => Err(ToolError::Failed(format!(
+            "{text}\n{}",
+            violation_notice(&violation)
+        ))),
+        None => Ok(text),
+    }
+}
+
+/// What the model is told when its command changed the git state.
+fn violation_notice(violation: &PolicyViolation) -> String {
+    format!(
+        "kkrun: this command changed the repository's git state, which the agent may not do: {}. The task has failed and the stage ends here.",
+        violation.reason
+    )
+}
+
+/// The git state taken before an agent command, compared again when the
+/// command ends. When the command's future is dropped instead (a time
+/// limit, an interrupt), the comparison runs on drop, after the command's
+/// process group was killed, so no change slips through.
+struct GitWatch {
+    pending: Option<(Arc<GitGuard>, String, GitState)>,
+}
+
+impl GitWatch {
+    async fn start(ctx: &ToolContext, command: &str) -> Result<GitWatch, ToolError> {
+        let Some(guard) = ctx.git_guard.clone() else {
+            return Ok(GitWatch { pending: None });
+        };
+        let capture = {
+            let guard = Arc::clone(&guard);
+            tokio::task::spawn_blocking(move || guard.capture()).await
+        };
+        let before = match capture {
+            Ok(Ok(state)) => state,
+            Ok(Err(error)) => {
+                return Err(ToolError::Refused(format!(
+                    "not run: kkrun cannot read the repository's git state to guard it ({error}); the command would run unguarded"
+                )));
+            }
+            Err(error) => {
+                return Err(ToolError::Refused(format!(
+                    "not run: reading the git state failed internally ({error})"
+                )));
+            }
+        };
+        Ok(GitWatch {
+            pending: Some((guard, command.to_string(), before)),
+        })
+    }
+
+    /// Compares, reverts what changed, and returns the violation.
+    async fn finish(mut self) -> Option<PolicyViolation> {
+        let (guard, command, before) = self.pending.take()?;
+        let check = {
+            let guard = Arc::clone(&guard);
+            let command = command.clone();
+            tokio::task::spawn_blocking(move || guard.check_after(&command, &before)).await
+        };
+        check.unwrap_or_else(|error| {
+            Some(PolicyViolation {
+                command,
+                changes: Vec::new(),
+                reverted: false,
+                revert_error: Some(error.to_string()),
+                reason: format!("checking the git state failed internally: {error}"),
+            })
+        })
+    }
+}
+
+impl Drop for GitWatch {
+    fn drop(&mut self) {
+        if let Some((guard, command, before)) = self.pending.take() {
+            guard.check_after(&command, &before);
+        }
+    }
 }
