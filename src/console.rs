@@ -279,6 +279,9 @@ impl ConsoleState {
             }
             EventKind::Warning { message } => Some(format!("{prefix}: {}warning:{} {message}", s.yellow, s.reset)),
             EventKind::Error { message } => Some(format!("{prefix}: {}error:{} {message}", s.red, s.reset)),
+            EventKind::PolicyViolation { command, reason, .. } => {
+                Some(format!("{prefix}: {}policy violation:{} `{command}`: {reason}", s.red, s.reset))
+            }
             #[allow(unreachable_patterns)]
             _ => None,
         };

@@ -79,7 +79,8 @@ pub enum EventKind {
     #[serde(rename = "stage.finished")]
     StageFinished {
         /// How it ended: `finished`, `return_to_code`, `skipped`, `max_turns`,
-        /// `max_tokens`, `max_cost`, `timeout`, `stuck`, `error`, `interrupted`.
+        /// `max_tokens`, `max_cost`, `timeout`, `stuck`, `policy_violation`, `error`,
+        /// `interrupted`.
         end: String,
         /// Model turns taken.
         turns: u32,

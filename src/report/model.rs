@@ -168,7 +168,8 @@ pub struct StageReport {
     /// Debug round this run belongs to (1 for the first pass).
     pub round: u32,
     /// How the stage ended: `finished`, `return_to_code`, `skipped`,
-    /// `max_turns`, `max_tokens`, `max_cost`, `timeout`, `stuck`, `error`, `interrupted`.
+    /// `max_turns`, `max_tokens`, `max_cost`, `timeout`, `stuck`,
+    /// `policy_violation`, `error`, `interrupted`.
     pub end: String,
     /// Detail of the end (the stuck reason, the skip reason, the error).
     pub detail: Option<String>,
