@@ -413,6 +413,40 @@ mod tests {
     }
 
     #[test]
+    fn everyday_agent_commands_parse_and_run() {
+        let guard = guard(&[], &[]);
+        for command in [
+            "cd src && cargo test 2>&1 | tail -50",
+            "grep -rn \"fn main\" . | head -20",
+            "cat > notes.txt <<'EOF'\nline $HOME `x`\nEOF\n",
+            "python3 - <<'EOF'\nprint('hi')\nEOF\n",
+            "for f in src/*.rs; do echo \"$f\"; wc -l \"$f\"; done",
+            "[[ -f Cargo.toml ]] && echo yes || echo no",
+            "test -d target && du -sh target",
+            "echo ${HOME:-/tmp} $((1 + 2)) \"$@\"",
+            "case \"$x\" in a) echo a ;; *) echo other ;; esac",
+            "git log --format='%H %s' -n 3",
+            "sed -i 's/a - b/a + b/' calc.py",
+            "awk '{print $1}' file | sort | uniq -c",
+            "find . -name '*.rs' -exec grep -l foo {} +",
+            "sleep 1 &\nwait",
+            "export RUST_LOG=debug; cargo run -- --help > /dev/null 2>&1",
+            "VAR=$(git rev-parse HEAD) && echo \"$VAR\"",
+            "python3 -m pytest -x -q tests/ || true",
+            "ls -la | grep -v '^total'",
+            "f() { echo hi; }; f",
+            "while read -r line; do echo \"$line\"; done < file.txt",
+            "npm test -- --watchAll=false",
+            "diff <(sort a) <(sort b)",
+            "rm -rf ./build node_modules/.cache",
+            "git diff --stat && git status --short",
+            "if ! cargo check 2>/dev/null; then echo broken; fi",
+        ] {
+            assert_eq!(guard.check(command), Ok(()), "{command}");
+        }
+    }
+
+    #[test]
     fn refusal_names_the_rule_and_the_simple_command() {
         let refusal = guard(&[], &[])
             .check("cargo build && git -C . push")
