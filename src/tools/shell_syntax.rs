@@ -70,7 +70,7 @@ pub(crate) fn simple_commands(script: &str) -> Result<Vec<SimpleCommand>, Syntax
         });
     }
     let mut out = Vec::new();
-    collect(root, script, &mut out);
+    collect(root, script, &mut out, 0)?;
     Ok(out)
 }
 
@@ -81,7 +81,9 @@ fn describe_error(root: Node<'_>, script: &str) -> String {
     while let Some(node) = stack.pop() {
         if node.is_error() || node.is_missing() {
             let position = node.start_position();
-            let near: String = script[node.start_byte()..]
+            let near: String = script
+                .get(node.start_byte()..)
+                .unwrap_or("")
                 .chars()
                 .take(30)
                 .collect::<String>()
@@ -103,15 +105,30 @@ fn describe_error(root: Node<'_>, script: &str) -> String {
     "syntax error".to_string()
 }
 
-fn collect(node: Node<'_>, src: &str, out: &mut Vec<SimpleCommand>) {
+/// How deep the syntax tree may nest (subshells in substitutions in
+/// subshells ...); deeper is refused rather than risking the stack.
+const MAX_DEPTH: usize = 256;
+
+fn collect(
+    node: Node<'_>,
+    src: &str,
+    out: &mut Vec<SimpleCommand>,
+    depth: usize,
+) -> Result<(), SyntaxError> {
+    if depth > MAX_DEPTH {
+        return Err(SyntaxError {
+            reason: format!("the command nests more than {MAX_DEPTH} levels deep"),
+        });
+    }
+    let depth = depth + 1;
     match node.kind() {
         "command" => {
-            let command = simple_command(node, src);
+            let command = simple_command(node, src, depth)?;
             out.push(command);
             // Substitutions inside the words run commands of their own.
             let mut cursor = node.walk();
             for child in node.children(&mut cursor) {
-                collect(child, src, out);
+                collect(child, src, out, depth)?;
             }
         }
         "pipeline" => {
@@ -119,7 +136,7 @@ fn collect(node: Node<'_>, src: &str, out: &mut Vec<SimpleCommand>) {
             let mut cursor = node.walk();
             for child in node.named_children(&mut cursor) {
                 let start = out.len();
-                collect(child, src, out);
+                collect(child, src, out, depth)?;
                 for command in &mut out[start..] {
                     command.fed_by.extend(upstream.iter().cloned());
                 }
@@ -135,7 +152,7 @@ fn collect(node: Node<'_>, src: &str, out: &mut Vec<SimpleCommand>) {
             let start = out.len();
             let mut cursor = node.walk();
             for child in node.children(&mut cursor) {
-                collect(child, src, out);
+                collect(child, src, out, depth)?;
             }
             if let (Some(body), Some(first)) = (heredoc, out.get_mut(start)) {
                 first.heredoc = Some(body);
@@ -144,10 +161,11 @@ fn collect(node: Node<'_>, src: &str, out: &mut Vec<SimpleCommand>) {
         _ => {
             let mut cursor = node.walk();
             for child in node.children(&mut cursor) {
-                collect(child, src, out);
+                collect(child, src, out, depth)?;
             }
         }
     }
+    Ok(())
 }
 
 fn heredoc_body(statement: Node<'_>, src: &str) -> Option<String> {
@@ -162,7 +180,7 @@ fn heredoc_body(statement: Node<'_>, src: &str) -> Option<String> {
     Some(text(body, src).to_string())
 }
 
-fn simple_command(node: Node<'_>, src: &str) -> SimpleCommand {
+fn simple_command(node: Node<'_>, src: &str, depth: usize) -> Result<SimpleCommand, SyntaxError> {
     let mut words = Vec::new();
     let mut fed_by = Vec::new();
     if let Some(name) = node.child_by_field_name("name") {
@@ -172,17 +190,17 @@ fn simple_command(node: Node<'_>, src: &str) -> SimpleCommand {
     for argument in node.children_by_field_name("argument", &mut cursor) {
         if argument.kind() == "process_substitution" {
             let mut inner = Vec::new();
-            collect(argument, src, &mut inner);
+            collect(argument, src, &mut inner, depth)?;
             fed_by.extend(inner.into_iter().take(1));
         }
         words.push(word(argument, src));
     }
-    SimpleCommand {
+    Ok(SimpleCommand {
         words,
         source: collapse_space(text(node, src)),
         fed_by,
         heredoc: None,
-    }
+    })
 }
 
 fn text<'s>(node: Node<'_>, src: &'s str) -> &'s str {
@@ -447,6 +465,15 @@ mod tests {
         assert_eq!(commands[0].fed_by[0].words[0].text, "curl");
         let commands = simple_commands("bash <<EOF\ngit push\nEOF\n").unwrap();
         assert!(commands[0].heredoc.as_deref().unwrap().contains("git push"));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_crash() {
+        let deep = format!("{}true{}", "(".repeat(20_000), ")".repeat(20_000));
+        let error = simple_commands(&deep).unwrap_err();
+        assert!(error.reason.contains("levels deep"), "{}", error.reason);
+        let substitutions = format!("{}true{}", "$(".repeat(5_000), ")".repeat(5_000));
+        assert!(simple_commands(&substitutions).is_err());
     }
 
     #[test]
