@@ -369,4 +369,19 @@ fn a_task_whose_agent_moves_a_branch_fails_and_reports_it() {
         })
         .collect();
     assert_eq!(ends, ["blueprint:finished", "code:policy_violation"]);
+    // The report with a violation still validates against the schema.
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schemas/report.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&report)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
 }

@@ -159,12 +159,20 @@ pub(crate) const BUILTIN_RULES: &[BuiltinRule] = &[
         matches: |inv, _| git_subcommand(inv, "clean").is_some(),
     },
     BuiltinRule {
-        name: "git rebase, merge, cherry-pick, revert, am, pull",
+        name: "git rebase, merge, cherry-pick, revert, am, pull, fetch",
         why: GIT_HISTORY,
         matches: |inv, _| {
-            ["rebase", "merge", "cherry-pick", "revert", "am", "pull"]
-                .iter()
-                .any(|sub| git_subcommand(inv, sub).is_some())
+            [
+                "rebase",
+                "merge",
+                "cherry-pick",
+                "revert",
+                "am",
+                "pull",
+                "fetch",
+            ]
+            .iter()
+            .any(|sub| git_subcommand(inv, sub).is_some())
         },
     },
     BuiltinRule {
