@@ -1,54 +1,30 @@
 //! `shell` and `run_checks`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::json;
 
+use super::ToolContext;
 use super::ToolError;
 use super::checks::{render_for_model, run_checks};
+use super::git_watch::{GitWatch, violation_notice};
 use super::policy::ShellGuard;
 use super::process::{CommandSpec, command_env, run_command};
-use super::registry::ToolContext;
-use crate::guard::{GitGuard, GitState, PolicyViolation};
-use crate::provider::ToolSpec;
 
 /// Bytes of a command's output kept from the start and from the end; the
 /// tail gets more because that is where errors and summaries are.
-const SHELL_HEAD_BYTES: usize = 8 * 1024;
-const SHELL_TAIL_BYTES: usize = 24 * 1024;
+pub(super) const SHELL_HEAD_BYTES: usize = 8 * 1024;
+pub(super) const SHELL_TAIL_BYTES: usize = 24 * 1024;
 
-pub(crate) fn shell_spec() -> ToolSpec {
-    ToolSpec {
-        name: "shell".to_string(),
-        description: format!(
-            "Run a command with `bash -c` in the workspace root and return its exit code and output (stdout and \
-             stderr interleaved). No input is available: interactive commands fail. The output keeps the first {} KiB \
-             and the last {} KiB with a marker where the middle was cut. The command runs in its own process group, \
-             which is killed when the command ends (background processes do not survive it) or when it times out. \
-             The task's shell policy may refuse commands; the refusal names the rule. Never commit, push, reset, \
-             check out or stash with git: kkrun records the work itself.",
-            SHELL_HEAD_BYTES / 1024,
-            SHELL_TAIL_BYTES / 1024
-        ),
-        parameters: json!({
-            "type": "object",
-            "properties": {
-                "command": {"type": "string", "description": "The bash command line to run."},
-                "timeout_secs": {"type": "integer", "minimum": 1, "description": "Kill the command after this many seconds. Default and maximum: the task's shell timeout."}
-            },
-            "required": ["command"],
-            "additionalProperties": false
-        }),
-    }
-}
-
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ShellArgs {
+    /// The bash command line to run.
     command: String,
+    /// Kill the command after this many seconds. Default and maximum: the task's shell timeout.
     #[serde(default)]
+    #[schemars(range(min = 1))]
     timeout_secs: Option<u64>,
 }
 
@@ -99,22 +75,7 @@ pub(crate) async fn shell(ctx: &ToolContext, args: ShellArgs) -> Result<String, 
     }
 }
 
-pub(crate) fn run_checks_spec() -> ToolSpec {
-    ToolSpec {
-        name: "run_checks".to_string(),
-        description: "Run the task's checks (the commands that decide whether the task passes), in order, and return \
-                      pass/fail for each with the last lines of output of the failing ones. The same checks run again \
-                      after this stage and decide the outcome, so use this to see what still fails."
-            .to_string(),
-        parameters: json!({
-            "type": "object",
-            "properties": {},
-            "additionalProperties": false
-        }),
-    }
-}
-
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RunChecksArgs {}
 
@@ -134,76 +95,5 @@ pub(crate) async fn run_checks_tool(
             violation_notice(&violation)
         ))),
         None => Ok(text),
-    }
-}
-
-/// What the model is told when its command changed the git state.
-fn violation_notice(violation: &PolicyViolation) -> String {
-    format!(
-        "kkrun: this command changed the repository's git state, which the agent may not do: {}. The task has failed and the stage ends here.",
-        violation.reason
-    )
-}
-
-/// The git state taken before an agent command, compared again when the
-/// command ends. When the command's future is dropped instead (a time
-/// limit, an interrupt), the comparison runs on drop, after the command's
-/// process group was killed, so no change slips through.
-struct GitWatch {
-    pending: Option<(Arc<GitGuard>, String, GitState)>,
-}
-
-impl GitWatch {
-    async fn start(ctx: &ToolContext, command: &str) -> Result<GitWatch, ToolError> {
-        let Some(guard) = ctx.git_guard.clone() else {
-            return Ok(GitWatch { pending: None });
-        };
-        let capture = {
-            let guard = Arc::clone(&guard);
-            tokio::task::spawn_blocking(move || guard.capture()).await
-        };
-        let before = match capture {
-            Ok(Ok(state)) => state,
-            Ok(Err(error)) => {
-                return Err(ToolError::Refused(format!(
-                    "not run: kkrun cannot read the repository's git state to guard it ({error}); the command would run unguarded"
-                )));
-            }
-            Err(error) => {
-                return Err(ToolError::Refused(format!(
-                    "not run: reading the git state failed internally ({error})"
-                )));
-            }
-        };
-        Ok(GitWatch {
-            pending: Some((guard, command.to_string(), before)),
-        })
-    }
-
-    /// Compares, reverts what changed, and returns the violation.
-    async fn finish(mut self) -> Option<PolicyViolation> {
-        let (guard, command, before) = self.pending.take()?;
-        let check = {
-            let guard = Arc::clone(&guard);
-            let command = command.clone();
-            tokio::task::spawn_blocking(move || guard.check_after(&command, &before)).await
-        };
-        check.unwrap_or_else(|error| {
-            Some(PolicyViolation {
-                command,
-                changes: Vec::new(),
-                reverted: false,
-                revert_error: Some(error.to_string()),
-                reason: format!("checking the git state failed internally: {error}"),
-            })
-        })
-    }
-}
-
-impl Drop for GitWatch {
-    fn drop(&mut self) {
-        if let Some((guard, command, before)) = self.pending.take() {
-            guard.check_after(&command, &before);
-        }
     }
 }
