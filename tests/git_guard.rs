@@ -343,6 +343,7 @@ fn a_task_whose_agent_moves_a_branch_fails_and_reports_it() {
         "bash move.sh"
     );
     assert_eq!(task_report["policy_violations"][0]["reverted"], true);
+    assert_eq!(task_report["policy_violations"][0]["stage"], "code");
     assert_eq!(
         task_report["policy_violations"][0]["changes"][0]["kind"],
         "branch"
