@@ -385,4 +385,16 @@ fn a_task_whose_agent_moves_a_branch_fails_and_reports_it() {
         .map(|e| e.to_string())
         .collect();
     assert!(errors.is_empty(), "{errors:#?}");
+    // The violations come from the event stream: a rebuild gives the same
+    // report, byte for byte.
+    let written = std::fs::read(fx.out().join("report.json")).unwrap();
+    std::fs::remove_file(fx.out().join("report.json")).unwrap();
+    let rebuilt = e2e_support::kkrun(fx.root(), &["report", "rebuild", "out"])
+        .output()
+        .unwrap();
+    assert!(rebuilt.status.success(), "{rebuilt:?}");
+    assert_eq!(
+        std::fs::read(fx.out().join("report.json")).unwrap(),
+        written
+    );
 }
