@@ -336,6 +336,9 @@ impl ConsoleState {
             }
             EventKind::Warning { message } => Some(format!("{prefix}: {}warning:{} {message}", s.yellow, s.reset)),
             EventKind::Error { message } => Some(format!("{prefix}: {}error:{} {message}", s.red, s.reset)),
+            EventKind::PolicyViolation { command, reason, .. } => {
+                Some(format!("{prefix}: {}policy violation:{} `{command}`: {reason}", s.red, s.reset))
+            }
         };
         if let Some(line) = line {
             self.print(&line);

@@ -161,7 +161,7 @@ task every-key  (tasks/valid/every-key.yaml:3)
     - unit: cargo test parse::  (timeout 1h30m, retries 2)
     - lint: cargo clippy -- -D warnings  (timeout 10m, retries 0)
   budget:      1000 tokens, $3.00, timeout 1m30s
-  shell:       allow cargo *, git diff*; deny built-in list + make *; timeout 2m
+  shell:       allow cargo *, git diff*; deny built-in rules + git push*, make *; timeout 2m
   context:     src/parse/**, Cargo.toml
   env:         FLAG, LOG, RUST_BACKTRACE
   on_failure:  rollback

@@ -72,6 +72,7 @@ fn task(name: &str, file: &str, outcome: TaskOutcome) -> TaskReport {
         review: None,
         snapshots: Vec::new(),
         restored_to_base: None,
+        policy_violations: Vec::new(),
         usage: TokenUsage {
             input_tokens: 5000,
             cached_input_tokens: 0,

@@ -92,10 +92,9 @@ fn every_key_of_a_task_is_read() {
         }
     );
     assert_eq!(task.shell.allow, ["cargo *", "git diff*"]);
-    // `deny` adds to the built-in list; a repeat of a built-in is kept once.
-    let mut deny: Vec<&str> = ShellPolicy::DEFAULT_DENY.to_vec();
-    deny.push("make *");
-    assert_eq!(task.shell.deny, deny);
+    // `deny` holds the task's own patterns, a repeat of a built-in rule
+    // included; the built-in rules are not patterns and always apply.
+    assert_eq!(task.shell.deny, ["git push*", "make *"]);
     assert_eq!(task.shell.timeout, Duration::from_secs(120));
     assert_eq!(task.on_failure, OnFailure::Rollback);
     let env: BTreeMap<String, String> =
@@ -149,8 +148,7 @@ fn list_form_tasks_inherit_defaults_and_merge_maps_key_by_key() {
     assert_eq!(overrides.budget.max_tokens, Some(1000));
     assert_eq!(overrides.budget.timeout, Some(Duration::from_secs(600)));
     assert_eq!(overrides.shell.allow, ["cargo *"]);
-    assert!(overrides.shell.deny.contains(&"rm *".to_owned()));
-    assert!(overrides.shell.deny.contains(&"git push*".to_owned()));
+    assert_eq!(overrides.shell.deny, ["rm *"]);
     assert_eq!(overrides.shell.timeout, Duration::from_secs(60));
     assert_eq!(overrides.env["A"], "from-defaults");
     assert_eq!(overrides.env["B"], "from-task");

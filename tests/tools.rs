@@ -1029,15 +1029,18 @@ async fn dropping_a_running_shell_call_kills_its_group() {
 async fn shell_policy_refuses_with_the_matching_rule() {
     let policy = ShellPolicy {
         allow: vec!["echo *".into(), "git *".into()],
-        deny: vec!["git rebase*".into()],
+        deny: vec!["git gc*".into()],
         timeout: Duration::from_secs(30),
     };
     let fx = Fixture::with_policy(policy, Vec::new());
     for (command, rule) in [
-        ("git push origin main", "`git push*`"),
-        ("echo hi && git commit -am x", "`git commit*`"),
-        ("git rebase -i HEAD~2", "`git rebase*`"),
-        ("git reset --hard", "`git reset --hard*`"),
+        ("git push origin main", "the built-in rule `git push`"),
+        (
+            "echo hi && git commit -am x",
+            "the built-in rule `git commit`",
+        ),
+        ("git gc --prune=now", "the task's deny rule `git gc*`"),
+        ("git reset --hard", "the built-in rule `git reset`"),
     ] {
         let result = fx
             .call(ToolSet::Code, "shell", json!({"command": command}))

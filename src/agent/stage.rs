@@ -11,6 +11,7 @@ use super::budget::{BudgetKind, BudgetTracker, Exhausted, StageLimits};
 use super::compact::{compact, default_context_window, fixed_tokens, messages_tokens};
 use super::guard::{LoopGuard, Repeat, repeat_warning};
 use crate::events::{EventKind, EventSink, ToolOutcome};
+use crate::guard::PolicyViolation;
 use crate::provider::{
     Message, Provider, ProviderError, StopReason, ToolCall, ToolSpec, TurnRequest, Usage,
 };
@@ -84,6 +85,12 @@ pub enum StageEnd {
         /// What it did.
         reason: String,
     },
+    /// An agent command changed the repository's git state; the guard put
+    /// it back, and the task fails.
+    PolicyViolation {
+        /// What the commands changed.
+        violations: Vec<PolicyViolation>,
+    },
 }
 
 impl StageEnd {
@@ -97,6 +104,7 @@ impl StageEnd {
             StageEnd::MaxCost => "max_cost",
             StageEnd::Timeout => "timeout",
             StageEnd::Stuck { .. } => "stuck",
+            StageEnd::PolicyViolation { .. } => "policy_violation",
         }
     }
 
@@ -426,6 +434,20 @@ impl<'a> StageRun<'a> {
                 });
             }
             self.answer(call, result.content, result.outcome, started.elapsed());
+            let violations = self.ctx.take_violations();
+            if !violations.is_empty() {
+                for violation in &violations {
+                    self.events.emit(EventKind::PolicyViolation {
+                        command: violation.command.clone(),
+                        changes: violation.changes.clone(),
+                        reverted: violation.reverted,
+                        revert_error: violation.revert_error.clone(),
+                        reason: violation.reason.clone(),
+                    });
+                }
+                // A finishing call in the same turn does not outweigh it.
+                ended = Some(StageEnd::PolicyViolation { violations });
+            }
         }
         ended
     }

@@ -33,6 +33,7 @@ pub use values::{
 };
 
 use crate::agent::BudgetKind;
+use crate::guard::GitChange;
 use crate::provider::Usage;
 use crate::snapshot::FileChange;
 use crate::task::Stage;
@@ -312,6 +313,22 @@ pub enum EventKind {
         /// Wait before the next attempt.
         wait_ms: u64,
         /// Why it failed.
+        reason: String,
+    },
+    /// An agent command changed the repository's git state (HEAD, a
+    /// branch or tag, the stash, the index, `.git/config`, a hook). The
+    /// change was put back and the task fails.
+    #[serde(rename = "policy.violation")]
+    PolicyViolation {
+        /// The agent's command line (`run_checks` for the checks tool).
+        command: String,
+        /// Every change it made.
+        changes: Vec<GitChange>,
+        /// True when every change was put back.
+        reverted: bool,
+        /// Why putting it back failed, when it did.
+        revert_error: Option<String>,
+        /// The changes in one line: "the agent moved branch main (reverted)".
         reason: String,
     },
     /// A non-fatal problem worth a line in the log.

@@ -77,6 +77,8 @@ pub enum StageEndKind {
     Timeout,
     /// The model went in circles.
     Stuck,
+    /// An agent command changed the repository's git state; the task fails.
+    PolicyViolation,
     /// The provider or a tool failed beyond recovery.
     Error,
     /// SIGINT/SIGTERM stopped the stage, or the run ended without its
@@ -96,6 +98,7 @@ impl StageEndKind {
             StageEndKind::MaxCost => "max_cost",
             StageEndKind::Timeout => "timeout",
             StageEndKind::Stuck => "stuck",
+            StageEndKind::PolicyViolation => "policy_violation",
             StageEndKind::Error => "error",
             StageEndKind::Interrupted => "interrupted",
         }

@@ -59,6 +59,15 @@ impl Ending {
                     stop: Some(Stop::new(TaskOutcome::Failed, why)),
                 };
             }
+            StageEnd::PolicyViolation { violations } => {
+                let reason = violation_reason(&violations);
+                return Ending {
+                    end: StageEndKind::PolicyViolation,
+                    detail: Some(reason.clone()),
+                    finished: None,
+                    stop: Some(Stop::new(TaskOutcome::Failed, reason)),
+                };
+            }
             StageEnd::MaxTurns => (
                 StageEndKind::MaxTurns,
                 TaskOutcome::BudgetExhausted,
@@ -202,6 +211,7 @@ impl TaskRun<'_, '_> {
                 )
             }
         };
+        let ending = self.late_violations(&sink, ending);
         let label = if ending.end == StageEndKind::Interrupted {
             "interrupted"
         } else {
@@ -228,6 +238,34 @@ impl TaskRun<'_, '_> {
                 format!("{stage} ended without a result"),
             )),
         }
+    }
+
+    /// A command cut short by a time limit or an interrupt is compared when
+    /// its future is dropped, after the agent loop's last look: announce
+    /// those violations, and fail the task unless it was interrupted.
+    fn late_violations(&self, sink: &crate::events::EventSink, ending: Ending) -> Ending {
+        let late = self.tools.take_violations();
+        if late.is_empty() {
+            return ending;
+        }
+        for violation in &late {
+            sink.emit(EventKind::PolicyViolation {
+                command: violation.command.clone(),
+                changes: violation.changes.clone(),
+                reverted: violation.reverted,
+                revert_error: violation.revert_error.clone(),
+                reason: violation.reason.clone(),
+            });
+        }
+        if ending.end == StageEndKind::Interrupted {
+            return ending;
+        }
+        let reason = violation_reason(&late);
+        Ending::stopped(
+            StageEndKind::PolicyViolation,
+            Some(reason.clone()),
+            Stop::new(TaskOutcome::Failed, reason),
+        )
     }
 
     /// Announces a stage that does not run, and why.
@@ -268,6 +306,15 @@ impl TaskRun<'_, '_> {
             });
         }
     }
+}
+
+/// The task's reason when agent commands changed the git state.
+fn violation_reason(violations: &[crate::guard::PolicyViolation]) -> String {
+    let reasons: Vec<&str> = violations.iter().map(|v| v.reason.as_str()).collect();
+    format!(
+        "an agent command changed the repository's git state: {}",
+        reasons.join("; ")
+    )
 }
 
 fn usage_delta(after: Usage, before: Usage) -> Usage {

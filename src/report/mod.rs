@@ -11,7 +11,7 @@ pub mod text;
 
 pub use model::{
     Artifacts, CheckReport, CheckRun, CheckStatus, FileChange, REPORT_SCHEMA_VERSION, Report,
-    Review, SnapshotReport, StageReport, TaskOutcome, TaskReport, Totals, Verdict,
+    Review, SnapshotReport, StageReport, TaskOutcome, TaskReport, Totals, Verdict, ViolationReport,
 };
 
 use std::path::Path;

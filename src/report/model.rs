@@ -47,6 +47,25 @@ pub struct Report {
     pub rebuilt: Option<String>,
 }
 
+/// An agent command that changed the git state: a `policy.violation`
+/// event, with the stage it happened in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ViolationReport {
+    /// The stage whose command it was.
+    pub stage: Option<crate::task::Stage>,
+    /// The agent's command line (`run_checks` for the checks tool).
+    pub command: String,
+    /// Every change it made.
+    pub changes: Vec<crate::guard::GitChange>,
+    /// True when every change was put back.
+    pub reverted: bool,
+    /// Why putting it back failed, when it did.
+    pub revert_error: Option<String>,
+    /// The changes in one line.
+    pub reason: String,
+}
+
 /// The record of one task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -89,6 +108,11 @@ pub struct TaskReport {
     pub snapshots: Vec<SnapshotReport>,
     /// Whether the work tree was restored to `00-base` at the end, and why.
     pub restored_to_base: Option<String>,
+    /// Agent commands that changed the repository's git state (each was
+    /// reverted, or says why not); any of them fails the task. Left out
+    /// when there were none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policy_violations: Vec<ViolationReport>,
     /// Tokens used over all stages.
     pub usage: Usage,
     /// Cost in USD over all stages; `null` when a price is unknown.

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::duration::format as duration;
-use super::resolved::{ShellPolicy, Stage, Task};
+use super::resolved::{Stage, Task};
 use crate::agent::default_context_window;
 use crate::provider::pricing::builtin_price;
 use crate::provider::{ModelPrice, WireFormat};
@@ -104,16 +104,10 @@ pub fn render_plan(tasks: &[Task], cwd: &Path) -> String {
         } else {
             shell.allow.join(", ")
         };
-        let extra_deny: Vec<&str> = shell
-            .deny
-            .iter()
-            .map(String::as_str)
-            .filter(|pattern| !ShellPolicy::DEFAULT_DENY.contains(pattern))
-            .collect();
-        let deny = if extra_deny.is_empty() {
-            "built-in list".to_owned()
+        let deny = if shell.deny.is_empty() {
+            "built-in rules".to_owned()
         } else {
-            format!("built-in list + {}", extra_deny.join(", "))
+            format!("built-in rules + {}", shell.deny.join(", "))
         };
         let _ = writeln!(
             out,

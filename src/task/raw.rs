@@ -244,8 +244,9 @@ pub(crate) struct ShellSettings {
     /// that no deny pattern matches).
     #[schemars(with = "Option<Vec<String>>")]
     pub(crate) allow: Option<Spanned<Vec<Spanned<String>>>>,
-    /// Glob patterns that refuse a command; deny wins over allow. Added to
-    /// the built-in list (`git push*`, `git commit*`, `sudo *`, ...).
+    /// Glob patterns that refuse a command; deny wins over allow. The
+    /// built-in rules (git history commands, `sudo`, `rm -rf /`, ...)
+    /// always apply on top.
     #[schemars(with = "Option<Vec<String>>")]
     pub(crate) deny: Option<Spanned<Vec<Spanned<String>>>>,
     /// Kill a command after this long (default `5m`).

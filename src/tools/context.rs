@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::registry::ToolTable;
+use crate::guard::{GitGuard, PolicyViolation};
 use crate::task::{Check, ShellPolicy};
 
 /// Everything the tools need to know about the task they work for.
@@ -23,6 +24,10 @@ pub struct ToolContext {
     /// The tools the task's stages choose from: the built-in ones unless
     /// the task adds more.
     pub tools: Arc<ToolTable>,
+    /// Guards the repository's git state around every command the agent
+    /// runs (`shell`, `run_checks`); `None` when the workspace is in no
+    /// git repository.
+    pub git_guard: Option<Arc<GitGuard>>,
 }
 
 impl ToolContext {
@@ -47,6 +52,7 @@ impl ToolContext {
         checks: Vec<Check>,
     ) -> ToolContext {
         ToolContext {
+            git_guard: GitGuard::open(workspace).ok().map(Arc::new),
             workspace: workspace
                 .canonicalize()
                 .unwrap_or_else(|_| workspace.to_path_buf()),
@@ -55,5 +61,14 @@ impl ToolContext {
             checks,
             tools: ToolTable::builtin(),
         }
+    }
+
+    /// The git-state violations of the agent's commands since the last
+    /// call: each one was reverted (or failed to be) and fails the task.
+    pub fn take_violations(&self) -> Vec<PolicyViolation> {
+        self.git_guard
+            .as_ref()
+            .map(|guard| guard.take_violations())
+            .unwrap_or_default()
     }
 }

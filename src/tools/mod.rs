@@ -10,12 +10,16 @@ mod confine;
 mod context;
 mod edit;
 mod fs;
+mod git_watch;
+mod invocation;
 mod patch;
 mod policy;
 pub mod process;
 mod registry;
 mod search;
 mod shell;
+mod shell_rules;
+mod shell_syntax;
 
 pub use checks::{CheckResult, CheckRun, run_checks};
 pub use context::ToolContext;

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::ToolContext;
 use super::ToolError;
 use super::checks::{render_for_model, run_checks};
+use super::git_watch::{GitWatch, violation_notice};
 use super::policy::ShellGuard;
 use super::process::{CommandSpec, command_env, run_command};
 
@@ -42,6 +43,7 @@ pub(crate) async fn shell(ctx: &ToolContext, args: ShellArgs) -> Result<String, 
         .map(Duration::from_secs)
         .map_or(ctx.shell.timeout, |asked| asked.min(ctx.shell.timeout))
         .max(Duration::from_secs(1));
+    let watch = GitWatch::start(ctx, &args.command).await?;
     let env = command_env(&ctx.env);
     let spec = CommandSpec {
         script: &args.command,
@@ -51,15 +53,21 @@ pub(crate) async fn shell(ctx: &ToolContext, args: ShellArgs) -> Result<String, 
         head_bytes: SHELL_HEAD_BYTES,
         tail_bytes: SHELL_TAIL_BYTES,
     };
-    let output = run_command(&spec)
-        .await
-        .map_err(|e| ToolError::Failed(format!("could not start bash: {e}")))?;
+    let output = run_command(&spec).await;
+    let violation = watch.finish().await;
+    let output = output.map_err(|e| ToolError::Failed(format!("could not start bash: {e}")))?;
     let body = if output.total_bytes == 0 {
         "(no output)".to_string()
     } else {
         output.output.clone()
     };
     let text = format!("{}\n{body}", output.status_line());
+    if let Some(violation) = violation {
+        return Err(ToolError::Failed(format!(
+            "{text}\n\n{}",
+            violation_notice(&violation)
+        )));
+    }
     if output.success() {
         Ok(text)
     } else {
@@ -78,6 +86,14 @@ pub(crate) async fn run_checks_tool(
     if ctx.checks.is_empty() {
         return Ok("this task defines no checks; verify your work with the shell tool".to_string());
     }
+    let watch = GitWatch::start(ctx, "run_checks").await?;
     let results = run_checks(&ctx.checks, &ctx.workspace, &ctx.env).await;
-    Ok(render_for_model(&results))
+    let text = render_for_model(&results);
+    match watch.finish().await {
+        Some(violation) => Err(ToolError::Failed(format!(
+            "{text}\n{}",
+            violation_notice(&violation)
+        ))),
+        None => Ok(text),
+    }
 }

@@ -17,7 +17,7 @@ pub use rebuild::{Rebuilt, rebuild};
 
 use super::model::{
     Artifacts, CheckReport, CheckStatus, REPORT_SCHEMA_VERSION, Report, SnapshotReport,
-    StageReport, TaskReport, Totals,
+    StageReport, TaskReport, Totals, ViolationReport,
 };
 use crate::events::{ArtifactKind, CheckSpec, Event, EventKind, StageEndKind, TaskOutcome};
 use crate::exit_codes;
@@ -265,6 +265,25 @@ impl Aggregator {
                     task.report.files_changed = files_changed.clone();
                 }
             }
+            EventKind::PolicyViolation {
+                command,
+                changes,
+                reverted,
+                revert_error,
+                reason,
+            } => {
+                let stage = event.stage;
+                if let Some(task) = self.task_of(event) {
+                    task.report.policy_violations.push(ViolationReport {
+                        stage,
+                        command: command.clone(),
+                        changes: changes.clone(),
+                        reverted: *reverted,
+                        revert_error: revert_error.clone(),
+                        reason: reason.clone(),
+                    });
+                }
+            }
             EventKind::WorkspaceRestored { reason } => {
                 if let Some(task) = self.task_of(event) {
                     task.report.restored_to_base = Some(reason.clone());
@@ -395,6 +414,7 @@ impl TaskState {
                 review: None,
                 snapshots: Vec::new(),
                 restored_to_base: None,
+                policy_violations: Vec::new(),
                 usage: Usage::default(),
                 cost_usd: None,
                 tool_calls: Default::default(),
