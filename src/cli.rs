@@ -120,6 +120,23 @@ pub struct RunArgs {
     /// every task (changes stay in snapshots and final.patch), `never`.
     #[arg(long, value_enum, default_value_t = RestorePolicy::Auto, value_name = "WHEN")]
     pub restore: RestorePolicy,
+    /// Also replace VALUE with `[redacted]` in everything kkrun writes
+    /// (repeatable; secret-looking environment variables and API keys are
+    /// redacted without it).
+    #[arg(long, value_name = "VALUE", value_parser = parse_redact_value)]
+    pub redact: Vec<String>,
+}
+
+/// A `--redact` value: long enough not to mangle ordinary words.
+fn parse_redact_value(value: &str) -> Result<String, String> {
+    if value.trim().chars().count() < crate::redact::MIN_SECRET_CHARS {
+        return Err(format!(
+            "a value to redact needs at least {} characters (a shorter one would be replaced \
+             inside ordinary words of every report)",
+            crate::redact::MIN_SECRET_CHARS
+        ));
+    }
+    Ok(value.to_string())
 }
 
 /// When the work tree is restored to `00-base` after a task.
@@ -281,6 +298,7 @@ fn run_tasks(args: &RunArgs, global: &GlobalArgs) -> Result<i32, Error> {
         json: args.json,
         restore: args.restore,
         record: args.record.clone(),
+        redact: args.redact.clone(),
         command_line: std::env::args().collect(),
     };
     crate::runner::run(tasks, run_options, global)

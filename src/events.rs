@@ -8,6 +8,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::provider::Usage;
+use crate::redact::Redactor;
 use crate::task::Stage;
 
 /// Version of the event wire format, written in the `run.started` event.
@@ -227,8 +228,15 @@ pub enum EventKind {
 
 type Listener = Box<dyn FnMut(&Event) + Send>;
 
+/// The `type` tag of `kind`, e.g. `tool.call`.
+fn event_type(kind: &EventKind) -> Option<String> {
+    let value = serde_json::to_value(kind).ok()?;
+    value.get("type")?.as_str().map(str::to_string)
+}
+
 struct SinkShared {
     start: Instant,
+    redactor: Redactor,
     listeners: Mutex<Vec<Listener>>,
 }
 
@@ -260,9 +268,17 @@ impl Default for EventSink {
 impl EventSink {
     /// A sink with no listeners; the run's start time is now.
     pub fn new() -> EventSink {
+        EventSink::redacting(Redactor::default())
+    }
+
+    /// A sink that removes `redactor`'s secrets from every event before any
+    /// listener sees it, so the event log, `--json`, the console and all
+    /// that is derived from them never hold a secret.
+    pub fn redacting(redactor: Redactor) -> EventSink {
         EventSink {
             shared: Arc::new(SinkShared {
                 start: Instant::now(),
+                redactor,
                 listeners: Mutex::new(Vec::new()),
             }),
             task: None,
@@ -304,8 +320,28 @@ impl EventSink {
         u64::try_from(self.shared.start.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// The secrets this sink removes.
+    pub fn redactor(&self) -> &Redactor {
+        &self.shared.redactor
+    }
+
     /// Stamps `kind` and delivers it to every listener, in order.
     pub fn emit(&self, kind: EventKind) {
+        let kind = match self.shared.redactor.redact_typed(&kind) {
+            Ok(None) => kind,
+            Ok(Some(redacted)) => redacted,
+            // Fail closed: an event that cannot be cleaned is not delivered.
+            Err(e) => {
+                let kind = event_type(&kind).unwrap_or_else(|| "?".to_string());
+                EventKind::Warning {
+                    message: self
+                        .shared
+                        .redactor
+                        .redact(&format!("a `{kind}` event was withheld: {e}"))
+                        .into_owned(),
+                }
+            }
+        };
         let event = Event {
             ts: jiff::Timestamp::now().to_string(),
             elapsed_ms: self.elapsed_ms(),
@@ -321,5 +357,56 @@ impl EventSink {
         for listener in listeners.iter_mut() {
             listener(&event);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listeners_never_see_a_secret() {
+        let sink = EventSink::redacting(Redactor::new(["sk-live-0123456789"]));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let into = seen.clone();
+        sink.subscribe(move |event| into.lock().unwrap().push(event.clone()));
+        sink.for_task("t").emit(EventKind::ToolCall {
+            call_id: "c1".into(),
+            tool: "read_file".into(),
+            arguments: "{\"path\": \".env\"}".into(),
+            outcome: ToolOutcome::Ok,
+            output: "OPENAI_API_KEY=sk-live-0123456789\n".into(),
+            duration_ms: 1,
+        });
+        let seen = seen.lock().unwrap();
+        let EventKind::ToolCall { output, .. } = &seen[0].kind else {
+            panic!("{:?}", seen[0]);
+        };
+        assert_eq!(output, "OPENAI_API_KEY=[redacted]\n");
+        assert_eq!(seen[0].task.as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn an_event_a_secret_would_break_is_withheld() {
+        // The secret is part of the event's tag: redacting it would make
+        // the event unreadable, so a warning takes its place.
+        let sink = EventSink::redacting(Redactor::new(["model.turn"]));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let into = seen.clone();
+        sink.subscribe(move |event| into.lock().unwrap().push(event.clone()));
+        sink.emit(EventKind::ModelTurn {
+            turn: 1,
+            usage: Usage::default(),
+            cost_usd: None,
+            tool_calls: 0,
+            text_chars: 0,
+            duration_ms: 0,
+        });
+        let seen = seen.lock().unwrap();
+        assert!(
+            matches!(&seen[0].kind, EventKind::Warning { message } if message.contains("withheld")),
+            "{:?}",
+            seen[0]
+        );
     }
 }

@@ -11,6 +11,7 @@ pub mod events;
 pub mod exit_codes;
 pub mod pipeline;
 pub mod provider;
+pub mod redact;
 pub mod report;
 pub mod runner;
 pub mod snapshot;

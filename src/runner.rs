@@ -16,6 +16,7 @@ use crate::events::{EVENTS_SCHEMA_VERSION, EventKind, EventSink};
 use crate::exit_codes;
 use crate::pipeline::{self, Interrupt, TaskEnv};
 use crate::provider::{Provider, ProviderOptions};
+use crate::redact::{self, Redactor};
 use crate::report::{self, REPORT_SCHEMA_VERSION, Report, TaskOutcome, Totals, github};
 use crate::store::{self, RunDir};
 use crate::task::Task;
@@ -31,6 +32,9 @@ pub struct RunOptions {
     pub restore: RestorePolicy,
     /// Cassette to record to (`--record`); `{task}` in it becomes the task name.
     pub record: Option<String>,
+    /// Values to redact besides the secret-looking environment variables
+    /// and the API keys (`--redact`).
+    pub redact: Vec<String>,
     /// The command line, for the report (redacted before use).
     pub command_line: Vec<String>,
 }
@@ -49,15 +53,12 @@ pub fn run(tasks: Vec<Task>, options: RunOptions, global: &GlobalArgs) -> Result
             tasks.len()
         )));
     }
-    if let Some(out) = &options.out
-        && out.join(".git").exists()
-    {
-        return Err(Error::InvalidInput(format!(
-            "--out {}: that is the root of a git work tree, and restoring a snapshot would delete the \
-             run's own files (hint: use a subdirectory, e.g. --out kkrun-results)",
-            out.display()
-        )));
+    if let Some(out) = &options.out {
+        let cwd =
+            std::env::current_dir().map_err(|e| Error::io("reading the current directory", e))?;
+        store::check_out_dir(&cwd, out)?;
     }
+    let secrets = run_secrets(&tasks, &options.redact);
     // Every provider is built before anything runs, so a bad model spec or a
     // missing API key stops the run with nothing done.
     let mut providers = Vec::with_capacity(tasks.len());
@@ -74,6 +75,7 @@ pub fn run(tasks: Vec<Task>, options: RunOptions, global: &GlobalArgs) -> Result
                 .as_ref()
                 .map(|r| PathBuf::from(r.replace("{task}", &task.name))),
             price: task.pricing,
+            redactor: secrets.clone(),
             ..ProviderOptions::default()
         };
         let provider = Provider::from_model_spec(&spec, &provider_options).map_err(|e| {
@@ -86,13 +88,31 @@ pub fn run(tasks: Vec<Task>, options: RunOptions, global: &GlobalArgs) -> Result
         })?;
         providers.push((spec, provider));
     }
+    let secrets = secrets.with(
+        providers
+            .iter()
+            .flat_map(|(_, provider)| provider.secrets().secrets().to_vec()),
+    );
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the async runtime", e))?;
-    runtime.block_on(run_tasks(tasks, providers, options, global))
+    runtime.block_on(run_tasks(tasks, providers, secrets, options, global))
+}
+
+/// Every secret of the run but the providers' keys: secret-looking
+/// variables of the environment and of the tasks' `env:`, and `--redact`.
+fn run_secrets(tasks: &[Task], redact: &[String]) -> Redactor {
+    let process = std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)));
+    let declared = tasks
+        .iter()
+        .flat_map(|task| task.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let mut secrets = redact::secret_env_values(process.chain(declared));
+    secrets.extend(redact.iter().cloned());
+    Redactor::new(secrets)
 }
 
 /// The task's `provider:model`; the loader already applied `--model`.
@@ -109,6 +129,7 @@ fn model_spec(task: &Task) -> Result<String, Error> {
 async fn run_tasks(
     tasks: Vec<Task>,
     providers: Vec<(String, Provider)>,
+    secrets: Redactor,
     options: RunOptions,
     global: &GlobalArgs,
 ) -> Result<i32, Error> {
@@ -116,9 +137,9 @@ async fn run_tasks(
     let started_at = jiff::Timestamp::now().to_string();
     let cwd = std::env::current_dir().map_err(|e| Error::io("reading the current directory", e))?;
     let run_id = store::new_run_id();
-    let run_dir = RunDir::create(&cwd, options.out.as_deref(), &run_id)?;
+    let run_dir = RunDir::create(&cwd, options.out.as_deref(), &run_id)?.redacting(secrets.clone());
 
-    let events = EventSink::new();
+    let events = EventSink::redacting(secrets.clone());
     run_dir.record_events(&events)?;
     let console = Console::attach(
         &events,
@@ -204,14 +225,18 @@ async fn run_tasks(
         totals: Totals::from_tasks(&reports),
         tasks: reports,
     };
-    let written = report::write_all(run_dir.path(), &report);
+    let written = write_reports(&run_dir, &report, &events);
     if github::is_github_actions() {
-        if let Err(e) = github::append_step_summary(&report::markdown::render(&report)) {
+        let summary = secrets
+            .redact(&report::markdown::render(&report))
+            .into_owned();
+        if let Err(e) = github::append_step_summary(&summary) {
             events.emit(EventKind::Warning {
                 message: format!("cannot write $GITHUB_STEP_SUMMARY: {e}"),
             });
         }
         for line in github::annotations(&report) {
+            let line = secrets.redact(&line);
             if options.json {
                 eprintln!("{line}")
             } else {
@@ -233,6 +258,35 @@ async fn run_tasks(
     console.finish();
     written?;
     Ok(exit_code)
+}
+
+/// Writes report.json, junit.xml and summary.md with the run's secrets
+/// removed: from the report's values, or, should that make the report
+/// unreadable, from the written files.
+fn write_reports(run_dir: &RunDir, report: &Report, events: &EventSink) -> Result<(), Error> {
+    let secrets = run_dir.redactor();
+    match secrets.redact_typed(report) {
+        Ok(None) => report::write_all(run_dir.path(), report),
+        Ok(Some(redacted)) => report::write_all(run_dir.path(), &redacted),
+        Err(e) => {
+            events.emit(EventKind::Warning {
+                message: format!("report values were redacted as text: {e}"),
+            });
+            let json = serde_json::to_string_pretty(report)
+                .map_err(|e| Error::io("serializing report.json", e.into()))?;
+            let junit =
+                report::junit::render(report).map_err(|e| Error::io("rendering junit.xml", e))?;
+            for (name, text) in [
+                ("report.json", format!("{json}\n")),
+                ("junit.xml", junit),
+                ("summary.md", report::markdown::render(report)),
+            ] {
+                let path = run_dir.path().join(name);
+                report::write_atomic(&path, secrets.redact(&text).as_bytes())?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Sets `interrupt` on SIGINT or SIGTERM. A second signal ends the process

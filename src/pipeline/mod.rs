@@ -134,26 +134,24 @@ impl<'e, 'a> TaskRun<'e, 'a> {
 
     /// The pipeline proper; `Err` ends the task early with that outcome.
     async fn drive(&mut self) -> Result<(), Stop> {
-        let store = SnapshotStore::open(&self.task.workspace).map_err(|e| {
-            Stop::new(
-                TaskOutcome::Error,
-                format!("cannot open the workspace repository: {e}"),
-            )
-        })?;
-        // The run directory must never be snapshotted, nor deleted by a
-        // restore: `.kkrun/` by default, or an `--out` inside the work tree.
-        let mut excluded = vec![".kkrun/".to_string()];
-        if let Some(inside) = run_dir_in_worktree(self.env.run_dir.path(), store.workdir()) {
-            excluded.push(inside);
-        }
-        for pattern in &excluded {
-            store.ensure_excluded(pattern).map_err(|e| {
+        let store = SnapshotStore::open(&self.task.workspace)
+            .map_err(|e| {
                 Stop::new(
                     TaskOutcome::Error,
-                    format!("cannot update .git/info/exclude: {e}"),
+                    format!("cannot open the workspace repository: {e}"),
                 )
-            })?;
-        }
+            })?
+            .redacting(self.env.run_dir.redactor().clone());
+        // The run directory must never be snapshotted, nor deleted by a
+        // restore: `.kkrun/` is excluded here; an `--out` directory ignores
+        // itself with its own `.gitignore`, so no user directory is ever
+        // added to `.git/info/exclude`.
+        store.ensure_excluded(".kkrun/").map_err(|e| {
+            Stop::new(
+                TaskOutcome::Error,
+                format!("cannot update .git/info/exclude: {e}"),
+            )
+        })?;
         self.report.base_commit = store
             .head_commit()
             .map_err(|e| Stop::new(TaskOutcome::Error, format!("cannot read HEAD: {e}")))?;
@@ -641,16 +639,14 @@ impl<'e, 'a> TaskRun<'e, 'a> {
     }
 
     fn save_plan(&mut self, plan: &Value) -> Result<(), Stop> {
-        let dir = self
+        let text = serde_json::to_string_pretty(plan).unwrap_or_default();
+        let written = self
             .env
             .run_dir
-            .task_dir(&self.task.name)
-            .map_err(|e| Stop::new(TaskOutcome::Error, e.to_string()))?;
-        let text = serde_json::to_string_pretty(plan).unwrap_or_default();
-        crate::report::write_atomic(&dir.join("plan.json"), format!("{text}\n").as_bytes())
+            .write_task_file(&self.task.name, "plan.json", format!("{text}\n").as_bytes())
             .map_err(|e| Stop::new(TaskOutcome::Error, e.to_string()))?;
         self.report.plan = Some(plan.clone());
-        self.report.artifacts.plan = Some(format!("{}/plan.json", self.task.name));
+        self.report.artifacts.plan = Some(written);
         Ok(())
     }
 
@@ -676,19 +672,12 @@ impl<'e, 'a> TaskRun<'e, 'a> {
                     deletions: f.deletions,
                 })
                 .collect();
-            match self.env.run_dir.task_dir(&self.task.name) {
-                Ok(dir) => match crate::report::write_atomic(
-                    &dir.join("final.patch"),
-                    diff.patch.as_bytes(),
-                ) {
-                    Ok(()) => {
-                        self.report.artifacts.patch =
-                            Some(format!("{}/final.patch", self.task.name))
-                    }
-                    Err(e) => self.events.emit(EventKind::Warning {
-                        message: e.to_string(),
-                    }),
-                },
+            match self.env.run_dir.write_task_file(
+                &self.task.name,
+                "final.patch",
+                diff.patch.as_bytes(),
+            ) {
+                Ok(written) => self.report.artifacts.patch = Some(written),
                 Err(e) => self.events.emit(EventKind::Warning {
                     message: e.to_string(),
                 }),
@@ -811,20 +800,6 @@ pub fn unstarted_report(
             patch: None,
         },
     }
-}
-
-/// The gitignore pattern (`/path/to/out/`) for a run directory inside the
-/// work tree `workdir`, or `None` when it lies outside (or under `.kkrun/`,
-/// which is excluded anyway).
-fn run_dir_in_worktree(run_dir: &std::path::Path, workdir: &std::path::Path) -> Option<String> {
-    let run_dir = run_dir.canonicalize().ok()?;
-    let workdir = workdir.canonicalize().ok()?;
-    let relative = run_dir.strip_prefix(&workdir).ok()?;
-    let relative = relative.to_string_lossy().replace('\\', "/");
-    if relative.is_empty() || relative.starts_with(".kkrun/") || relative == ".kkrun" {
-        return None;
-    }
-    Some(format!("/{relative}/"))
 }
 
 fn check_run(result: &CheckResult) -> CheckRun {

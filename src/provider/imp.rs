@@ -72,6 +72,8 @@ pub struct Provider {
     backend: Backend,
     options: ProviderOptions,
     redactor: Redactor,
+    /// The provider's key and the run's secrets: what a cassette must not hold.
+    recording: Redactor,
     recorder: Option<Recorder>,
 }
 
@@ -204,6 +206,7 @@ impl Provider {
             Backend::Http(http) => http.redactor.clone(),
             Backend::Replay(_) => Redactor::default(),
         };
+        let recording = redactor.joined(&options.redactor);
         // Replaying records nothing (and must not truncate a cassette that
         // may be the very file being replayed).
         let recorder = match (&options.record, &backend) {
@@ -225,8 +228,14 @@ impl Provider {
             backend,
             options: options.clone(),
             redactor,
+            recording,
             recorder,
         })
+    }
+
+    /// The provider's own secrets (its API key), for the run's redaction.
+    pub fn secrets(&self) -> &crate::redact::Redactor {
+        self.redactor.known()
     }
 
     /// The spec this provider was built from.
@@ -691,12 +700,12 @@ impl Provider {
         let Some(recorder) = &self.recorder else {
             return Ok(());
         };
-        // Only the key itself is removed: anything else must replay exactly
-        // as it was received.
+        // Only the secrets themselves are removed: anything else must
+        // replay exactly as it was received.
         let exchange = Exchange {
-            request: Some(self.redactor.redact_known_json(request)),
+            request: Some(self.recording.redact_known_json(request)),
             status,
-            body: self.redactor.redact_known(&String::from_utf8_lossy(body)),
+            body: super::cassette_redact::redact_body(self.recording.known(), body),
         };
         recorder.append(&exchange).map_err(|source| {
             Failure::new(

@@ -9,6 +9,7 @@
 
 mod anthropic;
 mod cassette;
+mod cassette_redact;
 mod error;
 mod imp;
 mod openai;
