@@ -2,6 +2,7 @@
 //! recording.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, Once};
 use std::time::Duration;
 
@@ -75,6 +76,8 @@ pub struct Provider {
     /// The provider's key and the run's secrets: what a cassette must not hold.
     recording: Redactor,
     recorder: Option<Recorder>,
+    /// Set once a turn came back without usage and was estimated.
+    estimated_usage: AtomicBool,
 }
 
 /// How a failed attempt may be retried.
@@ -230,6 +233,7 @@ impl Provider {
             redactor,
             recording,
             recorder,
+            estimated_usage: AtomicBool::new(false),
         })
     }
 
@@ -305,6 +309,7 @@ impl Provider {
                     if !rest.is_empty() {
                         on_text(&rest);
                     }
+                    let response = self.with_usage(&body, response, events);
                     return Ok(self.scrub(response));
                 }
                 Err(failure) => failure,
@@ -370,6 +375,40 @@ impl Provider {
             });
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// The response, with its usage estimated when the server reported none
+    /// (llama.cpp's server does not when streaming): budgets must not count
+    /// such turns as free.
+    fn with_usage(
+        &self,
+        body: &Value,
+        mut response: TurnResponse,
+        events: &EventSink,
+    ) -> TurnResponse {
+        if response.usage.total() > 0 {
+            return response;
+        }
+        let request_bytes = serde_json::to_vec(body).map_or(0, |b| b.len());
+        let response_bytes = response.text.len()
+            + response
+                .tool_calls
+                .iter()
+                .map(|call| call.name.len() + call.arguments.len())
+                .sum::<usize>();
+        response.usage = Usage::estimate(request_bytes, response_bytes);
+        if !self.estimated_usage.swap(true, Ordering::Relaxed) {
+            events.emit(EventKind::Warning {
+                message: format!(
+                    "{} reported no token usage; kkrun estimates it from the sizes of requests and \
+                     replies (about {} bytes a token), marks it `estimated`, and applies \
+                     max_tokens and max_cost_usd to the estimate",
+                    self.model_spec,
+                    super::types::ESTIMATE_BYTES_PER_TOKEN
+                ),
+            });
+        }
+        response
     }
 
     /// The response with this provider's key removed from text and

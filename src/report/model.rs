@@ -90,6 +90,11 @@ pub struct TokenUsage {
     pub cached_input_tokens: u64,
     /// Output tokens.
     pub output_tokens: u64,
+    /// Present and true when some of the tokens are kkrun's estimate: the
+    /// server reported no usage, so the sizes of requests and replies were
+    /// counted instead (budgets apply to the estimate).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub estimated: bool,
 }
 
 impl From<crate::provider::Usage> for TokenUsage {
@@ -98,6 +103,7 @@ impl From<crate::provider::Usage> for TokenUsage {
             input_tokens: usage.input_tokens,
             cached_input_tokens: usage.cached_input_tokens,
             output_tokens: usage.output_tokens,
+            estimated: usage.estimated,
         }
     }
 }
@@ -351,6 +357,7 @@ impl Totals {
             usage.input_tokens += task.usage.input_tokens;
             usage.cached_input_tokens += task.usage.cached_input_tokens;
             usage.output_tokens += task.usage.output_tokens;
+            usage.estimated |= task.usage.estimated;
             cost = match (cost, task.cost_usd) {
                 (Some(sum), Some(c)) => Some(sum + c),
                 _ => None,
