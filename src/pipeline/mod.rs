@@ -585,6 +585,15 @@ impl<'e, 'a> TaskRun<'e, 'a> {
                 format!("interrupted while running the {phase} checks"),
             ));
         };
+        if phase == "baseline" {
+            for (check, result) in self.task.checks.iter().zip(&results) {
+                if let Some(message) =
+                    crate::tools::checks::command_not_found_warning(check, result)
+                {
+                    self.events.emit(EventKind::Warning { message });
+                }
+            }
+        }
         let failed_names: Vec<String> = results
             .iter()
             .filter(|c| !c.passed)
