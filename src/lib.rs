@@ -5,10 +5,12 @@
 
 pub mod agent;
 pub mod cli;
+pub mod commands;
 pub mod console;
 pub mod error;
 pub mod events;
 pub mod exit_codes;
+mod json_schema;
 pub mod pipeline;
 pub mod provider;
 pub mod redact;

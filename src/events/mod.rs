@@ -1,0 +1,336 @@
+//! The one event stream of a run. Every part of kkrun reports what happens
+//! as typed [`Event`]s through an [`EventSink`]; the run directory's
+//! `events.jsonl`, `--json` on stdout, the human console and the report
+//! aggregator ([`crate::report::aggregate`]) all read it.
+//!
+//! The stream is the record of a run: every fact in `report.json`,
+//! `junit.xml` and `summary.md` comes from an event, so `kkrun report
+//! rebuild` can reproduce them from `events.jsonl` alone.
+//!
+//! # Adding an event
+//! 1. Add a variant to [`EventKind`] with a dotted `type` name and a doc
+//!    comment on every field; enumerations are typed ([`values`]), never
+//!    strings. A new field on an existing event gets `#[serde(default)]` so
+//!    older streams still parse.
+//! 2. Emit it through the sink scoped to its task and stage.
+//! 3. Handle it in every consumer; they match [`EventKind`] exhaustively, so
+//!    the compiler lists them: the console (`src/console.rs`) and the
+//!    aggregator (`src/report/aggregate.rs`, which puts what the report
+//!    needs into the report and its schema).
+//! 4. Document it in `docs/outputs.md`; the insta snapshots of the event
+//!    lines (`tests/snapshots/`) show the change for review.
+
+mod sink;
+pub mod values;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use sink::EventSink;
+pub use values::{
+    ArtifactKind, CheckPhase, CheckSpec, Review, StageEndKind, TaskOutcome, ToolOutcome, Verdict,
+};
+
+use crate::agent::BudgetKind;
+use crate::provider::Usage;
+use crate::snapshot::FileChange;
+use crate::task::Stage;
+use crate::tools::checks::CheckResult;
+
+/// Version of the event wire format, written in the `run.started` event.
+/// New events and new fields keep the version; a removed, renamed or
+/// retyped field bumps it.
+pub const EVENTS_SCHEMA_VERSION: u32 = 1;
+
+/// One thing that happened, with when and where.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Wall-clock time, RFC 3339 in UTC.
+    pub ts: String,
+    /// Milliseconds since the run started.
+    pub elapsed_ms: u64,
+    /// The task this event belongs to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    /// The stage this event belongs to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<Stage>,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// Everything kkrun reports, tagged by `type` with dotted names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+#[non_exhaustive]
+pub enum EventKind {
+    /// The run began. Always the first event; carries the wire-format version.
+    #[serde(rename = "run.started")]
+    RunStarted {
+        /// Version of this event format ([`EVENTS_SCHEMA_VERSION`]).
+        schema_version: u32,
+        /// The run's id.
+        run_id: String,
+        /// kkrun's version.
+        kkrun_version: String,
+        /// Names of the tasks, in the order they will run.
+        tasks: Vec<String>,
+        /// The command line, with secrets redacted.
+        #[serde(default)]
+        command_line: Vec<String>,
+    },
+    /// What the run will do for one task; one per task, in run order, right
+    /// after `run.started`.
+    #[serde(rename = "task.planned")]
+    TaskPlanned {
+        /// The task file, as the user named it.
+        file: String,
+        /// Line of the task's `name:` key in its file.
+        line: u64,
+        /// The task's one-line description.
+        description: String,
+        /// `fix`, `refactor`, `feature` or `bug-hunt`.
+        kind: String,
+        /// The workspace directory.
+        workspace: String,
+        /// The `provider:model` the task runs with.
+        model: String,
+        /// The task's checks, in order.
+        checks: Vec<CheckSpec>,
+    },
+    /// A task began.
+    #[serde(rename = "task.started")]
+    TaskStarted {
+        /// The task file.
+        file: String,
+        /// The `provider:model` the task runs with.
+        model: String,
+        /// Commit id of HEAD in the workspace (`null` on an unborn branch or
+        /// when the repository could not be read).
+        #[serde(default)]
+        base_commit: Option<String>,
+    },
+    /// A stage began.
+    #[serde(rename = "stage.started")]
+    StageStarted {
+        /// Debug round (1-based) for code and debug stages entered from a loop-back; 1 otherwise.
+        round: u32,
+    },
+    /// A stage ended (or was skipped).
+    #[serde(rename = "stage.finished")]
+    StageFinished {
+        /// How it ended.
+        end: StageEndKind,
+        /// Model turns taken.
+        turns: u32,
+        /// Tokens used by the stage.
+        usage: Usage,
+        /// Cost of the stage in USD, when known.
+        cost_usd: Option<f64>,
+        /// How long the stage took.
+        duration_ms: u64,
+        /// Debug round the stage belongs to (1 for the first pass).
+        #[serde(default = "first_round")]
+        round: u32,
+        /// Detail of the end: the stuck reason, the skip reason, the error.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+        /// Tool calls by tool name (finishing tools included).
+        #[serde(default)]
+        tool_calls: BTreeMap<String, u32>,
+    },
+    /// kkrun ran the task's checks itself.
+    #[serde(rename = "checks.finished")]
+    ChecksFinished {
+        /// Which run of the checks this was.
+        phase: CheckPhase,
+        /// Checks that passed (flaky ones included).
+        passed: usize,
+        /// Checks that failed.
+        failed: usize,
+        /// Names of the failed checks.
+        failed_names: Vec<String>,
+        /// These results decide the task: the final run, or a debug-phase
+        /// run in which every check passed, which ends the debug loop.
+        #[serde(default)]
+        decides_outcome: bool,
+        /// Every check's result, in the task's order.
+        #[serde(default)]
+        results: Vec<CheckResult>,
+    },
+    /// A ghost snapshot was written.
+    #[serde(rename = "snapshot.taken")]
+    SnapshotTaken {
+        /// The ref, `refs/kkrun/<run>/<task>/<NN>-<stage>`.
+        ref_name: String,
+        /// The commit id.
+        commit: String,
+        /// What the snapshot records: `base`, a stage name, `interrupted`,
+        /// `error` or `safety`.
+        #[serde(default)]
+        snapshot_stage: String,
+    },
+    /// The blueprint stage submitted its plan.
+    #[serde(rename = "plan.submitted")]
+    PlanSubmitted {
+        /// The plan, as validated.
+        plan: serde_json::Value,
+    },
+    /// The preview stage submitted its review.
+    #[serde(rename = "review.submitted")]
+    ReviewSubmitted {
+        /// The review.
+        review: Review,
+    },
+    /// A file of the task was written into the run directory.
+    #[serde(rename = "artifact.written")]
+    ArtifactWritten {
+        /// Which file.
+        artifact: ArtifactKind,
+        /// Its path relative to the run directory.
+        path: String,
+    },
+    /// The files the task changed, from `00-base` to its last snapshot,
+    /// measured before any restore.
+    #[serde(rename = "diff.computed")]
+    DiffComputed {
+        /// Every changed file, sorted by path.
+        files_changed: Vec<FileChange>,
+    },
+    /// The work tree was restored to `00-base` after the task (a safety
+    /// snapshot, announced before, holds what was there).
+    #[serde(rename = "workspace.restored")]
+    WorkspaceRestored {
+        /// Why it was restored.
+        reason: String,
+    },
+    /// A task ended.
+    #[serde(rename = "task.finished")]
+    TaskFinished {
+        /// The outcome.
+        outcome: TaskOutcome,
+        /// Why, in one line.
+        reason: String,
+        /// Tokens used by the task.
+        usage: Usage,
+        /// Cost of the task in USD, when known.
+        cost_usd: Option<f64>,
+        /// How long the task took.
+        duration_ms: u64,
+    },
+    /// The run ended; always the last event.
+    #[serde(rename = "run.finished")]
+    RunFinished {
+        /// The exit code kkrun returns.
+        exit_code: i32,
+        /// Tasks that passed.
+        passed: usize,
+        /// Tasks that did not pass.
+        not_passed: usize,
+    },
+    /// An error that ended a task or the run.
+    #[serde(rename = "error")]
+    Error {
+        /// The error, with its causes.
+        message: String,
+    },
+    /// A model turn completed.
+    #[serde(rename = "model.turn")]
+    ModelTurn {
+        /// 1-based turn number within the stage.
+        turn: u32,
+        /// Tokens this turn used.
+        usage: Usage,
+        /// Cost of this turn in USD, when the price is known.
+        cost_usd: Option<f64>,
+        /// Number of tool calls the model made.
+        tool_calls: usize,
+        /// Characters of text in the reply.
+        text_chars: usize,
+        /// How long the turn took.
+        duration_ms: u64,
+    },
+    /// A tool call was handled.
+    #[serde(rename = "tool.call")]
+    ToolCall {
+        /// The provider's call id.
+        call_id: String,
+        /// The tool's name.
+        tool: String,
+        /// The arguments (truncated when long).
+        arguments: String,
+        /// How the call ended.
+        outcome: ToolOutcome,
+        /// The output given back to the model (truncated when long).
+        output: String,
+        /// How long the call took.
+        duration_ms: u64,
+    },
+    /// The agent loop warned the model about repeating itself.
+    #[serde(rename = "loop.warning")]
+    LoopWarning {
+        /// The repeated tool.
+        tool: String,
+        /// How many identical calls in a row.
+        repeats: u32,
+    },
+    /// The agent loop ended the stage because the model went in circles.
+    #[serde(rename = "loop.stuck")]
+    LoopStuck {
+        /// What the model did.
+        reason: String,
+    },
+    /// The conversation was shortened to fit the context window.
+    #[serde(rename = "context.compacted")]
+    ContextCompacted {
+        /// Estimated tokens before.
+        before_tokens: u64,
+        /// Estimated tokens after.
+        after_tokens: u64,
+        /// Tool outputs elided.
+        elided_outputs: usize,
+        /// Messages folded into the summary.
+        summarized_messages: usize,
+    },
+    /// A budget decision that ended (or will end) the stage.
+    #[serde(rename = "budget.exhausted")]
+    BudgetExhausted {
+        /// Which budget ran out.
+        budget: BudgetKind,
+        /// What was used.
+        used: f64,
+        /// The limit.
+        limit: f64,
+    },
+    /// A provider request is retried.
+    #[serde(rename = "provider.retry")]
+    ProviderRetry {
+        /// The attempt that failed (1-based).
+        attempt: u32,
+        /// Wait before the next attempt.
+        wait_ms: u64,
+        /// Why it failed.
+        reason: String,
+    },
+    /// A non-fatal problem worth a line in the log.
+    #[serde(rename = "warning")]
+    Warning {
+        /// What happened and what to do.
+        message: String,
+    },
+}
+
+fn first_round() -> u32 {
+    1
+}
+
+/// One event as its `events.jsonl` line (without the newline). An event
+/// that cannot be serialized becomes an `error` line instead of a panic.
+pub fn to_json_line(event: &Event) -> String {
+    serde_json::to_string(event).unwrap_or_else(|e| {
+        serde_json::json!({"type": "error", "ts": event.ts, "message": format!("event not serializable: {e}")})
+            .to_string()
+    })
+}
