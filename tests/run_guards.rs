@@ -244,3 +244,45 @@ fn without_workspace_a_task_file_outside_a_repository_is_an_error() {
     assert!(stderr.contains("not inside a git work tree"), "{stderr}");
     assert!(stderr.contains("set `workspace:`"), "{stderr}");
 }
+
+#[test]
+fn a_budget_end_still_runs_the_final_checks() {
+    let fx = Fixture::new();
+    // 1100 tokens a turn: the budget runs out in code, after the fix.
+    let task = fx.task(
+        "budget",
+        "budget: { max_tokens: 3000 }\n",
+        &[
+            read_calc(),
+            plan(),
+            fix_add(),
+            finish("code"),
+            review("approve"),
+        ],
+    );
+    let run = fx.run("out", &[&task]);
+    run.expect_code(4);
+    let report = run.report();
+    let task = &report["tasks"][0];
+    assert_eq!(task["outcome"], "budget_exhausted");
+    let reason = task["reason"].as_str().unwrap();
+    assert!(reason.contains("the final checks pass"), "{reason}");
+    let statuses: Vec<&str> = task["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["fixed", "passing"], "{:#}", task["checks"]);
+    let phases: Vec<Value> = run
+        .events()
+        .into_iter()
+        .filter(|e| e["type"] == "checks.finished")
+        .map(|e| e["phase"].clone())
+        .collect();
+    assert_eq!(phases, ["baseline", "final"]);
+    // JUnit: the checks pass; only the review, which never ran, is an error.
+    let junit = run.file("junit.xml");
+    assert_eq!(junit.matches("<error").count(), 1, "{junit}");
+    assert!(junit.contains("type=\"budget_exhausted\""), "{junit}");
+}

@@ -131,6 +131,28 @@ impl<'e, 'a> TaskRun<'e, 'a> {
         Ok(results)
     }
 
+    /// Runs the final checks after `stop`, a budget's end, when they have not
+    /// run yet, so the report and JUnit say whether the work tree passes.
+    /// The task still ends with `stop`'s outcome (its reason then tells the
+    /// checks' result), unless an interrupt cuts the checks short.
+    pub(super) async fn final_checks_after_budget(&mut self, stop: Stop) -> Result<(), Stop> {
+        if self.task.checks.is_empty() || self.final_checks.is_some() {
+            return Err(stop);
+        }
+        let results = self.checks(CheckPhase::Final, Decides::Yes).await?;
+        let failed = results.iter().filter(|c| !c.run.passed).count();
+        let verdict = if failed == 0 {
+            "the final checks pass".to_string()
+        } else {
+            format!("{failed} of {} final checks fail", results.len())
+        };
+        self.final_checks = Some(results);
+        Err(Stop::new(
+            stop.outcome,
+            format!("{}; {verdict}", stop.reason),
+        ))
+    }
+
     /// Takes the next snapshot of the task and announces it.
     pub(super) fn snapshot(
         &mut self,

@@ -113,8 +113,9 @@ pub struct Usage {
     pub cached_input_tokens: u64,
     /// Output (completion) tokens, including reasoning tokens.
     pub output_tokens: u64,
-    /// True when some of these tokens are kkrun's estimate, because a
-    /// server reported no usage (see [`Usage::estimate`]).
+    /// Present and true when some of these tokens are kkrun's estimate:
+    /// the server reported no usage, so the sizes of requests and replies
+    /// were counted instead (budgets apply to the estimate).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub estimated: bool,
 }
