@@ -148,6 +148,23 @@ pub struct RunArgs {
     /// every task (changes stay in snapshots and final.patch), `never`.
     #[arg(long, value_enum, default_value_t = RestoreArg::Auto, value_name = "WHEN")]
     pub restore: RestoreArg,
+    /// Also replace VALUE with `[redacted]` in everything kkrun writes
+    /// (repeatable; secret-looking environment variables and API keys are
+    /// redacted without it).
+    #[arg(long, value_name = "VALUE", value_parser = parse_redact_value)]
+    pub redact: Vec<String>,
+}
+
+/// A `--redact` value: long enough not to mangle ordinary words.
+fn parse_redact_value(value: &str) -> Result<String, String> {
+    if value.trim().chars().count() < crate::redact::MIN_SECRET_CHARS {
+        return Err(format!(
+            "a value to redact needs at least {} characters (a shorter one would be replaced \
+             inside ordinary words of every report)",
+            crate::redact::MIN_SECRET_CHARS
+        ));
+    }
+    Ok(value.to_string())
 }
 
 /// When the work tree is restored to `00-base` after a task.
@@ -344,6 +361,7 @@ fn run_command(
             RestoreArg::Always => RestorePolicy::Always,
             RestoreArg::Never => RestorePolicy::Never,
         },
+        redact: args.redact,
         command_line: std::env::args().collect(),
     }
 }

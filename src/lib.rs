@@ -14,6 +14,7 @@ pub mod guard;
 mod json_schema;
 pub mod pipeline;
 pub mod provider;
+pub mod redact;
 pub mod report;
 pub mod runner;
 pub mod snapshot;

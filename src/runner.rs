@@ -14,6 +14,7 @@ use crate::events::{CheckSpec, EVENTS_SCHEMA_VERSION, EventKind, EventSink, Task
 use crate::exit_codes;
 use crate::pipeline::{self, Interrupt, TaskEnv};
 use crate::provider::{Provider, ProviderOptions};
+use crate::redact::{self, Redactor};
 use crate::report::aggregate::{self, Outputs};
 use crate::report::github::GithubOutput;
 use crate::store::{self, RunDir};
@@ -42,6 +43,9 @@ pub struct RunOptions {
     pub restore: RestorePolicy,
     /// Cassette to record to (`--record`); `{task}` in it becomes the task name.
     pub record: Option<String>,
+    /// Values to redact besides the secret-looking environment variables
+    /// and the API keys (`--redact`).
+    pub redact: Vec<String>,
     /// The command line, for the report (redacted before use).
     pub command_line: Vec<String>,
 }
@@ -60,15 +64,12 @@ pub fn run(tasks: Vec<Task>, options: RunOptions) -> Result<i32, Error> {
             tasks.len()
         )));
     }
-    if let Some(out) = &options.out
-        && out.join(".git").exists()
-    {
-        return Err(Error::InvalidInput(format!(
-            "--out {}: that is the root of a git work tree, and restoring a snapshot would delete the \
-             run's own files (hint: use a subdirectory, e.g. --out kkrun-results)",
-            out.display()
-        )));
+    if let Some(out) = &options.out {
+        let cwd =
+            std::env::current_dir().map_err(|e| Error::io("reading the current directory", e))?;
+        store::check_out_dir(&cwd, out)?;
     }
+    let secrets = run_secrets(&tasks, &options.redact);
     // Every provider is built before anything runs, so a bad model spec or a
     // missing API key stops the run with nothing done.
     let mut providers = Vec::with_capacity(tasks.len());
@@ -85,6 +86,7 @@ pub fn run(tasks: Vec<Task>, options: RunOptions) -> Result<i32, Error> {
                 .as_ref()
                 .map(|r| PathBuf::from(r.replace("{task}", &task.name))),
             price: task.pricing,
+            redactor: secrets.clone(),
             ..ProviderOptions::default()
         };
         let provider =
@@ -95,13 +97,31 @@ pub fn run(tasks: Vec<Task>, options: RunOptions) -> Result<i32, Error> {
             })?;
         providers.push((spec, provider));
     }
+    let secrets = secrets.with(
+        providers
+            .iter()
+            .flat_map(|(_, provider)| provider.secrets().secrets().to_vec()),
+    );
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the async runtime", e))?;
-    runtime.block_on(run_tasks(tasks, providers, options))
+    runtime.block_on(run_tasks(tasks, providers, secrets, options))
+}
+
+/// Every secret of the run but the providers' keys: secret-looking
+/// variables of the environment and of the tasks' `env:`, and `--redact`.
+fn run_secrets(tasks: &[Task], redact: &[String]) -> Redactor {
+    let process = std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)));
+    let declared = tasks
+        .iter()
+        .flat_map(|task| task.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let mut secrets = redact::secret_env_values(process.chain(declared));
+    secrets.extend(redact.iter().cloned());
+    Redactor::new(secrets)
 }
 
 /// The task's `provider:model`; the loader already applied `--model`.
@@ -118,16 +138,19 @@ fn model_spec(task: &Task) -> Result<String, Error> {
 async fn run_tasks(
     tasks: Vec<Task>,
     providers: Vec<(String, Provider)>,
+    secrets: Redactor,
     options: RunOptions,
 ) -> Result<i32, Error> {
     let cwd = std::env::current_dir().map_err(|e| Error::io("reading the current directory", e))?;
     let run_id = store::new_run_id();
-    let run_dir = RunDir::create(&cwd, options.out.as_deref(), &run_id)?;
+    let run_dir = RunDir::create(&cwd, options.out.as_deref(), &run_id)?.redacting(secrets.clone());
 
     // Subscribed in this order: the reports first, so that they are on
     // disk by the time anyone sees `run.finished` (in events.jsonl or on
-    // stdout); then the record; then what people watch.
-    let events = EventSink::new();
+    // stdout); then the record; then what people watch. The sink removes
+    // the run's secrets before any of them sees an event, so all of them
+    // are clean.
+    let events = EventSink::redacting(secrets);
     let reports = aggregate::attach(
         &events,
         Outputs {

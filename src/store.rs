@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::error::Error;
 use crate::events::{Event, EventSink};
+use crate::redact::Redactor;
 
 /// Default parent of run directories, relative to the current directory.
 pub const DEFAULT_RUNS_DIR: &str = ".kkrun/runs";
@@ -34,6 +35,7 @@ pub fn new_run_id() -> String {
 pub struct RunDir {
     root: PathBuf,
     run_id: String,
+    redactor: Redactor,
 }
 
 impl RunDir {
@@ -46,15 +48,39 @@ impl RunDir {
             Some(out) => cwd.join(out),
             None => cwd.join(DEFAULT_RUNS_DIR).join(run_id),
         };
+        if let Some(out) = out {
+            check_out_dir(cwd, out)?;
+        }
         fs::create_dir_all(&root)
             .map_err(|e| Error::io(format!("creating the run directory {}", root.display()), e))?;
-        if out.is_none() {
-            update_latest(&cwd.join(DEFAULT_RUNS_DIR), run_id)?;
+        match out {
+            None => update_latest(&cwd.join(DEFAULT_RUNS_DIR), run_id)?,
+            Some(_) => {
+                clear_previous_run(&root)?;
+                // The directory ignores itself: inside a work tree it is then
+                // neither snapshotted nor removed by a restore, without
+                // touching the repository's own exclude file.
+                let ignore = root.join(".gitignore");
+                fs::write(&ignore, RUN_DIR_GITIGNORE)
+                    .map_err(|e| Error::io(format!("writing {}", ignore.display()), e))?;
+            }
         }
         Ok(RunDir {
             root,
             run_id: run_id.to_string(),
+            redactor: Redactor::default(),
         })
+    }
+
+    /// This directory, with `redactor`'s secrets removed from every file
+    /// written through it.
+    pub fn redacting(self, redactor: Redactor) -> RunDir {
+        RunDir { redactor, ..self }
+    }
+
+    /// The secrets removed from this directory's files.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     /// The directory.
@@ -102,8 +128,139 @@ impl RunDir {
             .open(&path)
             .map_err(|e| Error::io(context(), e))?;
         let line = serde_json::to_string(entry).map_err(|e| Error::io(context(), e.into()))?;
+        // The line is JSON: a secret inside a string is replaced in its
+        // escaped form, and the replacement needs no escaping.
+        let line = self.redactor.redact(&line);
         writeln!(file, "{line}").map_err(|e| Error::io(context(), e))
     }
+
+    /// Writes `<task>/<name>` atomically, with the secrets removed; returns
+    /// the path relative to the run directory.
+    pub fn write_task_file(&self, task: &str, name: &str, bytes: &[u8]) -> Result<String, Error> {
+        let path = self.task_dir(task)?.join(name);
+        crate::report::write_atomic(&path, &self.redactor.redact_bytes(bytes))?;
+        Ok(format!("{task}/{name}"))
+    }
+}
+
+/// The `.gitignore` of an `--out` run directory: everything in it, itself
+/// included.
+const RUN_DIR_GITIGNORE: &str = "# A kkrun run directory: git ignores all of it.\n*\n";
+
+/// Files kkrun writes at the top of a run directory.
+const RUN_FILES: [&str; 5] = [
+    "events.jsonl",
+    "report.json",
+    "junit.xml",
+    "summary.md",
+    ".gitignore",
+];
+
+/// Files kkrun writes in a task's directory.
+const TASK_FILES: [&str; 3] = ["transcript.jsonl", "plan.json", "final.patch"];
+
+/// Refuses an `--out` directory where the run's files would do harm or be
+/// mixed with others: `.git` or anything in a git directory, the root of a
+/// work tree, and an existing directory that holds anything but an earlier
+/// kkrun run. Checked before anything is written.
+pub fn check_out_dir(cwd: &Path, out: &Path) -> Result<(), Error> {
+    let refuse = |why: &str, hint: &str| {
+        Err(Error::InvalidInput(format!(
+            "--out {}: {why} (hint: {hint})",
+            out.display()
+        )))
+    };
+    let absolute = lexically_normal(&cwd.join(out));
+    let existing = absolute
+        .ancestors()
+        .find(|p| p.exists())
+        .and_then(|p| p.canonicalize().ok());
+    let in_git_dir = |path: &Path| {
+        path.components().any(|c| c.as_os_str() == ".git") || path.ancestors().any(is_git_dir)
+    };
+    if in_git_dir(&absolute) || existing.as_deref().is_some_and(in_git_dir) {
+        return refuse(
+            "that is inside a git directory, where reports would mix with the repository's own files",
+            "use a directory of the work tree, e.g. --out kkrun-results, or one outside the repository",
+        );
+    }
+    if absolute.join(".git").exists() {
+        return refuse(
+            "that is the root of a git work tree, and restoring a snapshot would delete the run's own files",
+            "use a subdirectory, e.g. --out kkrun-results",
+        );
+    }
+    if !absolute.exists() {
+        return Ok(());
+    }
+    if !absolute.is_dir() {
+        return refuse(
+            "that exists and is not a directory",
+            "name a new directory, or an empty one",
+        );
+    }
+    let entries: Vec<fs::DirEntry> = fs::read_dir(&absolute)
+        .map_err(|e| Error::io(format!("reading {}", absolute.display()), e))?
+        .filter_map(Result::ok)
+        .collect();
+    if entries.is_empty() || absolute.join("events.jsonl").is_file() {
+        return Ok(());
+    }
+    refuse(
+        "the directory exists and holds files that are not a kkrun run, which the run would mix with its own",
+        "name a new or empty directory; kkrun reuses only an earlier run's directory",
+    )
+}
+
+/// True for a git directory: `HEAD`, `objects/` and `refs/` side by side.
+fn is_git_dir(path: &Path) -> bool {
+    path.join("HEAD").is_file() && path.join("objects").is_dir() && path.join("refs").is_dir()
+}
+
+/// `path` with `.` and `..` taken out without touching the file system.
+fn lexically_normal(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// Removes the files an earlier run left in a reused run directory, so its
+/// transcripts and reports are not mistaken for this run's. Anything else
+/// there stays.
+fn clear_previous_run(root: &Path) -> Result<(), Error> {
+    let remove = |path: &Path| match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(format!("removing {}", path.display()), e)),
+    };
+    if !root.join("events.jsonl").is_file() {
+        return Ok(());
+    }
+    for name in RUN_FILES {
+        remove(&root.join(name))?;
+    }
+    let entries =
+        fs::read_dir(root).map_err(|e| Error::io(format!("reading {}", root.display()), e))?;
+    for entry in entries.filter_map(Result::ok) {
+        let dir = entry.path();
+        if !dir.is_dir() {
+            continue;
+        }
+        for name in TASK_FILES {
+            remove(&dir.join(name))?;
+        }
+        // Only a task directory that is now empty goes.
+        let _ = fs::remove_dir(&dir);
+    }
+    Ok(())
 }
 
 /// Writes events as JSON lines; after the first write error it stops trying,

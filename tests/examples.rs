@@ -122,6 +122,7 @@ fn turn(
         input_tokens,
         cached_input_tokens: 0,
         output_tokens,
+        estimated: false,
     })
 }
 

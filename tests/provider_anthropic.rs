@@ -31,7 +31,8 @@ async fn text_with_ping_and_cached_usage() {
         Usage {
             input_tokens: 12 + 200 + 1800,
             cached_input_tokens: 1800,
-            output_tokens: 11
+            output_tokens: 11,
+            estimated: false
         }
     );
 

@@ -31,7 +31,8 @@ async fn text_only_stream_with_usage_chunk() {
         Usage {
             input_tokens: 1200,
             cached_input_tokens: 1024,
-            output_tokens: 9
+            output_tokens: 9,
+            estimated: false
         }
     );
 
@@ -183,7 +184,8 @@ async fn reasoning_is_kept_out_and_missing_done_is_tolerated() {
         Usage {
             input_tokens: 20,
             cached_input_tokens: 8,
-            output_tokens: 15
+            output_tokens: 15,
+            estimated: false
         }
     );
 }

@@ -158,6 +158,7 @@ fn cost_uses_the_price_table_the_override_or_nothing() {
         input_tokens: 1_000_000,
         cached_input_tokens: 500_000,
         output_tokens: 100_000,
+        estimated: false,
     };
     let gpt = Provider::from_model_spec("openai:gpt-4.1-2025-04-14", &options).unwrap();
     let cost = gpt.cost_usd(&usage).unwrap();
@@ -198,6 +199,7 @@ fn replay_costs_what_the_recorded_model_would_have() {
         input_tokens: 1_000_000,
         cached_input_tokens: 0,
         output_tokens: 0,
+        estimated: false,
     };
     assert!((replay.cost_usd(&usage).unwrap() - 0.40).abs() < 1e-9);
 }

@@ -28,6 +28,7 @@ fn scripted_turns() -> Vec<ScriptedTurn> {
             input_tokens: 4000,
             cached_input_tokens: 3000,
             output_tokens: 120,
+            estimated: false,
         }),
     ]
 }
@@ -80,7 +81,8 @@ async fn replay_all(wire: WireFormat) {
         Usage {
             input_tokens: 4000,
             cached_input_tokens: 3000,
-            output_tokens: 120
+            output_tokens: 120,
+            estimated: false
         }
     );
 

@@ -270,11 +270,14 @@ fn real_reports_validate_against_the_committed_schema() {
         tool_counts(&task["tool_calls"]),
         pairs(&[("edit_file", 1), ("read_file", 1), ("submit_plan", 1)])
     );
-    // The checks never got their final run.
-    for check in task["checks"].as_array().unwrap() {
-        assert_eq!(check["status"], "not_run", "{check:#}");
-        assert_eq!(check["final"], Value::Null);
-    }
+    // The final checks still ran after the budget's end: the fix is in.
+    let statuses: Vec<&Value> = task["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|check| &check["status"])
+        .collect();
+    assert_eq!(statuses, [&json!("fixed"), &json!("passing")]);
 }
 
 #[test]

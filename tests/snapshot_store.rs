@@ -76,6 +76,7 @@ fn snapshots_chain_and_git_log_shows_the_stages() {
                     input_tokens: 1000,
                     cached_input_tokens: 100,
                     output_tokens: 200,
+                    estimated: false,
                 }),
                 cost_usd: Some(0.25),
             },

@@ -31,10 +31,8 @@ fn a_minimal_single_task_gets_every_documented_default() {
     assert_eq!(task.kind, TaskKind::Fix);
     assert_eq!(task.file, layout.path("tasks/valid/single.yaml"));
     assert_eq!(task.line, 3, "line of `name:`");
-    assert_eq!(
-        task.workspace,
-        layout.path("tasks/valid").canonicalize().unwrap()
-    );
+    // No `workspace:`: the root of the work tree holding the task file.
+    assert_eq!(task.workspace, layout.path(".").canonicalize().unwrap());
     assert_eq!(task.model, None);
     assert!(task.context.is_empty() && task.checks.is_empty() && task.env.is_empty());
     assert_eq!(task.stages, StageSettings::default());

@@ -339,6 +339,7 @@ const TURN_USAGE: Usage = Usage {
     input_tokens: 1000,
     cached_input_tokens: 200,
     output_tokens: 100,
+    estimated: false,
 };
 
 /// A passing run: `reads` exploratory reads, a plan, the fix, the review,

@@ -233,6 +233,7 @@ mod tests {
             input_tokens: input,
             cached_input_tokens: 0,
             output_tokens: output,
+            estimated: false,
         }
     }
 

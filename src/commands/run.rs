@@ -25,6 +25,8 @@ pub struct RunCommand {
     pub out: Option<PathBuf>,
     /// When to restore `00-base` after a task.
     pub restore: RestorePolicy,
+    /// Values to redact from everything written (`--redact`).
+    pub redact: Vec<String>,
     /// How progress is shown, `--json` included.
     pub console: ConsoleOptions,
     /// The command line, for the report.
@@ -69,6 +71,7 @@ pub fn run(command: RunCommand) -> Result<i32, Error> {
         console: command.console,
         restore: command.restore,
         record: command.record,
+        redact: command.redact,
         command_line: command.command_line,
     };
     crate::runner::run(tasks, run_options)

@@ -90,6 +90,15 @@ pub async fn run_task(env: &TaskEnv<'_>, task: &Task) -> TaskOutcome {
         Ok(_) => run.drive().await,
         Err(stop) => Err(stop),
     };
+    // A budget that ran out does not say whether the work is done: the
+    // tree may already hold the fix, so the final checks still run (not
+    // after a timeout or an interrupt, which leave no time for them).
+    let driven = match driven {
+        Err(stop) if stop.outcome == TaskOutcome::BudgetExhausted => {
+            run.final_checks_after_budget(stop).await
+        }
+        other => other,
+    };
     let (outcome, reason) = match driven {
         Ok(()) => run.judge(),
         Err(stop) => (stop.outcome, stop.reason),

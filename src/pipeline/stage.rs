@@ -324,5 +324,6 @@ fn usage_delta(after: Usage, before: Usage) -> Usage {
             .cached_input_tokens
             .saturating_sub(before.cached_input_tokens),
         output_tokens: after.output_tokens.saturating_sub(before.output_tokens),
+        estimated: after.estimated,
     }
 }

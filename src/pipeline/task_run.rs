@@ -65,18 +65,15 @@ impl<'e, 'a> TaskRun<'e, 'a> {
     /// its snapshots; returns the base commit (`None` on an unborn branch).
     pub(super) fn open_workspace(&mut self) -> Result<Option<String>, Stop> {
         let store = SnapshotStore::open(&self.task.workspace)
-            .map_err(|e| Stop::error("cannot open the workspace repository", &e))?;
+            .map_err(|e| Stop::error("cannot open the workspace repository", &e))?
+            .redacting(self.env.run_dir.redactor().clone());
         // The run directory must never be snapshotted, nor deleted by a
-        // restore: `.kkrun/` by default, or an `--out` inside the work tree.
-        let mut excluded = vec![".kkrun/".to_string()];
-        if let Some(inside) = run_dir_in_worktree(self.env.run_dir.path(), store.workdir()) {
-            excluded.push(inside);
-        }
-        for pattern in &excluded {
-            store
-                .ensure_excluded(pattern)
-                .map_err(|e| Stop::error("cannot update .git/info/exclude", &e))?;
-        }
+        // restore: `.kkrun/` is excluded here; an `--out` directory ignores
+        // itself with its own `.gitignore`, so no directory of the user's is
+        // ever added to `.git/info/exclude`.
+        store
+            .ensure_excluded(".kkrun/")
+            .map_err(|e| Stop::error("cannot update .git/info/exclude", &e))?;
         let base = store
             .head_commit()
             .map_err(|e| Stop::error("cannot read HEAD", &e))?;
@@ -104,6 +101,15 @@ impl<'e, 'a> TaskRun<'e, 'a> {
                 format!("interrupted while running the {phase} checks"),
             ));
         };
+        if phase == CheckPhase::Baseline {
+            for (check, result) in self.task.checks.iter().zip(&results) {
+                if let Some(message) =
+                    crate::tools::checks::command_not_found_warning(check, result)
+                {
+                    self.events.emit(EventKind::Warning { message });
+                }
+            }
+        }
         let failed_names: Vec<String> = results
             .iter()
             .filter(|c| !c.run.passed)
@@ -123,6 +129,28 @@ impl<'e, 'a> TaskRun<'e, 'a> {
             results: results.clone(),
         });
         Ok(results)
+    }
+
+    /// Runs the final checks after `stop`, a budget's end, when they have not
+    /// run yet, so the report and JUnit say whether the work tree passes.
+    /// The task still ends with `stop`'s outcome (its reason then tells the
+    /// checks' result), unless an interrupt cuts the checks short.
+    pub(super) async fn final_checks_after_budget(&mut self, stop: Stop) -> Result<(), Stop> {
+        if self.task.checks.is_empty() || self.final_checks.is_some() {
+            return Err(stop);
+        }
+        let results = self.checks(CheckPhase::Final, Decides::Yes).await?;
+        let failed = results.iter().filter(|c| !c.run.passed).count();
+        let verdict = if failed == 0 {
+            "the final checks pass".to_string()
+        } else {
+            format!("{failed} of {} final checks fail", results.len())
+        };
+        self.final_checks = Some(results);
+        Err(Stop::new(
+            stop.outcome,
+            format!("{}; {verdict}", stop.reason),
+        ))
     }
 
     /// Takes the next snapshot of the task and announces it.
@@ -172,12 +200,12 @@ impl<'e, 'a> TaskRun<'e, 'a> {
         name: &str,
         bytes: &[u8],
     ) -> Result<(), crate::error::Error> {
-        let dir = self.env.run_dir.task_dir(&self.task.name)?;
-        crate::report::write_atomic(&dir.join(name), bytes)?;
-        self.events.emit(EventKind::ArtifactWritten {
-            artifact,
-            path: format!("{}/{name}", self.task.name),
-        });
+        let path = self
+            .env
+            .run_dir
+            .write_task_file(&self.task.name, name, bytes)?;
+        self.events
+            .emit(EventKind::ArtifactWritten { artifact, path });
         Ok(())
     }
 
@@ -197,18 +225,4 @@ pub(super) fn announce_snapshot(sink: &EventSink, info: &SnapshotInfo) {
         commit: info.commit.clone(),
         snapshot_stage: info.stage.clone(),
     });
-}
-
-/// The gitignore pattern (`/path/to/out/`) for a run directory inside the
-/// work tree `workdir`, or `None` when it lies outside (or under `.kkrun/`,
-/// which is excluded anyway).
-fn run_dir_in_worktree(run_dir: &std::path::Path, workdir: &std::path::Path) -> Option<String> {
-    let run_dir = run_dir.canonicalize().ok()?;
-    let workdir = workdir.canonicalize().ok()?;
-    let relative = run_dir.strip_prefix(&workdir).ok()?;
-    let relative = relative.to_string_lossy().replace('\\', "/");
-    if relative.is_empty() || relative.starts_with(".kkrun/") || relative == ".kkrun" {
-        return None;
-    }
-    Some(format!("/{relative}/"))
 }

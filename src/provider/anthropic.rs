@@ -247,6 +247,7 @@ impl Decoder {
                 input_tokens: self.input_tokens + self.cache_read + self.cache_creation,
                 cached_input_tokens: self.cache_read,
                 output_tokens: self.output_tokens,
+                estimated: false,
             },
             request_id: None,
         }
@@ -534,7 +535,8 @@ mod tests {
             Usage {
                 input_tokens: 15,
                 cached_input_tokens: 10,
-                output_tokens: 3
+                output_tokens: 3,
+                estimated: false
             }
         );
     }

@@ -194,9 +194,9 @@ impl Provider {
         // Only the key itself is removed: anything else must replay exactly
         // as it was received.
         let exchange = Exchange {
-            request: Some(self.redactor.redact_known_json(request)),
+            request: Some(self.recording.redact_known_json(request)),
             status,
-            body: self.redactor.redact_known(&String::from_utf8_lossy(body)),
+            body: super::cassette_redact::redact_body(self.recording.known(), body),
         };
         recorder.append(&exchange).map_err(|source| {
             Failure::new(

@@ -25,6 +25,7 @@ use serde_json::Value;
 #[cfg(feature = "scripting")]
 use super::script::ScriptedTurn;
 use super::wire::WireFormat;
+use crate::redact::REDACTED;
 
 /// The cassette format version this build writes and reads.
 pub const CASSETTE_VERSION: u32 = 1;
@@ -313,12 +314,36 @@ pub(crate) fn first_difference(
                 None
             }
             (Value::Number(x), Value::Number(y)) if x.as_f64() == y.as_f64() => None,
+            (Value::String(x), Value::String(y)) if matches_redacted(x, y) => None,
             _ if a == b => None,
             _ => Some((path.clone(), show(Some(a)), show(Some(b)))),
         }
     }
     let mut path = String::from("$");
     walk(&mut path, recorded, actual)
+}
+
+/// True when `actual` is `recorded` with each [`REDACTED`] standing for
+/// the secret that was there: a cassette recorded where a key was set must
+/// replay where it is not (or where it is another key).
+fn matches_redacted(recorded: &str, actual: &str) -> bool {
+    if !recorded.contains(REDACTED) {
+        return false;
+    }
+    let mut parts = recorded.split(REDACTED);
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = actual.strip_prefix(first) else {
+        return false;
+    };
+    let mut parts: Vec<&str> = parts.collect();
+    let last = parts.pop().unwrap_or_default();
+    for part in parts {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.ends_with(last)
 }
 
 /// A value for an error message: JSON, at most 200 characters.
@@ -358,6 +383,18 @@ mod tests {
             Some(("$.messages[1]".to_string(), "(absent)".to_string()))
         );
         assert_eq!(first_difference(&json!({"t": 1.0}), &json!({"t": 1})), None);
+        let recorded = json!({"content": "KEY=[redacted]\nB=[redacted]!"});
+        for actual in [
+            "KEY=sk-1\nB=x!",
+            "KEY=[redacted]\nB=[redacted]!",
+            "KEY=\nB=!",
+        ] {
+            assert_eq!(
+                first_difference(&recorded, &json!({"content": actual})),
+                None
+            );
+        }
+        assert!(first_difference(&recorded, &json!({"content": "KEY=sk-1\nC=x!"})).is_some());
         assert_eq!(first_difference(&a, &a), None);
     }
 

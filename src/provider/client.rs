@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
 
 use serde_json::Value;
 
@@ -35,7 +36,11 @@ pub struct Provider {
     pub(super) backend: Backend,
     pub(super) options: ProviderOptions,
     pub(super) redactor: Redactor,
+    /// The provider's key and the run's secrets: what a cassette must not hold.
+    pub(super) recording: Redactor,
     pub(super) recorder: Option<Recorder>,
+    /// Set once a turn came back without usage and was estimated.
+    pub(super) estimated_usage: AtomicBool,
 }
 
 impl Provider {
@@ -110,6 +115,7 @@ impl Provider {
             Backend::Http(http) => http.redactor.clone(),
             Backend::Replay(_) => Redactor::default(),
         };
+        let recording = redactor.joined(&options.redactor);
         // Replaying records nothing (and must not truncate a cassette that
         // may be the very file being replayed).
         let recorder = match (&options.record, &backend) {
@@ -131,8 +137,15 @@ impl Provider {
             backend,
             options: options.clone(),
             redactor,
+            recording,
             recorder,
+            estimated_usage: AtomicBool::new(false),
         })
+    }
+
+    /// The provider's own secrets (its API key), for the run's redaction.
+    pub fn secrets(&self) -> &crate::redact::Redactor {
+        self.redactor.known()
     }
 
     /// The spec this provider was built from.

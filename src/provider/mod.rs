@@ -15,6 +15,7 @@
 mod anthropic;
 mod attempt;
 mod cassette;
+mod cassette_redact;
 mod client;
 mod endpoint;
 mod error;

@@ -261,6 +261,7 @@ fn usage(value: &Value) -> Option<Usage> {
         input_tokens: count(value.get("prompt_tokens")),
         cached_input_tokens: count(cached),
         output_tokens: count(value.get("completion_tokens")),
+        estimated: false,
     })
 }
 
@@ -562,7 +563,8 @@ mod tests {
             Usage {
                 input_tokens: 10,
                 cached_input_tokens: 4,
-                output_tokens: 2
+                output_tokens: 2,
+                estimated: false
             }
         );
     }

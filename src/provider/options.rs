@@ -30,6 +30,9 @@ pub struct ProviderOptions {
     /// Price of the model, overriding the built-in table (from a task file
     /// or configuration).
     pub price: Option<ModelPrice>,
+    /// The run's secrets (environment, `--redact`), kept out of `--record`
+    /// cassettes along with the provider's own key.
+    pub redactor: crate::redact::Redactor,
 }
 
 impl Default for ProviderOptions {
@@ -43,6 +46,7 @@ impl Default for ProviderOptions {
             retry: RetryPolicy::default(),
             env: ProviderEnv::default(),
             price: None,
+            redactor: crate::redact::Redactor::default(),
         }
     }
 }

@@ -146,6 +146,7 @@ mod tests {
             input_tokens: 1_000_000,
             cached_input_tokens: 400_000,
             output_tokens: 100_000,
+            estimated: false,
         };
         let cost = price.cost_usd(&usage);
         assert!((cost - (1.2 + 0.2 + 0.8)).abs() < 1e-9, "{cost}");

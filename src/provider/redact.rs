@@ -7,8 +7,7 @@ use regex::Regex;
 /// How many bytes of a response body an error message quotes.
 pub(crate) const BODY_EXCERPT_BYTES: usize = 500;
 
-/// What replaces a secret.
-pub(crate) const REDACTED: &str = "[redacted]";
+pub(crate) use crate::redact::REDACTED;
 
 /// Shapes of credentials that may be echoed back by servers or proxies even
 /// when they are not this provider's key (a proxy quoting the request, a
@@ -20,53 +19,44 @@ static KEY_SHAPES: LazyLock<Option<Regex>> = LazyLock::new(|| {
     .ok()
 });
 
-/// Removes known secrets and anything shaped like a credential.
-#[derive(Clone, Default)]
+/// Removes known secrets and anything shaped like a credential from what a
+/// provider reports (errors, excerpts of bodies).
+#[derive(Clone, Default, Debug)]
 pub(crate) struct Redactor {
-    secrets: Vec<String>,
-}
-
-impl std::fmt::Debug for Redactor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Redactor({} secrets)", self.secrets.len())
-    }
+    secrets: crate::redact::Redactor,
 }
 
 impl Redactor {
     /// A redactor for these secrets (empty ones are ignored).
     pub(crate) fn new(secrets: impl IntoIterator<Item = String>) -> Redactor {
         Redactor {
-            secrets: secrets.into_iter().filter(|s| s.len() >= 4).collect(),
+            secrets: crate::redact::Redactor::new(secrets),
         }
     }
 
-    /// `text` with this provider's own secrets replaced, and nothing else
-    /// touched: used for cassettes, whose bodies must replay as recorded.
-    pub(crate) fn redact_known(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for secret in &self.secrets {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), REDACTED);
-            }
+    /// This redactor's secrets and those of `run`.
+    pub(crate) fn joined(&self, run: &crate::redact::Redactor) -> Redactor {
+        Redactor {
+            secrets: self.secrets.with(run.secrets().iter().cloned()),
         }
-        out
+    }
+
+    /// The known secrets.
+    pub(crate) fn known(&self) -> &crate::redact::Redactor {
+        &self.secrets
+    }
+
+    /// `text` with the known secrets replaced, and nothing else touched:
+    /// used for cassettes, whose bodies must replay as recorded.
+    pub(crate) fn redact_known(&self, text: &str) -> String {
+        self.secrets.redact(text).into_owned()
     }
 
     /// Every string inside `value` passed through [`Redactor::redact_known`].
     pub(crate) fn redact_known_json(&self, value: &serde_json::Value) -> serde_json::Value {
-        use serde_json::Value;
-        match value {
-            Value::String(s) => Value::String(self.redact_known(s)),
-            Value::Array(items) => {
-                Value::Array(items.iter().map(|v| self.redact_known_json(v)).collect())
-            }
-            Value::Object(map) => Value::Object(
-                map.iter()
-                    .map(|(k, v)| (self.redact_known(k), self.redact_known_json(v)))
-                    .collect(),
-            ),
-            other => other.clone(),
-        }
+        let mut value = value.clone();
+        self.secrets.redact_json(&mut value);
+        value
     }
 
     /// `text` with every secret and anything shaped like a credential
@@ -122,14 +112,13 @@ impl<'a> TextScrubber<'a> {
 
     /// Takes a delta; returns the text that is safe to pass on now.
     pub(crate) fn push(&mut self, text: &str) -> String {
-        if self.redactor.secrets.is_empty() {
+        let secrets = self.redactor.secrets.secrets();
+        if secrets.is_empty() {
             return text.to_string();
         }
         self.pending.push_str(text);
         self.pending = self.redactor.redact_known(&self.pending);
-        let hold = self
-            .redactor
-            .secrets
+        let hold = secrets
             .iter()
             .flat_map(|secret| {
                 secret

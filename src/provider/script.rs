@@ -126,6 +126,7 @@ fn default_usage() -> Usage {
         input_tokens: 100,
         cached_input_tokens: 0,
         output_tokens: 20,
+        estimated: false,
     }
 }
 

@@ -1,13 +1,14 @@
 //! One turn: attempts repeated under the retry policy, with the
 //! non-streaming fallback and the key scrubbed from streamed text.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::client::{Backend, Provider};
 use super::error::ProviderError;
 use super::failure::RetryClass;
 use super::redact::TextScrubber;
-use super::types::{TurnRequest, TurnResponse};
+use super::types::{ESTIMATE_BYTES_PER_TOKEN, TurnRequest, TurnResponse, Usage};
 use crate::events::{EventKind, EventSink};
 
 impl Provider {
@@ -51,6 +52,7 @@ impl Provider {
                     if !rest.is_empty() {
                         on_text(&rest);
                     }
+                    let response = self.with_usage(&body, response, events);
                     return Ok(self.scrub(response));
                 }
                 Err(failure) => failure,
@@ -116,5 +118,38 @@ impl Provider {
             });
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// The response, with its usage estimated when the server reported none
+    /// (llama.cpp's server does not when streaming): budgets must not count
+    /// such turns as free.
+    fn with_usage(
+        &self,
+        body: &serde_json::Value,
+        mut response: TurnResponse,
+        events: &EventSink,
+    ) -> TurnResponse {
+        if response.usage.total() > 0 {
+            return response;
+        }
+        let request_bytes = serde_json::to_vec(body).map_or(0, |b| b.len());
+        let response_bytes = response.text.len()
+            + response
+                .tool_calls
+                .iter()
+                .map(|call| call.name.len() + call.arguments.len())
+                .sum::<usize>();
+        response.usage = Usage::estimate(request_bytes, response_bytes);
+        if !self.estimated_usage.swap(true, Ordering::Relaxed) {
+            events.emit(EventKind::Warning {
+                message: format!(
+                    "{} reported no token usage; kkrun estimates it from the sizes of requests and \
+                     replies (about {} bytes a token), marks it `estimated`, and applies \
+                     max_tokens and max_cost_usd to the estimate",
+                    self.model_spec, ESTIMATE_BYTES_PER_TOKEN
+                ),
+            });
+        }
+        response
     }
 }

@@ -113,9 +113,33 @@ pub struct Usage {
     pub cached_input_tokens: u64,
     /// Output (completion) tokens, including reasoning tokens.
     pub output_tokens: u64,
+    /// Present and true when some of these tokens are kkrun's estimate:
+    /// the server reported no usage, so the sizes of requests and replies
+    /// were counted instead (budgets apply to the estimate).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub estimated: bool,
 }
 
+/// Bytes of request or response text counted as one token by an estimate:
+/// the rule of thumb compaction uses too. The request is measured as the
+/// JSON body sent, whose quoting and escapes make up for code tokenizing
+/// more densely than prose.
+pub const ESTIMATE_BYTES_PER_TOKEN: u64 = 4;
+
 impl Usage {
+    /// An estimate for a turn whose server reported no usage, from the
+    /// size of the request body sent and of the reply's text and tool calls
+    /// (one token per [`ESTIMATE_BYTES_PER_TOKEN`] bytes, rounded up).
+    pub fn estimate(request_bytes: usize, response_bytes: usize) -> Usage {
+        let tokens = |bytes: usize| (bytes as u64).div_ceil(ESTIMATE_BYTES_PER_TOKEN);
+        Usage {
+            input_tokens: tokens(request_bytes),
+            cached_input_tokens: 0,
+            output_tokens: tokens(response_bytes),
+            estimated: true,
+        }
+    }
+
     /// Input plus output tokens: what token budgets count.
     pub fn total(&self) -> u64 {
         self.input_tokens + self.output_tokens
@@ -129,6 +153,7 @@ impl std::ops::Add for Usage {
             input_tokens: self.input_tokens + other.input_tokens,
             cached_input_tokens: self.cached_input_tokens + other.cached_input_tokens,
             output_tokens: self.output_tokens + other.output_tokens,
+            estimated: self.estimated || other.estimated,
         }
     }
 }

@@ -260,6 +260,7 @@ mod tests {
             input_tokens: n,
             cached_input_tokens: 0,
             output_tokens: 0,
+            estimated: false,
         };
         assert_eq!(human_tokens(&usage(950)), "950");
         assert_eq!(human_tokens(&usage(12_345)), "12.3k");

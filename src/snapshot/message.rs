@@ -91,6 +91,7 @@ mod tests {
                 input_tokens: 1200,
                 cached_input_tokens: 200,
                 output_tokens: 340,
+                estimated: false,
             }),
             cost_usd: Some(0.0125),
         };

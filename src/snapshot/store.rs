@@ -33,6 +33,8 @@ pub struct SnapshotStore {
     /// The workspace relative to the work tree root, `/`-separated; empty
     /// for the root.
     pub(crate) workspace_rel: String,
+    /// Secrets kept out of snapshot commit messages.
+    pub(crate) redactor: crate::redact::Redactor,
 }
 
 impl SnapshotStore {
@@ -99,6 +101,7 @@ impl SnapshotStore {
             git_dir: repo.path().to_owned(),
             workdir,
             workspace_rel: parts.join("/"),
+            redactor: crate::redact::Redactor::default(),
         })
     }
 
@@ -154,6 +157,12 @@ impl SnapshotStore {
     pub fn head_commit(&self) -> Result<Option<String>, SnapshotError> {
         let repo = self.repo()?;
         Ok(head_oid(&repo)?.map(|oid| oid.to_string()))
+    }
+
+    /// This store, with `redactor`'s secrets removed from the commit
+    /// messages of the snapshots it takes.
+    pub fn redacting(self, redactor: crate::redact::Redactor) -> SnapshotStore {
+        SnapshotStore { redactor, ..self }
     }
 
     /// Appends `pattern` (e.g. `.kkrun/`) to `.git/info/exclude` unless a
@@ -258,6 +267,7 @@ impl SnapshotStore {
                 workspace: &self.workspace_rel,
                 files_changed,
             });
+            let text = self.redactor.redact(&text);
             let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
             let commit = repo
                 .commit(None, &signature, &signature, &text, &tree, &parents)

@@ -282,26 +282,44 @@ pub(crate) fn resolve_model(spec: &str, dir: &Path) -> Result<String, Problem> {
 }
 
 /// Checks that the workspace exists and is inside a git work tree; returns
-/// its absolute path.
+/// its absolute path. Without `workspace:` it is the root of the git work
+/// tree holding the task file, so a task file kept in `tasks/` works on the
+/// whole repository.
 fn check_workspace(
     source: &SourceFile,
     dir: &Path,
     workspace: Option<&Spanned<String>>,
     name_location: Location,
 ) -> Result<PathBuf, TaskFileError> {
-    let (text, position, shown) = match workspace {
+    let (joined, position, shown) = match workspace {
         Some(value) => (
-            value.value.as_str(),
+            dir.join(&value.value),
             source.at(value.referenced),
             format!("workspace `{}`", value.value),
         ),
-        None => (
-            ".",
-            source.at(name_location),
-            "the default workspace `.` (the task file's directory)".to_owned(),
-        ),
+        None => {
+            let root = git2::Repository::discover(dir)
+                .ok()
+                .and_then(|repo| repo.workdir().map(Path::to_path_buf));
+            let Some(root) = root else {
+                return Err(Problem::new(
+                    format!(
+                        "the task file is not inside a git work tree (`{}`), so it has no default workspace",
+                        dir.display()
+                    ),
+                    "set `workspace:` to a directory inside a git checkout (relative to the task file), \
+                     or keep the task file in the repository it works on",
+                )
+                .at(source.at(name_location)));
+            };
+            (
+                root,
+                source.at(name_location),
+                "the default workspace (the root of the git work tree holding the task file)"
+                    .to_owned(),
+            )
+        }
     };
-    let joined = dir.join(text);
     let problem = |message: String, help: &str| Problem::new(message, help).at(position.clone());
     let relative_help = "`workspace` is relative to the task file's directory and must be \
                          inside a git work tree";

@@ -144,6 +144,35 @@ async fn run_attempt(check: &Check, workspace: &Path, env: &BTreeMap<String, Str
     }
 }
 
+/// The warning for a baseline check that exited 127, the shell's "command
+/// not found": such a check can never pass, whatever the agent does, so the
+/// user should hear about it before the run's result does. `None` for any
+/// other result.
+pub fn command_not_found_warning(check: &Check, result: &CheckResult) -> Option<String> {
+    if result.run.exit_code != Some(127) {
+        return None;
+    }
+    // bash says `bash: line 1: pytest: command not found`; the first word
+    // of the check's command is the best guess otherwise.
+    let missing = result
+        .run
+        .output_tail
+        .lines()
+        .rev()
+        .find_map(|line| {
+            let before = line.strip_suffix(": command not found")?;
+            before.rsplit(": ").next().map(str::to_string)
+        })
+        .or_else(|| check.run.split_whitespace().next().map(str::to_string))
+        .unwrap_or_default();
+    Some(format!(
+        "baseline check `{}` exited 127 (command not found): `{missing}` is not installed or not on \
+         PATH, so `{}` cannot pass (hint: install it where kkrun runs, or fix `checks[].run`)",
+        check.name,
+        check.run.trim()
+    ))
+}
+
 fn millis(duration: std::time::Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
@@ -184,4 +213,48 @@ pub(crate) fn render_for_model(results: &[CheckResult]) -> String {
         }
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(exit_code: Option<i32>, output_tail: &str) -> CheckResult {
+        CheckResult {
+            name: "unit".into(),
+            run: CheckRun {
+                passed: false,
+                flaky: false,
+                exit_code,
+                timed_out: false,
+                attempts: 1,
+                duration_ms: 1,
+                output_tail: output_tail.into(),
+                failed_attempts: Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn exit_127_names_the_missing_command() {
+        let check = Check {
+            name: "unit".into(),
+            run: "cd app && pytest -q".into(),
+            timeout: std::time::Duration::from_secs(1),
+            retries: 0,
+        };
+        let warning = command_not_found_warning(
+            &check,
+            &result(Some(127), "bash: line 1: pytest: command not found\n"),
+        )
+        .unwrap();
+        assert!(warning.contains("`pytest` is not installed"), "{warning}");
+        assert!(warning.contains("`cd app && pytest -q`"), "{warning}");
+        let guessed = command_not_found_warning(&check, &result(Some(127), "")).unwrap();
+        assert!(guessed.contains("`cd` is not installed"), "{guessed}");
+        assert_eq!(
+            command_not_found_warning(&check, &result(Some(1), "")),
+            None
+        );
+    }
 }

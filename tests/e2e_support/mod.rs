@@ -393,6 +393,7 @@ pub fn call(id: &str, name: &str, args: Value) -> ScriptedTurn {
         input_tokens: 1000,
         cached_input_tokens: 0,
         output_tokens: 100,
+        estimated: false,
     })
 }
 
