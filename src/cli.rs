@@ -16,6 +16,8 @@ Examples:
   kkrun schema task > task.schema.json
   kkrun snapshots                    list runs and their snapshots
   kkrun rollback RUN TASK --to code  restore the work tree to a stage
+  kkrun export latest TASK --branch kkrun/TASK
+                                     the task's change as a branch to push
 
 Exit codes:
   0    every task passed its checks
@@ -84,6 +86,9 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Remove old snapshot refs.
     Gc(GcArgs),
+    /// Make a branch whose one commit holds a task's change (for a pull
+    /// request), and print a pull-request body.
+    Export(ExportArgs),
 }
 
 /// Arguments of `kkrun run`.
@@ -224,6 +229,36 @@ pub struct GcArgs {
     pub repo: PathBuf,
 }
 
+/// Arguments of `kkrun export`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// Run id, `latest`, or a run directory (such as one downloaded from a
+    /// CI artifact).
+    pub run: String,
+    /// Task name.
+    pub task: String,
+    /// Create this branch: one commit on the base holding exactly the task's
+    /// change (its last snapshot minus `00-base`), message from the review.
+    /// HEAD, the index and the work tree are never touched.
+    #[arg(long, value_name = "NAME", required_unless_present = "pr_body")]
+    pub branch: Option<String>,
+    /// Commit to put the change on (default: the commit HEAD pointed at when
+    /// the task started). A change that conflicts with it is refused.
+    #[arg(long, value_name = "REF", requires = "branch")]
+    pub base: Option<String>,
+    /// Replace the branch when it exists (never one that is checked out).
+    #[arg(long, requires = "branch")]
+    pub force: bool,
+    /// Print a pull-request body (summary, risks, checks, cost) on stdout,
+    /// e.g. for `gh pr create --body-file -`; with `--branch`, the branch is
+    /// made too and reported on stderr.
+    #[arg(long)]
+    pub pr_body: bool,
+    /// The git repository (or a directory inside it).
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub repo: PathBuf,
+}
+
 /// Runs the parsed command line and returns the exit code.
 pub fn run(cli: Cli) -> Result<i32, Error> {
     match cli.command {
@@ -235,6 +270,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Some(Command::Diff(args)) => crate::snapshot::commands::diff(&args),
         Some(Command::Rollback(args)) => crate::snapshot::commands::rollback(&args),
         Some(Command::Gc(args)) => crate::snapshot::commands::gc(&args),
+        Some(Command::Export(args)) => crate::commands::export::export(&args),
     }
 }
 

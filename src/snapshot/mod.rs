@@ -12,6 +12,7 @@
 pub mod commands;
 mod diff;
 mod error;
+mod export;
 mod message;
 mod names;
 mod scan;
@@ -19,6 +20,7 @@ mod store;
 mod worktree;
 
 pub use error::SnapshotError;
+pub use export::{ExportRequest, Exported, TaskChange};
 pub use store::SnapshotStore;
 
 /// What a snapshot records besides the work tree.
