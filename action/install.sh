@@ -24,14 +24,18 @@ if [ -n "${KKRUN_VERSION:-}" ]; then
     macOS-ARM64) target=aarch64-apple-darwin ;;
     *) error "no kkrun release binary for ${RUNNER_OS:-?} ${RUNNER_ARCH:-?} (leave input version empty to build from source)" ;;
   esac
-  repo="${KKRUN_RELEASE_REPO:-}"
-  [ -n "$repo" ] || error "cannot tell which repository's releases to download from (set KKRUN_RELEASE_REPO)"
   case "$KKRUN_VERSION" in
     *[!A-Za-z0-9._-]*) error "input version: '$KKRUN_VERSION' is not a release tag such as v0.1.0" ;;
   esac
-  server="${GITHUB_SERVER_URL:-https://github.com}"
   archive="kkrun-$KKRUN_VERSION-$target.tar.gz"
-  base="$server/$repo/releases/download/$KKRUN_VERSION"
+  if [ -n "${KKRUN_RELEASE_URL:-}" ]; then
+    # A mirror of the release files (the job's env sets it).
+    base="${KKRUN_RELEASE_URL%/}"
+  else
+    repo="${KKRUN_RELEASE_REPO:-}"
+    [ -n "$repo" ] || error "cannot tell which repository's releases to download from (set KKRUN_RELEASE_URL)"
+    base="${GITHUB_SERVER_URL:-https://github.com}/$repo/releases/download/$KKRUN_VERSION"
+  fi
   work="$(mktemp -d)"
   trap 'rm -rf "$work"' EXIT
   echo "kkrun action: downloading $base/$archive"
