@@ -83,7 +83,10 @@ impl FileServer {
                     .trim_start_matches('/')
                     .to_owned();
                 let mut stream = stream;
-                match std::fs::read(dir.join(&name)).ok().filter(|_| !name.contains('/')) {
+                match std::fs::read(dir.join(&name))
+                    .ok()
+                    .filter(|_| !name.contains('/'))
+                {
                     Some(body) => {
                         let _ = write!(
                             stream,
@@ -142,7 +145,10 @@ fn the_action_runs_the_example_task_under_act() {
     std::fs::create_dir_all(fixture.join(".github/workflows")).unwrap();
     std::fs::copy(manifest.join("action.yml"), fixture.join("action.yml")).unwrap();
     copy_dir(&manifest.join("action"), &fixture.join("action"));
-    copy_dir(&manifest.join("examples/dates"), &fixture.join("examples/dates"));
+    copy_dir(
+        &manifest.join("examples/dates"),
+        &fixture.join("examples/dates"),
+    );
     std::fs::create_dir_all(fixture.join("tasks/cassettes")).unwrap();
     std::fs::copy(
         manifest.join("tasks/fix-iso-weeks.yaml"),
@@ -159,13 +165,26 @@ fn the_action_runs_the_example_task_under_act() {
     run(
         &fixture,
         "git",
-        &["remote", "add", "origin", "https://github.com/kkrun-test/fixture.git"],
+        &[
+            "remote",
+            "add",
+            "origin",
+            "https://github.com/kkrun-test/fixture.git",
+        ],
     );
     run(&fixture, "git", &["add", "-A"]);
     run(
         &fixture,
         "git",
-        &["-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", "fixture"],
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@localhost",
+            "commit",
+            "-qm",
+            "fixture",
+        ],
     );
 
     // The "release": this build of kkrun as the archive the action wants.
@@ -184,7 +203,12 @@ fn the_action_runs_the_example_task_under_act() {
     run(
         &release,
         "sh",
-        &["-c", &format!("tar -cf - kkrun | gzip -1 > {archive} && sha256sum {archive} > SHA256SUMS && rm kkrun")],
+        &[
+            "-c",
+            &format!(
+                "tar -cf - kkrun | gzip -1 > {archive} && sha256sum {archive} > SHA256SUMS && rm kkrun"
+            ),
+        ],
     );
     let server = FileServer::start(release);
 
@@ -211,10 +235,18 @@ fn the_action_runs_the_example_task_under_act() {
 
     let outputs = temp.path().join("outputs.json");
     let output = Command::new(&act)
-        .args(["push", "-P", "ubuntu-latest=-self-hosted", "--action-offline-mode"])
+        .args([
+            "push",
+            "-P",
+            "ubuntu-latest=-self-hosted",
+            "--action-offline-mode",
+        ])
         .args(&stand_ins)
         .args(["--env", &format!("KKRUN_RELEASE_URL={}", server.url)])
-        .args(["--env", &format!("KKRUN_TEST_OUTPUTS={}", outputs.display())])
+        .args([
+            "--env",
+            &format!("KKRUN_TEST_OUTPUTS={}", outputs.display()),
+        ])
         .current_dir(&fixture)
         // act keeps its work directories under $HOME/.cache/act.
         .env("HOME", temp.path())
