@@ -4,10 +4,8 @@
 //! The branch is built by [`crate::snapshot::SnapshotStore::export`]; the
 //! texts come from the task's record in the run's `report.json`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::cli::ExportArgs;
 use crate::error::Error;
 use crate::exit_codes;
 use crate::snapshot::{ExportRequest, SnapshotStore};
@@ -15,9 +13,28 @@ use crate::store::DEFAULT_RUNS_DIR;
 
 use super::export_message::{self, RunView, TaskView};
 
+/// What `kkrun export` does.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// Run id, `latest`, or a run directory.
+    pub run: String,
+    /// Task name.
+    pub task: String,
+    /// The branch to create; `None` with `pr_body` only prints the body.
+    pub branch: Option<String>,
+    /// The commit to build on (default: HEAD when the task started).
+    pub base: Option<String>,
+    /// Replace an existing branch.
+    pub force: bool,
+    /// Print the pull-request body on stdout.
+    pub pr_body: bool,
+    /// The git repository (or a directory inside it).
+    pub repo: PathBuf,
+}
+
 /// Runs `kkrun export`. With `--pr-body` stdout carries only the body (and
 /// a branch, when `--branch` is given too, is reported on stderr).
-pub fn export(args: &ExportArgs) -> Result<i32, Error> {
+pub fn export(args: &ExportOptions) -> Result<i32, Error> {
     let store = SnapshotStore::open(&args.repo)?;
     let (run_dir, run) = find_run(&args.run, &store)?;
     let task = find_task(&run, &args.task, &run_dir)?;
@@ -74,11 +91,11 @@ pub fn export(args: &ExportArgs) -> Result<i32, Error> {
         if args.pr_body {
             eprint!("{text}");
         } else {
-            print(&text)?;
+            super::print(&text)?;
         }
     }
     if args.pr_body {
-        print(&export_message::pr_body(&run.run_id, task))?;
+        super::print(&export_message::pr_body(&run.run_id, task))?;
     }
     Ok(exit_codes::SUCCESS)
 }
@@ -140,18 +157,4 @@ fn find_task<'r>(run: &'r RunView, task: &str, dir: &Path) -> Result<&'r TaskVie
             }
         ))
     })
-}
-
-/// Writes `text` to stdout; a closed pipe is not an error.
-fn print(text: &str) -> Result<(), Error> {
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(Error::io("writing to stdout", e))
-        }
-        _ => Ok(()),
-    }
 }
