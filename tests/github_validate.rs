@@ -43,16 +43,18 @@ fn every_task_file_error_is_an_annotation_at_its_line_and_column() {
         .collect();
     assert_eq!(annotations.len(), 2, "{stderr}");
     assert!(
-        annotations[0].starts_with(
-            "::error file=bad.yaml,line=2,col=7,title=kkrun%3A invalid task file::"
-        ),
+        annotations[0]
+            .starts_with("::error file=bad.yaml,line=2,col=7,title=kkrun%3A invalid task file::"),
         "{annotations:#?}"
     );
     assert!(
         annotations[1].starts_with("::error file=bad.yaml,line=5,col=1,"),
         "{annotations:#?}"
     );
-    assert!(annotations[1].contains("checks"), "did you mean: {annotations:#?}");
+    assert!(
+        annotations[1].contains("checks"),
+        "did you mean: {annotations:#?}"
+    );
 
     // Outside GitHub Actions: the same errors, no workflow commands.
     let (code, _, stderr) = validate(dir.path(), &["bad.yaml"], false);
@@ -76,7 +78,10 @@ fn more_than_ten_errors_end_with_a_notice() {
     let files: Vec<&str> = files.iter().map(String::as_str).collect();
     let (code, _, stderr) = validate(dir.path(), &files, true);
     assert_eq!(code, 2, "{stderr}");
-    assert_eq!(stderr.lines().filter(|l| l.starts_with("::error ")).count(), 10);
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("::error ")).count(),
+        10
+    );
     assert!(
         stderr.contains("::notice title=kkrun::2 more task-file errors in the log"),
         "{stderr}"
