@@ -6,6 +6,14 @@ use std::path::Path;
 
 use assert_cmd::Command;
 
+/// A temporary git repository, so the default workspace is valid and only
+/// the errors a test writes are reported.
+fn repo() -> tempfile::TempDir {
+    let dir = repo();
+    git2::Repository::init(dir.path()).unwrap();
+    dir
+}
+
 fn validate(dir: &Path, files: &[&str], github: bool) -> (i32, String, String) {
     let mut command = Command::new(assert_cmd::cargo::cargo_bin!("kkrun"));
     command
@@ -28,7 +36,7 @@ fn validate(dir: &Path, files: &[&str], github: bool) -> (i32, String, String) {
 
 #[test]
 fn every_task_file_error_is_an_annotation_at_its_line_and_column() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = repo();
     std::fs::write(
         dir.path().join("bad.yaml"),
         "version: 1\nname: Bad Name\nprompt: x\nmodel: openai:gpt-4.1\nchecksx: []\n",
@@ -64,7 +72,7 @@ fn every_task_file_error_is_an_annotation_at_its_line_and_column() {
 
 #[test]
 fn more_than_ten_errors_end_with_a_notice() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = repo();
     let mut files = Vec::new();
     for n in 0..12 {
         let name = format!("t{n}.yaml");
