@@ -9,7 +9,7 @@ use assert_cmd::Command;
 /// A temporary git repository, so the default workspace is valid and only
 /// the errors a test writes are reported.
 fn repo() -> tempfile::TempDir {
-    let dir = repo();
+    let dir = tempfile::tempdir().unwrap();
     git2::Repository::init(dir.path()).unwrap();
     dir
 }
