@@ -23,6 +23,8 @@ Examples:
   kkrun rollback RUN TASK --to code  restore the work tree to a stage
   kkrun report rebuild .kkrun/runs/latest
                                      rebuild the reports from events.jsonl
+  kkrun export latest TASK --branch kkrun/TASK
+                                     the task's change as a branch to push
 
 Exit codes:
   0    every task passed its checks
@@ -94,6 +96,9 @@ pub enum Command {
     /// Work with a run's reports.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Make a branch whose one commit holds a task's change (for a pull
+    /// request), and print a pull-request body.
+    Export(ExportArgs),
 }
 
 /// `kkrun report` subcommands.
@@ -269,6 +274,36 @@ pub struct GcArgs {
     pub repo: PathBuf,
 }
 
+/// Arguments of `kkrun export`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// Run id, `latest`, or a run directory (such as one downloaded from a
+    /// CI artifact).
+    pub run: String,
+    /// Task name.
+    pub task: String,
+    /// Create this branch: one commit on the base holding exactly the task's
+    /// change (its last snapshot minus `00-base`), message from the review.
+    /// HEAD, the index and the work tree are never touched.
+    #[arg(long, value_name = "NAME", required_unless_present = "pr_body")]
+    pub branch: Option<String>,
+    /// Commit to put the change on (default: the commit HEAD pointed at when
+    /// the task started). A change that conflicts with it is refused.
+    #[arg(long, value_name = "REF", requires = "branch")]
+    pub base: Option<String>,
+    /// Replace the branch when it exists (never one that is checked out).
+    #[arg(long, requires = "branch")]
+    pub force: bool,
+    /// Print a pull-request body (summary, risks, checks, cost) on stdout,
+    /// e.g. for `gh pr create --body-file -`; with `--branch`, the branch is
+    /// made too and reported on stderr.
+    #[arg(long)]
+    pub pr_body: bool,
+    /// The git repository (or a directory inside it).
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub repo: PathBuf,
+}
+
 /// Parses the process's arguments. For `--help`, `--version` and usage
 /// errors clap's text is printed (help on stdout, errors on stderr) and the
 /// exit code to end with is returned as the error.
@@ -334,6 +369,15 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Some(Command::Report(ReportCommand::Rebuild(args))) => {
             commands::report::rebuild(&args.run_dir)
         }
+        Some(Command::Export(args)) => commands::export::export(&commands::export::ExportOptions {
+            run: args.run,
+            task: args.task,
+            branch: args.branch,
+            base: args.base,
+            force: args.force,
+            pr_body: args.pr_body,
+            repo: args.repo,
+        }),
     }
 }
 

@@ -187,6 +187,7 @@ async fn run_tasks(
                 .map(|c| CheckSpec {
                     name: c.name.clone(),
                     run: c.run.clone(),
+                    line: c.line,
                 })
                 .collect(),
         });

@@ -100,6 +100,7 @@ fn sample_report() -> Report {
         CheckReport {
             name: "unit".into(),
             run: "cargo test".into(),
+            line: 11,
             status: CheckStatus::Fixed,
             baseline: Some(run(false, "x")),
             final_run: Some(run(true, "test result: ok")),
@@ -107,6 +108,7 @@ fn sample_report() -> Report {
         CheckReport {
             name: "flaky".into(),
             run: "./flaky.sh".into(),
+            line: 12,
             status: CheckStatus::Passing,
             baseline: Some(run(true, "")),
             final_run: Some(flaky),
@@ -127,9 +129,17 @@ fn sample_report() -> Report {
     failed.checks = vec![CheckReport {
         name: "lint <strict>".into(),
         run: "cargo clippy -- -D warnings".into(),
+        line: 13,
         status: CheckStatus::NewlyBroken,
         baseline: Some(run(true, "")),
-        final_run: Some(run(false, hostile)),
+        final_run: Some(CheckRun {
+            attempts: 3,
+            failed_attempts: vec![
+                "first \x1b[31mfailure\x1b[0m".into(),
+                "second failure".into(),
+            ],
+            ..run(false, hostile)
+        }),
     }];
     failed.review = Some(Review {
         verdict: Verdict::RequestChanges,
@@ -142,6 +152,7 @@ fn sample_report() -> Report {
     budget.checks = vec![CheckReport {
         name: "unit".into(),
         run: "cargo test".into(),
+        line: 14,
         status: CheckStatus::NotRun,
         baseline: Some(run(false, "")),
         final_run: None,
@@ -219,6 +230,26 @@ fn junit_maps_checks_reviews_and_early_ends() {
 }
 
 #[test]
+fn junit_failure_message_leads_with_status_and_check_line_and_keeps_reruns() {
+    let xml = kkrun::report::junit::render(&sample_report()).unwrap();
+    assert!(
+        xml.contains("<failure type=\"check_failed\" message=\"newly broken: check lint &lt;strict&gt; (tasks/a.yaml:13): `cargo clippy -- -D warnings` failed (exit code 1; attempt 3 of 3; passed at base)\">"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<rerunFailure type=\"check_failed\" message=\"attempt 1 of 3 failed\">\n        <system-out>first failure</system-out>")
+            && xml.contains("<rerunFailure type=\"check_failed\" message=\"attempt 2 of 3 failed\">\n        <system-out>second failure</system-out>"),
+        "{xml}"
+    );
+    // One testcase per check, retries or not.
+    assert_eq!(
+        xml.matches("name=\"lint &lt;strict&gt;\"").count(),
+        1,
+        "{xml}"
+    );
+}
+
+#[test]
 fn junit_validates_against_the_jenkins_schema() {
     let Ok(status) = Command::new("xmllint").arg("--version").output() else {
         assert!(
@@ -277,9 +308,14 @@ fn the_summary_says_what_happened() {
 }
 
 #[test]
-fn github_annotations_point_at_the_task_file() {
+fn github_annotations_point_at_the_check_line_in_the_task_file() {
     let lines = kkrun::report::github::annotations(&sample_report());
-    assert!(lines.iter().any(|l| l.starts_with("::error file=tasks/a.yaml,line=3,title=kkrun fails%3A check lint <strict> failed (newly_broken)::")), "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with(
+            "::error file=tasks/a.yaml,line=13,title=kkrun fails%3A check lint <strict> newly broken::newly broken: `cargo clippy -- -D warnings` failed%0A"
+        )),
+        "{lines:#?}"
+    );
     assert!(
         lines.iter().any(|l| l.starts_with(
             "::error file=tasks/b.yaml,line=3,title=kkrun runs-out%3A budget_exhausted::"
@@ -287,7 +323,74 @@ fn github_annotations_point_at_the_task_file() {
         "{lines:#?}"
     );
     assert!(
-        !lines.iter().any(|l| l.contains("kkrun passes")),
-        "passed tasks are not annotated"
+        !lines
+            .iter()
+            .any(|l| l.starts_with("::error") && l.contains("kkrun passes")),
+        "passed tasks get no error: {lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with(
+            "::warning file=tasks/a.yaml,line=12,title=kkrun passes%3A check flaky is flaky::"
+        )),
+        "a flaky pass is a warning at its check: {lines:#?}"
+    );
+}
+
+#[test]
+fn github_annotations_are_capped_most_important_first_with_a_notice() {
+    let mut report = sample_report();
+    report.tasks.clear();
+    for n in 0..12 {
+        let mut failing = task(&format!("t{n}"), "tasks/many.yaml", TaskOutcome::Failed);
+        let newly = n % 4 == 3;
+        let mut flaky = run(true, "ok");
+        flaky.flaky = true;
+        flaky.attempts = 2;
+        failing.checks = vec![
+            CheckReport {
+                name: "unit".into(),
+                run: "make test".into(),
+                line: 100 + n,
+                status: if newly {
+                    CheckStatus::NewlyBroken
+                } else {
+                    CheckStatus::StillFailing
+                },
+                baseline: Some(run(!newly, "")),
+                final_run: Some(run(false, "boom")),
+            },
+            CheckReport {
+                name: "flaky".into(),
+                run: "make flaky".into(),
+                line: 200 + n,
+                status: CheckStatus::Passing,
+                baseline: Some(run(true, "")),
+                final_run: Some(flaky),
+            },
+        ];
+        report.tasks.push(failing);
+    }
+    let lines = kkrun::report::github::annotations(&report);
+    let errors: Vec<&String> = lines.iter().filter(|l| l.starts_with("::error ")).collect();
+    let warnings = lines.iter().filter(|l| l.starts_with("::warning ")).count();
+    assert_eq!(errors.len(), 10, "{lines:#?}");
+    assert_eq!(warnings, 10, "{lines:#?}");
+    // 12 checks + 12 tasks are errors, 12 flaky checks warnings: 14 + 2 left out.
+    assert_eq!(
+        lines.last().unwrap(),
+        "::notice title=kkrun::16 more annotations in the step summary"
+    );
+    assert_eq!(lines.len(), 21);
+    // The three newly broken checks lead, then the tasks, in run order.
+    for (position, n) in [3, 7, 11].iter().enumerate() {
+        assert!(
+            errors[position].contains(&format!("line={},", 100 + n))
+                && errors[position].contains("newly broken"),
+            "{errors:#?}"
+        );
+    }
+    assert!(
+        errors[3].contains("title=kkrun t0%3A failed"),
+        "{errors:#?}"
     );
 }

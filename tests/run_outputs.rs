@@ -325,7 +325,8 @@ fn github_actions_gets_groups_annotations_and_the_step_summary() {
             .env("GITHUB_STEP_SUMMARY", &step_summary);
         command
     };
-    let annotation = "::error file=tasks/failing.yaml,line=2,title=kkrun failing%3A check mul failed (newly_broken)::mul(2, 3) == 8";
+    // At the check's own line (its `name:` in the task file).
+    let annotation = "::error file=tasks/failing.yaml,line=10,title=kkrun failing%3A check mul newly broken::newly broken: `python3 test_mul.py` failed%0Amul(2, 3) == 8";
 
     let run = Run::capture(
         github(&["run", "--out", "out", &task]),

@@ -1074,6 +1074,7 @@ fn check(name: &str, run: &str, retries: u32, timeout_ms: u64) -> Check {
         run: run.to_string(),
         timeout: Duration::from_millis(timeout_ms),
         retries,
+        line: 0,
     }
 }
 

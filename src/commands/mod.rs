@@ -3,6 +3,8 @@
 //! names, prints its result on stdout and returns the exit code. Errors are
 //! returned and printed once by `main`.
 
+pub mod export;
+pub mod export_message;
 pub mod report;
 pub mod run;
 pub mod schema;
@@ -31,8 +33,13 @@ pub(crate) fn print(text: &str) -> Result<i32, Error> {
 /// Prints every task-file error to stderr and returns the exit code for
 /// invalid input; stdout stays empty.
 pub(crate) fn report_task_file_errors(errors: &crate::task::TaskFileErrors, color: bool) -> i32 {
-    let _ = std::io::stderr()
-        .lock()
-        .write_all(errors.render(color).as_bytes());
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_all(errors.render(color).as_bytes());
+    // Annotations on stderr: stdout stays empty on bad input.
+    if crate::report::github::is_github_actions() {
+        for line in crate::report::github::task_file_errors(errors) {
+            let _ = writeln!(stderr, "{line}");
+        }
+    }
     exit_codes::INVALID_INPUT
 }

@@ -211,4 +211,8 @@ pub struct CheckSpec {
     pub name: String,
     /// The command.
     pub run: String,
+    /// Line of the check's `name:` in the task file; 0 when unknown (events
+    /// written before kkrun recorded it).
+    #[serde(default)]
+    pub line: u64,
 }

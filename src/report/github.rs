@@ -4,7 +4,7 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use super::model::{Report, TaskOutcome};
+use super::model::{CheckStatus, Report, TaskOutcome};
 use super::text::strip_ansi;
 
 /// Whether kkrun runs inside GitHub Actions.
@@ -61,39 +61,192 @@ pub fn group_end() -> &'static str {
     "::endgroup::"
 }
 
-/// `::error` annotations: one per failed check (at the task's position in its
-/// task file) and one per task that did not pass.
+/// GitHub shows at most this many error annotations, and as many warnings,
+/// per step, and drops the rest without a word.
+pub const MAX_ANNOTATIONS_PER_LEVEL: usize = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Level {
+    Error,
+    Warning,
+}
+
+/// One annotation before it is written, with its importance (lower first).
+struct Annotation {
+    level: Level,
+    rank: u8,
+    file: String,
+    line: u64,
+    title: String,
+    message: String,
+}
+
+impl Annotation {
+    fn command(&self) -> String {
+        let level = match self.level {
+            Level::Error => "error",
+            Level::Warning => "warning",
+        };
+        format!(
+            "::{level} file={},line={},title={}::{}",
+            escape_property(&annotation_path(&self.file)),
+            self.line.max(1),
+            escape_property(&self.title),
+            escape_data(&self.message)
+        )
+    }
+}
+
+/// The workflow-command annotations of a run, most important first, at most
+/// [`MAX_ANNOTATIONS_PER_LEVEL`] errors and as many warnings, then one
+/// `::notice` counting the ones left out (they are all in the step summary).
+///
+/// Errors: a failed check (newly broken before still failing) at the line of
+/// the check's `name:` in its task file, and every task that did not pass at
+/// its own `name:` line. Warnings: a check that passed only on a retry.
 pub fn annotations(report: &Report) -> Vec<String> {
-    let mut lines = Vec::new();
+    let mut all = Vec::new();
     for task in &report.tasks {
-        if task.outcome == TaskOutcome::Passed {
-            continue;
-        }
-        let location = format!("file={},line={}", escape_property(&task.file), task.line);
         for check in &task.checks {
-            let Some(run) = check.final_run.as_ref().filter(|run| !run.passed) else {
+            let Some(run) = check.final_run.as_ref() else {
                 continue;
             };
+            let line = if check.line > 0 {
+                check.line
+            } else {
+                task.line
+            };
+            if run.passed {
+                if run.flaky {
+                    all.push(Annotation {
+                        level: Level::Warning,
+                        rank: 0,
+                        file: task.file.clone(),
+                        line,
+                        title: format!("kkrun {}: check {} is flaky", task.name, check.name),
+                        message: format!(
+                            "`{}` failed {} time(s), then passed on attempt {}",
+                            check.run,
+                            run.attempts.saturating_sub(1),
+                            run.attempts
+                        ),
+                    });
+                }
+                continue;
+            }
             let tail: Vec<&str> = run.output_tail.lines().rev().take(20).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
-            lines.push(format!(
-                "::error {location},title={}::{}",
-                escape_property(&format!(
-                    "kkrun {}: check {} failed ({})",
-                    task.name,
-                    check.name,
-                    check.status.as_str()
-                )),
-                escape_data(&strip_ansi(&tail.join("\n")))
-            ));
+            let status = check.status.as_str().replace('_', " ");
+            all.push(Annotation {
+                level: Level::Error,
+                rank: if check.status == CheckStatus::NewlyBroken {
+                    0
+                } else {
+                    2
+                },
+                file: task.file.clone(),
+                line,
+                title: format!("kkrun {}: check {} {status}", task.name, check.name),
+                message: format!(
+                    "{status}: `{}` failed\n{}",
+                    check.run,
+                    strip_ansi(&tail.join("\n"))
+                ),
+            });
         }
+        if task.outcome != TaskOutcome::Passed {
+            all.push(Annotation {
+                level: Level::Error,
+                rank: 1,
+                file: task.file.clone(),
+                line: task.line,
+                title: format!("kkrun {}: {}", task.name, task.outcome.as_str()),
+                message: task.reason.clone(),
+            });
+        }
+    }
+    // Stable: equally important annotations keep the run's order.
+    all.sort_by_key(|a| (a.level, a.rank));
+    let mut lines = Vec::new();
+    let mut left_out = 0;
+    for level in [Level::Error, Level::Warning] {
+        let of_level: Vec<&Annotation> = all.iter().filter(|a| a.level == level).collect();
+        left_out += of_level.len().saturating_sub(MAX_ANNOTATIONS_PER_LEVEL);
+        lines.extend(
+            of_level
+                .iter()
+                .take(MAX_ANNOTATIONS_PER_LEVEL)
+                .map(|a| a.command()),
+        );
+    }
+    if left_out > 0 {
         lines.push(format!(
-            "::error {location},title={}::{}",
-            escape_property(&format!("kkrun {}: {}", task.name, task.outcome.as_str())),
-            escape_data(&task.reason)
+            "::notice title=kkrun::{left_out} more {} in the step summary",
+            if left_out == 1 {
+                "annotation"
+            } else {
+                "annotations"
+            }
         ));
     }
     lines
+}
+
+/// `::error file=…,line=…,col=…` for each task-file error (at most
+/// [`MAX_ANNOTATIONS_PER_LEVEL`], then a notice counting the rest, which the
+/// log shows in full).
+pub fn task_file_errors(errors: &crate::task::TaskFileErrors) -> Vec<String> {
+    let mut lines: Vec<String> = errors
+        .errors()
+        .iter()
+        .take(MAX_ANNOTATIONS_PER_LEVEL)
+        .map(|error| {
+            let mut message = error.message().to_owned();
+            if let Some(help) = error.help_text() {
+                message.push_str(&format!(" (help: {help})"));
+            }
+            let file = error
+                .file()
+                .map(|file| annotation_path(&file.to_string_lossy()))
+                .unwrap_or_default();
+            format!(
+                "::error file={},line={},col={},title={}::{}",
+                escape_property(&file),
+                error.line().max(1),
+                error.column().max(1),
+                escape_property("kkrun: invalid task file"),
+                escape_data(&message)
+            )
+        })
+        .collect();
+    let rest = errors.len().saturating_sub(MAX_ANNOTATIONS_PER_LEVEL);
+    if rest > 0 {
+        lines.push(format!(
+            "::notice title=kkrun::{rest} more task-file error{} in the log",
+            if rest == 1 { "" } else { "s" }
+        ));
+    }
+    lines
+}
+
+/// A path as annotations need it: relative to `GITHUB_WORKSPACE` (the
+/// repository root) when it lies inside it, so an annotation lands on the
+/// file even when kkrun ran in a subdirectory.
+fn annotation_path(file: &str) -> String {
+    let Some(workspace) = std::env::var_os("GITHUB_WORKSPACE") else {
+        return file.to_owned();
+    };
+    let absolute = std::env::current_dir()
+        .map(|cwd| cwd.join(file))
+        .and_then(std::fs::canonicalize);
+    let root = std::fs::canonicalize(&workspace);
+    match (absolute, root) {
+        (Ok(absolute), Ok(root)) => absolute
+            .strip_prefix(&root)
+            .map(|rel| rel.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| file.to_owned()),
+        _ => file.to_owned(),
+    }
 }
 
 /// Appends `summary` to the file named by `GITHUB_STEP_SUMMARY`, if set.

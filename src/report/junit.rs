@@ -22,6 +22,9 @@ struct Case {
     result: CaseResult,
     /// Output tails of failed attempts before a flaky pass.
     flaky_attempts: Vec<String>,
+    /// Output tails of the earlier attempts of a check that failed on every
+    /// attempt (`<rerunFailure>`, as Maven Surefire and nextest write them).
+    rerun_failures: Vec<String>,
     system_out: Option<String>,
 }
 
@@ -157,6 +160,22 @@ fn write_case(w: &mut Writer<Vec<u8>>, case: &Case) -> io::Result<()> {
                     .write_empty()?;
             }
         }
+        let attempts = case.rerun_failures.len() + 1;
+        for (attempt, output) in case.rerun_failures.iter().enumerate() {
+            w.create_element("rerunFailure")
+                .with_attributes([
+                    ("type", "check_failed"),
+                    (
+                        "message",
+                        format!("attempt {} of {attempts} failed", attempt + 1).as_str(),
+                    ),
+                ])
+                .write_inner_content(|w| {
+                    w.create_element("system-out")
+                        .write_text_content(BytesText::new(&xml_safe(output)))?;
+                    Ok(())
+                })?;
+        }
         for (attempt, output) in case.flaky_attempts.iter().enumerate() {
             w.create_element("flakyFailure")
                 .with_attributes([
@@ -216,6 +235,7 @@ fn check_case(task: &TaskReport, check: &CheckReport) -> Case {
             time_ms: 0,
             result: ended_early(task),
             flaky_attempts: Vec::new(),
+            rerun_failures: Vec::new(),
             system_out: None,
         };
     };
@@ -235,11 +255,25 @@ fn check_case(task: &TaskReport, check: &CheckReport) -> Case {
                 None => "killed".to_string(),
             }
         };
+        // Reporters show the first line of the message: what kind of
+        // failure, and where the check is declared.
+        let line = if check.line > 0 {
+            check.line
+        } else {
+            task.line
+        };
+        let attempts = if run.attempts > 1 {
+            format!("; attempt {} of {}", run.attempts, run.attempts)
+        } else {
+            String::new()
+        };
         CaseResult::Failed {
             message: format!(
-                "`{}` failed ({how}; {baseline}; {})",
+                "{}: check {} ({}:{line}): `{}` failed ({how}{attempts}; {baseline})",
+                check.status.as_str().replace('_', " "),
+                check.name,
+                task.file,
                 check.run,
-                check.status.as_str()
             ),
             body: run.output_tail.clone(),
         }
@@ -253,6 +287,11 @@ fn check_case(task: &TaskReport, check: &CheckReport) -> Case {
             run.failed_attempts.clone()
         } else {
             Vec::new()
+        },
+        rerun_failures: if run.passed {
+            Vec::new()
+        } else {
+            run.failed_attempts.clone()
         },
         system_out: run
             .passed
@@ -289,6 +328,7 @@ fn review_case(task: &TaskReport) -> Case {
         time_ms,
         result,
         flaky_attempts: Vec::new(),
+        rerun_failures: Vec::new(),
         system_out,
     }
 }

@@ -155,12 +155,26 @@ fn task_section(md: &mut String, report: &Report, task: &TaskReport) {
         md.push('\n');
     }
     if !task.snapshots.is_empty() {
-        let _ = writeln!(
-            md,
-            "Inspect: `kkrun diff {run} {task}` · undo: `kkrun rollback {run} {task} --to base`",
+        // Written for a reader who may only have the artifact: the patch
+        // first, then what works in the clone that holds the snapshots.
+        let mut ways = Vec::new();
+        if let Some(patch) = &task.artifacts.patch {
+            ways.push(format!(
+                "the change is `{patch}` in the run directory (in CI, in the run's artifact; \
+                 `git apply` it)"
+            ));
+        }
+        ways.push(format!(
+            "as a branch for a pull request: `kkrun export {run} {task} --branch kkrun/{task}`",
             run = report.run_id,
             task = task.name
-        );
+        ));
+        ways.push(format!(
+            "where it ran: `kkrun diff {run} {task}`, undo with `kkrun rollback {run} {task} --to base`",
+            run = report.run_id,
+            task = task.name
+        ));
+        let _ = writeln!(md, "**Inspect / undo**: {}", ways.join(" · "));
     }
 }
 

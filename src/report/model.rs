@@ -211,6 +211,9 @@ pub struct CheckReport {
     pub name: String,
     /// The command.
     pub run: String,
+    /// Line of the check's `name:` in the task file; 0 when unknown.
+    #[serde(default)]
+    pub line: u64,
     /// Baseline versus final.
     pub status: CheckStatus,
     /// The run on the untouched base.

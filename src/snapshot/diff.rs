@@ -89,6 +89,21 @@ impl SnapshotStore {
     }
 }
 
+/// Every file that differs between two trees of the whole repository, with
+/// renames detected.
+pub(crate) fn tree_changes(
+    repo: &Repository,
+    old: &Tree<'_>,
+    new: &Tree<'_>,
+) -> Result<Vec<FileChange>, SnapshotError> {
+    let mut diff = repo
+        .diff_tree_to_tree(Some(old), Some(new), Some(&mut options("")))
+        .map_err(|e| SnapshotError::git("compare trees", e))?;
+    diff.find_similar(Some(DiffFindOptions::new().renames(true)))
+        .map_err(|e| SnapshotError::git("detect renames", e))?;
+    file_changes(&diff)
+}
+
 /// What a snapshot is compared with.
 enum Target<'a, 'r> {
     Tree(&'a Tree<'r>),

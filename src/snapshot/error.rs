@@ -89,6 +89,83 @@ pub enum SnapshotError {
         /// The labels of the task's snapshots, in order.
         known: Vec<String>,
     },
+    /// `kkrun export --branch` was given a name git does not accept.
+    #[error(
+        "invalid branch name {branch:?}: {reason} (hint: use a name such as `kkrun/fix-dates`)"
+    )]
+    InvalidBranch {
+        /// The name as given.
+        branch: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The branch to export to exists and `--force` was not given.
+    #[error(
+        "branch {branch} already exists (at {commit}) (hint: pass `--force` to replace it, or \
+         choose another `--branch`)"
+    )]
+    BranchExists {
+        /// The branch as given.
+        branch: String,
+        /// Where it points.
+        commit: String,
+    },
+    /// The branch to replace is checked out, so moving it would leave that
+    /// work tree out of step.
+    #[error(
+        "branch {branch} is checked out in {} and kkrun export never moves a checked-out \
+         branch (hint: export to another `--branch`)",
+        worktree.display()
+    )]
+    BranchCheckedOut {
+        /// The branch as given.
+        branch: String,
+        /// The work tree that has it checked out.
+        worktree: PathBuf,
+    },
+    /// `--base` names nothing that resolves to a commit.
+    #[error(
+        "--base {base:?} is not a commit in this repository (hint: give a branch, tag or commit id)"
+    )]
+    UnknownBase {
+        /// The base as given.
+        base: String,
+        /// What git reported.
+        #[source]
+        source: git2::Error,
+    },
+    /// The task's change conflicts with the base.
+    #[error(
+        "the change of task {task} (run {run}) does not apply to {base}: {} conflicting path{}: {} \
+         (hint: export onto the commit the run started from, which is the default without \
+         `--base`, or resolve by applying final.patch by hand)",
+        paths.len(),
+        if paths.len() == 1 { "" } else { "s" },
+        paths.join(", ")
+    )]
+    ExportConflict {
+        /// The run id.
+        run: String,
+        /// The task name.
+        task: String,
+        /// The base as given, or the short commit id.
+        base: String,
+        /// Every conflicting path, sorted.
+        paths: Vec<String>,
+    },
+    /// The task changed nothing, or nothing the base does not already have.
+    #[error(
+        "task {task} of run {run} has no change to export onto {base} (it changed nothing in its \
+         workspace, or {base} already holds the change)"
+    )]
+    NothingToExport {
+        /// The run id.
+        run: String,
+        /// The task name.
+        task: String,
+        /// The base as given, or the short commit id.
+        base: String,
+    },
     /// A ref under `refs/kkrun/` does not point at a kkrun snapshot commit.
     #[error(
         "{ref_name} is not a kkrun snapshot: {reason} (hint: remove it with `git update-ref -d {ref_name}`)"
@@ -170,7 +247,13 @@ impl SnapshotError {
             | SnapshotError::InvalidName { .. }
             | SnapshotError::UnknownRun { .. }
             | SnapshotError::UnknownTask { .. }
-            | SnapshotError::UnknownSnapshot { .. } => exit_codes::INVALID_INPUT,
+            | SnapshotError::UnknownSnapshot { .. }
+            | SnapshotError::InvalidBranch { .. }
+            | SnapshotError::BranchExists { .. }
+            | SnapshotError::BranchCheckedOut { .. }
+            | SnapshotError::UnknownBase { .. }
+            | SnapshotError::ExportConflict { .. }
+            | SnapshotError::NothingToExport { .. } => exit_codes::INVALID_INPUT,
             SnapshotError::CorruptSnapshot { .. }
             | SnapshotError::Locked { .. }
             | SnapshotError::ReadOnlyRepository { .. }

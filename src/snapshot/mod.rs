@@ -11,6 +11,7 @@
 
 mod diff;
 mod error;
+mod export;
 mod message;
 mod names;
 mod scan;
@@ -18,6 +19,7 @@ mod store;
 mod worktree;
 
 pub use error::SnapshotError;
+pub use export::{ExportRequest, Exported, TaskChange};
 pub use store::SnapshotStore;
 
 /// What a snapshot records besides the work tree.

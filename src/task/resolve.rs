@@ -183,6 +183,7 @@ pub(crate) fn resolve(
                 .value
                 .into_iter()
                 .map(|check| Check {
+                    line: check.name.referenced.line(),
                     name: check.name.value,
                     run: check.run.value,
                     timeout: check.timeout.map_or(CHECK_TIMEOUT, |t| t.value),

@@ -89,6 +89,9 @@ pub struct Check {
     pub timeout: Duration,
     /// Extra attempts after a failure; a later pass makes the check flaky.
     pub retries: u32,
+    /// Line of the check's `name:` key in the task file (1-based), where
+    /// its failure annotations point.
+    pub line: u64,
 }
 
 /// The four pipeline stages, in order.

@@ -450,6 +450,7 @@ impl TaskState {
                 CheckReport {
                     name: check.name.clone(),
                     run: check.run.clone(),
+                    line: check.line,
                     status: CheckStatus::from_runs(
                         baseline.as_ref().is_some_and(|b| b.passed),
                         final_run.as_ref().map(|f| f.passed),

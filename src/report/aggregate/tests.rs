@@ -43,6 +43,7 @@ fn planned(task: &str) -> Event {
             checks: vec![CheckSpec {
                 name: "unit".into(),
                 run: "true".into(),
+                line: 7,
             }],
         },
     )
