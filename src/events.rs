@@ -217,6 +217,40 @@ pub enum EventKind {
         /// Why it failed.
         reason: String,
     },
+    /// An MCP server of the task is ready (or, replaying, was read from the
+    /// cassette).
+    #[serde(rename = "mcp.server_started")]
+    McpServerStarted {
+        /// The server's name in the task file.
+        server: String,
+        /// `stdio` or `http`.
+        transport: String,
+        /// The tools offered from it, `<server>__<tool>`.
+        tools: Vec<String>,
+        /// Those of them offered to read-only stages too.
+        read_only_tools: Vec<String>,
+        /// True when replayed from a cassette: nothing was started.
+        replayed: bool,
+        /// How long starting all of the task's servers took.
+        duration_ms: u64,
+    },
+    /// An MCP server died during the task; its later calls are tool errors.
+    #[serde(rename = "mcp.server_exited")]
+    McpServerExited {
+        /// The server's name.
+        server: String,
+        /// How it ended, e.g. `exited with status 7`.
+        status: String,
+        /// Its last stderr lines (redacted).
+        stderr_tail: String,
+    },
+    /// An MCP server was stopped at the end of its task (its process group
+    /// killed).
+    #[serde(rename = "mcp.server_stopped")]
+    McpServerStopped {
+        /// The server's name.
+        server: String,
+    },
     /// A non-fatal problem worth a line in the log.
     #[serde(rename = "warning")]
     Warning {

@@ -2,13 +2,13 @@
 //! recording.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, Once};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::cassette::{Cassette, Exchange, Recorder};
+use super::cassette::{Cassette, Exchange, McpRecorder, Recorder};
 use super::error::ProviderError;
 use super::options::ProviderOptions;
 use super::pricing::builtin_price;
@@ -72,7 +72,9 @@ pub struct Provider {
     backend: Backend,
     options: ProviderOptions,
     redactor: Redactor,
-    recorder: Option<Recorder>,
+    recorder: Option<Arc<Recorder>>,
+    /// For `replay:`, the cassette's MCP records.
+    replayed_mcp: Option<Vec<Value>>,
 }
 
 /// How a failed attempt may be retried.
@@ -152,6 +154,7 @@ impl Provider {
             return Err(invalid(format!("no model after `{prefix}:`")));
         }
         let mut replay_dialect = Dialect::default();
+        let mut replayed_mcp = None;
         let (wire, model, backend) = match prefix {
             "replay" => {
                 let path = resolve(&options.base_dir, rest);
@@ -176,6 +179,7 @@ impl Provider {
                 replay_dialect = Dialect {
                     max_completion_tokens,
                 };
+                replayed_mcp = Some(cassette.mcp);
                 let backend = Backend::Replay(ReplayTransport {
                     path,
                     exchanges: cassette.exchanges,
@@ -208,12 +212,12 @@ impl Provider {
         // may be the very file being replayed).
         let recorder = match (&options.record, &backend) {
             (Some(path), Backend::Http(_)) => {
-                Some(Recorder::create(path, wire, &model).map_err(|source| {
-                    ProviderError::RecordFailed {
+                Some(Arc::new(Recorder::create(path, wire, &model).map_err(
+                    |source| ProviderError::RecordFailed {
                         path: path.clone(),
                         source,
-                    }
-                })?)
+                    },
+                )?))
             }
             _ => None,
         };
@@ -226,7 +230,20 @@ impl Provider {
             options: options.clone(),
             redactor,
             recorder,
+            replayed_mcp,
         })
+    }
+
+    /// Where the task's MCP servers record what they listed and returned:
+    /// the `--record` cassette, when recording.
+    pub fn mcp_recorder(&self) -> Option<McpRecorder> {
+        self.recorder.clone().map(McpRecorder::new)
+    }
+
+    /// For `replay:`, the cassette's MCP records (perhaps none): the task's
+    /// MCP servers are then replayed from them instead of being started.
+    pub fn replayed_mcp(&self) -> Option<&[Value]> {
+        self.replayed_mcp.as_deref()
     }
 
     /// The spec this provider was built from.

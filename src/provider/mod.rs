@@ -14,14 +14,14 @@ mod imp;
 mod openai;
 mod options;
 pub mod pricing;
-mod redact;
+pub(crate) mod redact;
 pub mod script;
 mod sse;
 mod transport;
 mod types;
 mod wire;
 
-pub use cassette::{CASSETTE_VERSION, Cassette, CassetteError, Exchange};
+pub use cassette::{CASSETTE_VERSION, Cassette, CassetteError, Exchange, McpRecorder};
 pub use error::ProviderError;
 pub use imp::{ANTHROPIC_DEFAULT_BASE_URL, OPENAI_DEFAULT_BASE_URL, Provider};
 pub use options::{ProviderEnv, ProviderOptions, RetryPolicy};
