@@ -16,7 +16,7 @@ mod registry;
 mod search;
 mod shell;
 
-pub use checks::{CheckResult, FailedAttempt, run_checks};
+pub use checks::{CheckResult, CheckRun, run_checks};
 pub use policy::{PolicyRefusal, ShellGuard, ShellPolicyError};
 pub use registry::{ToolContext, ToolResult, ToolSet, execute, tool_specs};
 
