@@ -254,7 +254,7 @@ impl ConsoleState {
                 }
                 (!quiet).then(|| format!("{prefix}: started with {model}"))
             }
-            EventKind::StageStarted { round } => {
+            EventKind::StageStarted { round, .. } => {
                 self.set_live(event, "starting");
                 (!quiet).then(|| {
                     if *round > 1 { format!("{prefix}: started (round {round})") } else { format!("{prefix}: started") }

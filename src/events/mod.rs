@@ -117,6 +117,11 @@ pub enum EventKind {
     StageStarted {
         /// Debug round (1-based) for code and debug stages entered from a loop-back; 1 otherwise.
         round: u32,
+        /// Every tool the stage is offered, in the order the model sees
+        /// them: built-in tools, MCP tools (`<server>__<tool>`), then the
+        /// stage's finishing tools.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tools: Vec<String>,
     },
     /// A stage ended (or was skipped).
     #[serde(rename = "stage.finished")]

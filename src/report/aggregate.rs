@@ -161,7 +161,7 @@ impl Aggregator {
                     task.started_elapsed_ms = Some(event.elapsed_ms);
                 }
             }
-            EventKind::StageStarted { round } => {
+            EventKind::StageStarted { round, .. } => {
                 if let (Some(stage), Some(task)) = (event.stage, self.task_of(event)) {
                     task.stage = Some(OpenStage {
                         name: stage.as_str().to_string(),

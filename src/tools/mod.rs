@@ -18,7 +18,7 @@ mod shell;
 
 pub use checks::{CheckResult, CheckRun, run_checks};
 pub use policy::{PolicyRefusal, ShellGuard, ShellPolicyError};
-pub use registry::{ToolContext, ToolResult, ToolSet, execute, tool_specs};
+pub use registry::{ToolContext, ToolResult, ToolSet, execute, offered_specs, tool_specs};
 
 /// Why a tool call did not do what the model asked. Both kinds go back to
 /// the model; none ends the run.

@@ -2,11 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
 use super::{ToolError, edit, fs, patch, search, shell};
 use crate::events::ToolOutcome;
+use crate::mcp::McpSession;
 use crate::provider::{ToolCall, ToolSpec};
 use crate::task::{Check, ShellPolicy};
 
@@ -23,6 +25,9 @@ pub struct ToolContext {
     pub env: BTreeMap<String, String>,
     /// The task's checks, run by the `run_checks` tool.
     pub checks: Vec<Check>,
+    /// The task's MCP servers, once started: their tools are offered after
+    /// the built-in ones.
+    pub mcp: Option<Arc<McpSession>>,
 }
 
 impl ToolContext {
@@ -53,6 +58,7 @@ impl ToolContext {
             shell,
             env,
             checks,
+            mcp: None,
         }
     }
 }
@@ -153,6 +159,17 @@ impl ToolResult {
     }
 }
 
+/// The specs of everything a stage with `set` is offered: the built-in
+/// tools of `set`, then the MCP tools (for a read-only set only those marked
+/// read-only), in a fixed order.
+pub fn offered_specs(ctx: &ToolContext, set: ToolSet) -> Vec<ToolSpec> {
+    let mut specs = tool_specs(set);
+    if let Some(mcp) = &ctx.mcp {
+        specs.extend(mcp.tools_for(set == ToolSet::ReadOnly).map(|t| t.spec()));
+    }
+    specs
+}
+
 /// The specs of the tools in `set`, in a fixed order (a stable prompt prefix
 /// depends on it).
 pub fn tool_specs(set: ToolSet) -> Vec<ToolSpec> {
@@ -181,6 +198,20 @@ fn spec(name: &str) -> Option<ToolSpec> {
 /// fails: every problem is a [`ToolResult`] for the model. Dropping the
 /// future kills a running shell command's process group.
 pub async fn execute(ctx: &ToolContext, set: ToolSet, call: &ToolCall) -> ToolResult {
+    if let Some(mcp) = &ctx.mcp
+        && mcp.tool(&call.name).is_some()
+    {
+        return match call.parsed_arguments() {
+            Ok(arguments) => {
+                mcp.call(&call.name, &arguments, set == ToolSet::ReadOnly)
+                    .await
+            }
+            Err(e) => ToolResult::from_result(Err(ToolError::Failed(format!(
+                "the arguments of `{}` are not valid JSON ({e}); send a JSON object matching the tool's schema",
+                call.name
+            )))),
+        };
+    }
     ToolResult::from_result(dispatch(ctx, set, call).await)
 }
 
