@@ -7,7 +7,7 @@ Usage:
 Tools:
     lookup(key)              read-only (readOnlyHint): a value from a fixed table
     show_env(name)           read-only: the value of an environment variable
-    write_note(path, text)   writes a file under the working directory
+    write_note(path, text)   writes a file under $NOTES_DIR, else the working directory
     slow(seconds)            read-only: sleeps, then answers
     spawn_sleeper()          read-only: starts a background `sleep 600`, answers its pid
     big(size)                read-only: `size` bytes of text
@@ -56,8 +56,8 @@ def show_env(name: str) -> str:
 
 @server.tool(annotations=WRITES)
 def write_note(path: str, text: str) -> str:
-    """Write `text` to `path`, relative to the server's working directory."""
-    target = pathlib.Path.cwd() / path
+    """Write `text` to `path`, relative to $NOTES_DIR or else the server's working directory."""
+    target = pathlib.Path(os.environ.get("NOTES_DIR") or pathlib.Path.cwd()) / path
     target.write_text(text)
     return f"wrote {len(text)} bytes to {path}"
 
