@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use super::Stop;
 use super::task_run::TaskRun;
-use crate::events::{EventKind, TaskOutcome};
-use crate::mcp::{McpSession, Origin};
+use crate::events::{EventKind, TaskOutcome, ToolOutcome};
+use crate::mcp::{McpSession, McpTool, Origin};
+use crate::tools::{Access, Tool, ToolError, ToolTable};
 
 impl TaskRun<'_, '_> {
     /// Starts the declared servers and hands their tools to the stages. A
@@ -31,7 +32,15 @@ impl TaskRun<'_, '_> {
         };
         match started {
             Some(Ok(session)) => {
-                self.tools.mcp = Some(Arc::new(session));
+                let session = Arc::new(session);
+                let mut table = ToolTable::clone(&self.tools.tools);
+                for tool in session.tools() {
+                    table
+                        .add(table_entry(&session, tool))
+                        .map_err(|e| Stop::error(&format!("mcp tool `{}`", tool.name), &e))?;
+                }
+                self.tools.tools = Arc::new(table);
+                self.mcp = Some(session);
                 Ok(())
             }
             Some(Err(error)) => {
@@ -50,8 +59,40 @@ impl TaskRun<'_, '_> {
 
     /// Stops the servers (their process groups are killed).
     pub(super) async fn stop_mcp(&mut self) {
-        if let Some(session) = self.tools.mcp.take() {
+        if let Some(session) = self.mcp.take() {
             session.stop().await;
         }
     }
+}
+
+/// The tool-table entry of an MCP tool: offered to read-only stages only
+/// when it is read-only, its schema the server's, its handler the session.
+fn table_entry(session: &Arc<McpSession>, tool: &McpTool) -> Tool {
+    let access = if tool.read_only {
+        Access::ReadOnly
+    } else {
+        Access::Writes
+    };
+    let session = Arc::clone(session);
+    let name = tool.name.clone();
+    Tool::with_schema(
+        &tool.name,
+        tool.description.clone(),
+        access,
+        tool.input_schema.clone(),
+        move |_, arguments| {
+            let session = Arc::clone(&session);
+            let name = name.clone();
+            Box::pin(async move {
+                // The table has already refused a writing tool in a
+                // read-only stage.
+                let result = session.call(&name, &arguments, false).await;
+                match result.outcome {
+                    ToolOutcome::Ok => Ok(result.content),
+                    ToolOutcome::Error => Err(ToolError::Failed(result.content)),
+                    ToolOutcome::Refused => Err(ToolError::Refused(result.content)),
+                }
+            })
+        },
+    )
 }

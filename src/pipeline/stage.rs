@@ -134,7 +134,10 @@ impl TaskRun<'_, '_> {
         request: StageRequest,
     ) -> Result<(String, Value), Stop> {
         let sink = self.events.for_stage(stage);
-        let tools = crate::tools::offered_specs(&self.tools, request.tool_set)
+        let tools = self
+            .tools
+            .tools
+            .specs(request.tool_set)
             .into_iter()
             .chain(request.finish_tools.iter().map(|f| f.spec.clone()))
             .map(|spec| spec.name)
@@ -212,7 +215,8 @@ impl TaskRun<'_, '_> {
         } else {
             stage.as_str()
         };
-        let snapshot = self.snapshot_through(&sink, label, ending.end.as_str(), usage, cost);
+        // Taken while the stage is open: the report ties it to the stage.
+        let snapshot = self.snapshot(label, ending.end.as_str(), usage, cost);
         sink.emit(EventKind::StageFinished {
             end: ending.end,
             turns,
