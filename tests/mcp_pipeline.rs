@@ -226,3 +226,87 @@ fn a_server_that_fails_to_start_ends_the_task_as_an_error() {
         run.stderr()
     );
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_stops_the_servers_and_what_they_started() {
+    let Some(python) = mcp_support::python() else {
+        return;
+    };
+    let script = mcp_support::server_script();
+    let fx = Fixture::new();
+    let sleeper = ScriptedTurn::tool_calls(vec![ScriptedToolCall::new(
+        "sleeper",
+        "notes__spawn_sleeper",
+        &json!({}),
+    )]);
+    // The second model call never answers: the run is interrupted there.
+    let server = support::TestServer::start(vec![
+        support::Reply::sse(encode_openai_sse(&sleeper)),
+        support::Reply::sse("").then(support::Part::Stall),
+    ])
+    .await;
+    let notes = fx.root().join("notes");
+    let task = TaskFile::new("mcp-interrupted", &[])
+        .model("openai:gpt-4.1")
+        .yaml(&mcp_yaml(
+            &python.display().to_string(),
+            &script.display().to_string(),
+            &notes,
+        ));
+    fx.add_task(&task);
+    let mut command = fx.kkrun(&[
+        "run",
+        "--json",
+        "--out",
+        "out",
+        "tasks/mcp-interrupted.yaml",
+    ]);
+    command
+        .env("OPENAI_BASE_URL", format!("{}/v1", server.url()))
+        .env("OPENAI_API_KEY", "sk-test-key-for-mcp-interrupt")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let (code, pid, events) = tokio::task::spawn_blocking(move || {
+        let mut child = command.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+        let mut pid = None;
+        for line in lines.by_ref() {
+            let event: Value = serde_json::from_str(&line.unwrap()).unwrap();
+            if event["type"] == "tool.call" && event["call_id"] == "sleeper" {
+                pid = event["output"]
+                    .as_str()
+                    .and_then(|s| s.trim().parse::<u32>().ok());
+                break;
+            }
+        }
+        let pid = pid.expect("the sleeper's pid");
+        assert!(mcp_support::alive(pid));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let rest: Vec<Value> = lines
+            .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+            .collect();
+        (child.wait().unwrap().code(), pid, rest)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(130));
+    assert!(
+        events.iter().any(|e| e["type"] == "mcp.server_stopped"),
+        "{events:?}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while mcp_support::alive(pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        !mcp_support::alive(pid),
+        "the server's child {pid} survived the interrupt"
+    );
+}
