@@ -254,7 +254,7 @@ impl ConsoleState {
                 }
                 (!quiet).then(|| format!("{prefix}: started with {model}"))
             }
-            EventKind::StageStarted { round } => {
+            EventKind::StageStarted { round, .. } => {
                 self.set_live(event, "starting");
                 (!quiet).then(|| {
                     if *round > 1 { format!("{prefix}: started (round {round})") } else { format!("{prefix}: started") }
@@ -334,6 +334,15 @@ impl ConsoleState {
             EventKind::ContextCompacted { before_tokens, after_tokens, .. } => {
                 (verbose >= 1).then(|| format!("{prefix}: context compacted from ~{before_tokens} to ~{after_tokens} tokens"))
             }
+            EventKind::McpServerStarted { server, tools, read_only_tools, replayed, .. } => (!quiet).then(|| {
+                let how = if *replayed { "replayed from the cassette" } else { "ready" };
+                format!("{prefix}: mcp server {server} {how}: {} tool(s), {} read-only", tools.len(), read_only_tools.len())
+            }),
+            EventKind::McpServerExited { server, status, stderr_tail } => {
+                let tail = stderr_tail.lines().last().map(|l| format!(" (stderr: {l})")).unwrap_or_default();
+                Some(format!("{prefix}: {}warning:{} mcp server {server} {status} during the task; its tools now fail{tail}", s.yellow, s.reset))
+            }
+            EventKind::McpServerStopped { server } => (verbose >= 1).then(|| format!("{prefix}: mcp server {server} stopped")),
             EventKind::Warning { message } => Some(format!("{prefix}: {}warning:{} {message}", s.yellow, s.reset)),
             EventKind::Error { message } => Some(format!("{prefix}: {}error:{} {message}", s.red, s.reset)),
             EventKind::PolicyViolation { command, reason, .. } => {

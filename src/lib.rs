@@ -12,6 +12,7 @@ pub mod events;
 pub mod exit_codes;
 pub mod guard;
 mod json_schema;
+pub mod mcp;
 pub mod pipeline;
 pub mod provider;
 pub mod redact;

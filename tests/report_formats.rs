@@ -87,6 +87,7 @@ fn task(name: &str, file: &str, outcome: TaskOutcome) -> TaskReport {
             transcript: None,
             patch: Some(format!("{name}/final.patch")),
         },
+        mcp_servers: Vec::new(),
     }
 }
 

@@ -118,6 +118,11 @@ pub enum EventKind {
     StageStarted {
         /// Debug round (1-based) for code and debug stages entered from a loop-back; 1 otherwise.
         round: u32,
+        /// Every tool the stage is offered, in the order the model sees
+        /// them: built-in tools, MCP tools (`<server>__<tool>`), then the
+        /// stage's finishing tools.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tools: Vec<String>,
     },
     /// A stage ended (or was skipped).
     #[serde(rename = "stage.finished")]
@@ -330,6 +335,40 @@ pub enum EventKind {
         revert_error: Option<String>,
         /// The changes in one line: "the agent moved branch main (reverted)".
         reason: String,
+    },
+    /// An MCP server of the task is ready (or, replaying, was read from the
+    /// cassette).
+    #[serde(rename = "mcp.server_started")]
+    McpServerStarted {
+        /// The server's name in the task file.
+        server: String,
+        /// `stdio` or `http`.
+        transport: String,
+        /// The tools offered from it, `<server>__<tool>`.
+        tools: Vec<String>,
+        /// Those of them offered to read-only stages too.
+        read_only_tools: Vec<String>,
+        /// True when replayed from a cassette: nothing was started.
+        replayed: bool,
+        /// How long starting all of the task's servers took.
+        duration_ms: u64,
+    },
+    /// An MCP server died during the task; its later calls are tool errors.
+    #[serde(rename = "mcp.server_exited")]
+    McpServerExited {
+        /// The server's name.
+        server: String,
+        /// How it ended, e.g. `exited with status 7`.
+        status: String,
+        /// Its last stderr lines (redacted).
+        stderr_tail: String,
+    },
+    /// An MCP server was stopped at the end of its task (its process group
+    /// killed).
+    #[serde(rename = "mcp.server_stopped")]
+    McpServerStopped {
+        /// The server's name.
+        server: String,
     },
     /// A non-fatal problem worth a line in the log.
     #[serde(rename = "warning")]

@@ -16,6 +16,7 @@ impl TaskRun<'_, '_> {
     /// The pipeline proper; `Err` ends the task early with that outcome.
     pub(super) async fn drive(&mut self) -> Result<(), Stop> {
         self.snapshot("base", "ok", Usage::default(), None)?;
+        self.start_mcp().await?;
         self.baseline = self.checks(CheckPhase::Baseline, Decides::No).await?;
 
         // Blueprint.

@@ -9,12 +9,14 @@
 //! - `stage`: running one stage and naming how it ended;
 //! - `task_run`: the task's state, its snapshots, checks and files;
 //! - `verdict`: the outcome of a pipeline that ran to its end;
+//! - `mcp`: starting and stopping the task's MCP servers;
 //! - `wrap_up`: the patch, the restore and `task.finished`.
 
 mod context;
 pub mod finish;
 mod flow;
 mod interrupt;
+mod mcp;
 pub mod prompts;
 mod stage;
 mod task_run;
@@ -99,6 +101,7 @@ pub async fn run_task(env: &TaskEnv<'_>, task: &Task) -> TaskOutcome {
         }
         other => other,
     };
+    run.stop_mcp().await;
     let (outcome, reason) = match driven {
         Ok(()) => run.judge(),
         Err(stop) => (stop.outcome, stop.reason),

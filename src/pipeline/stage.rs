@@ -143,7 +143,15 @@ impl TaskRun<'_, '_> {
         request: StageRequest,
     ) -> Result<(String, Value), Stop> {
         let sink = self.events.for_stage(stage);
-        sink.emit(EventKind::StageStarted { round });
+        let tools = self
+            .tools
+            .tools
+            .specs(request.tool_set)
+            .into_iter()
+            .chain(request.finish_tools.iter().map(|f| f.spec.clone()))
+            .map(|spec| spec.name)
+            .collect();
+        sink.emit(EventKind::StageStarted { round, tools });
         let started = std::time::Instant::now();
         let usage_before = self.budget.usage();
         let cost_before = self.budget.cost_usd();

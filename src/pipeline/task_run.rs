@@ -30,6 +30,8 @@ pub(super) struct TaskRun<'e, 'a> {
     pub(super) review: Option<Review>,
     /// `transcript.jsonl` was announced (it is written stage by stage).
     pub(super) transcript_announced: bool,
+    /// The task's MCP servers, once started (their tools are in `tools`).
+    pub(super) mcp: Option<std::sync::Arc<crate::mcp::McpSession>>,
 }
 
 /// Whether a run of the checks decides the task's outcome.
@@ -58,6 +60,7 @@ impl<'e, 'a> TaskRun<'e, 'a> {
             final_checks: None,
             review: None,
             transcript_announced: false,
+            mcp: None,
         }
     }
 

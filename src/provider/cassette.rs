@@ -17,7 +17,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -120,6 +120,8 @@ pub struct Cassette {
     pub model: String,
     /// The exchanges, in order.
     pub exchanges: Vec<Exchange>,
+    /// The MCP records (the objects inside `{"mcp": ...}` lines), in order.
+    pub mcp: Vec<Value>,
 }
 
 impl Cassette {
@@ -129,6 +131,7 @@ impl Cassette {
             provider,
             model: model.into(),
             exchanges: Vec::new(),
+            mcp: Vec::new(),
         }
     }
 
@@ -169,9 +172,13 @@ impl Cassette {
         self
     }
 
-    /// The cassette as JSONL text, one line per exchange after the header.
+    /// The cassette as JSONL text: the header, the MCP records, then one
+    /// line per exchange.
     pub fn to_jsonl(&self) -> String {
         let mut out = header_line(self.provider, &self.model);
+        for record in &self.mcp {
+            out.push_str(&mcp_line(record));
+        }
         for exchange in &self.exchanges {
             out.push_str(&exchange_line(exchange));
         }
@@ -198,7 +205,12 @@ impl Cassette {
         }
         let header: Header = serde_json::from_value(version).map_err(CassetteError::Header)?;
         let mut exchanges = Vec::new();
+        let mut mcp = Vec::new();
         for (n, line) in lines {
+            if let Ok(McpLine { mcp: record }) = serde_json::from_str::<McpLine>(line) {
+                mcp.push(record);
+                continue;
+            }
             let exchange =
                 serde_json::from_str(line).map_err(|source| CassetteError::Exchange {
                     line: n + 1,
@@ -210,6 +222,7 @@ impl Cassette {
             provider: header.provider,
             model: header.model,
             exchanges,
+            mcp,
         })
     }
 }
@@ -221,6 +234,22 @@ fn header_line(provider: WireFormat, model: &str) -> String {
         model: model.to_string(),
     };
     let mut line = serde_json::to_string(&header).unwrap_or_default();
+    line.push('\n');
+    line
+}
+
+/// A line holding one MCP record.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct McpLine {
+    mcp: Value,
+}
+
+fn mcp_line(record: &Value) -> String {
+    let mut line = serde_json::to_string(&McpLine {
+        mcp: record.clone(),
+    })
+    .unwrap_or_default();
     line.push('\n');
     line
 }
@@ -265,9 +294,36 @@ impl Recorder {
 
     /// Appends one exchange and flushes it.
     pub(crate) fn append(&self, exchange: &Exchange) -> std::io::Result<()> {
+        self.append_line(&exchange_line(exchange))
+    }
+
+    fn append_line(&self, line: &str) -> std::io::Result<()> {
         let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        file.write_all(exchange_line(exchange).as_bytes())?;
+        file.write_all(line.as_bytes())?;
         file.flush()
+    }
+}
+
+/// Appends MCP records to the `--record` cassette of a task, between its
+/// exchanges as they happen.
+#[derive(Debug, Clone)]
+pub struct McpRecorder {
+    recorder: Arc<Recorder>,
+}
+
+impl McpRecorder {
+    pub(crate) fn new(recorder: Arc<Recorder>) -> McpRecorder {
+        McpRecorder { recorder }
+    }
+
+    /// Appends `record` as a `{"mcp": record}` line and flushes it.
+    pub fn record(&self, record: &Value) -> std::io::Result<()> {
+        self.recorder.append_line(&mcp_line(record))
+    }
+
+    /// The cassette's path, for error messages.
+    pub fn path(&self) -> &Path {
+        self.recorder.path()
     }
 }
 
@@ -396,6 +452,24 @@ mod tests {
         }
         assert!(first_difference(&recorded, &json!({"content": "KEY=sk-1\nC=x!"})).is_some());
         assert_eq!(first_difference(&a, &a), None);
+    }
+
+    #[test]
+    fn mcp_records_round_trip_apart_from_the_exchanges() {
+        let text = "{\"kkrun_cassette\": 1, \"provider\": \"openai\", \"model\": \"m\"}\n\
+            {\"mcp\": {\"record\": \"tools\", \"server\": \"s\", \"tools\": []}}\n\
+            {\"body\": \"x\"}\n\
+            {\"mcp\": {\"record\": \"call\"}}\n";
+        let cassette = Cassette::parse(text).unwrap();
+        assert_eq!(cassette.exchanges.len(), 1);
+        assert_eq!(
+            cassette.mcp,
+            vec![
+                json!({"record": "tools", "server": "s", "tools": []}),
+                json!({"record": "call"})
+            ]
+        );
+        assert_eq!(Cassette::parse(&cassette.to_jsonl()).unwrap(), cassette);
     }
 
     #[test]

@@ -2,12 +2,12 @@
 //! HTTP endpoint or a replayed cassette), its redactor and its recorder.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use super::cassette::{Cassette, Recorder};
+use super::cassette::{Cassette, McpRecorder, Recorder};
 use super::endpoint::{OPENAI_DEFAULT_BASE_URL, http_transport};
 use super::error::ProviderError;
 use super::options::ProviderOptions;
@@ -38,9 +38,11 @@ pub struct Provider {
     pub(super) redactor: Redactor,
     /// The provider's key and the run's secrets: what a cassette must not hold.
     pub(super) recording: Redactor,
-    pub(super) recorder: Option<Recorder>,
+    pub(super) recorder: Option<Arc<Recorder>>,
     /// Set once a turn came back without usage and was estimated.
     pub(super) estimated_usage: AtomicBool,
+    /// For `replay:`, the cassette's MCP records.
+    pub(super) replayed_mcp: Option<Vec<Value>>,
 }
 
 impl Provider {
@@ -63,6 +65,7 @@ impl Provider {
             return Err(invalid(format!("no model after `{prefix}:`")));
         }
         let mut replay_dialect = Dialect::default();
+        let mut replayed_mcp = None;
         let (wire, model, backend) = match prefix {
             "replay" => {
                 let path = resolve(&options.base_dir, rest);
@@ -87,6 +90,7 @@ impl Provider {
                 replay_dialect = Dialect {
                     max_completion_tokens,
                 };
+                replayed_mcp = Some(cassette.mcp);
                 let backend = Backend::Replay(ReplayTransport {
                     path,
                     exchanges: cassette.exchanges,
@@ -120,12 +124,12 @@ impl Provider {
         // may be the very file being replayed).
         let recorder = match (&options.record, &backend) {
             (Some(path), Backend::Http(_)) => {
-                Some(Recorder::create(path, wire, &model).map_err(|source| {
-                    ProviderError::RecordFailed {
+                Some(Arc::new(Recorder::create(path, wire, &model).map_err(
+                    |source| ProviderError::RecordFailed {
                         path: path.clone(),
                         source,
-                    }
-                })?)
+                    },
+                )?))
             }
             _ => None,
         };
@@ -140,12 +144,25 @@ impl Provider {
             recording,
             recorder,
             estimated_usage: AtomicBool::new(false),
+            replayed_mcp,
         })
     }
 
     /// The provider's own secrets (its API key), for the run's redaction.
     pub fn secrets(&self) -> &crate::redact::Redactor {
         self.redactor.known()
+    }
+
+    /// Where the task's MCP servers record what they listed and returned:
+    /// the `--record` cassette, when recording.
+    pub fn mcp_recorder(&self) -> Option<McpRecorder> {
+        self.recorder.clone().map(McpRecorder::new)
+    }
+
+    /// For `replay:`, the cassette's MCP records (perhaps none): the task's
+    /// MCP servers are then replayed from them instead of being started.
+    pub fn replayed_mcp(&self) -> Option<&[Value]> {
+        self.replayed_mcp.as_deref()
     }
 
     /// The spec this provider was built from.

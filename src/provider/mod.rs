@@ -23,7 +23,7 @@ mod failure;
 mod openai;
 mod options;
 pub mod pricing;
-mod redact;
+pub(crate) mod redact;
 #[cfg(feature = "scripting")]
 pub mod script;
 mod sse;
@@ -32,7 +32,7 @@ mod turn;
 mod types;
 mod wire;
 
-pub use cassette::{CASSETTE_VERSION, Cassette, CassetteError, Exchange};
+pub use cassette::{CASSETTE_VERSION, Cassette, CassetteError, Exchange, McpRecorder};
 pub use client::Provider;
 pub use endpoint::{ANTHROPIC_DEFAULT_BASE_URL, OPENAI_DEFAULT_BASE_URL};
 pub use error::ProviderError;

@@ -10,8 +10,9 @@ mod model;
 pub mod text;
 
 pub use model::{
-    Artifacts, CheckReport, CheckRun, CheckStatus, FileChange, REPORT_SCHEMA_VERSION, Report,
-    Review, SnapshotReport, StageReport, TaskOutcome, TaskReport, Totals, Verdict, ViolationReport,
+    Artifacts, CheckReport, CheckRun, CheckStatus, FileChange, McpServerReport,
+    REPORT_SCHEMA_VERSION, Report, Review, SnapshotReport, StageReport, TaskOutcome, TaskReport,
+    Totals, Verdict, ViolationReport,
 };
 
 use std::path::Path;

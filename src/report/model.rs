@@ -121,6 +121,30 @@ pub struct TaskReport {
     pub tool_calls: BTreeMap<String, u32>,
     /// Files of this task in the run directory, relative to it.
     pub artifacts: Artifacts,
+    /// The task's MCP servers (absent when it declares none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mcp_servers: Vec<McpServerReport>,
+}
+
+/// One MCP server of a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct McpServerReport {
+    /// The server's name in the task file.
+    pub name: String,
+    /// `stdio` or `http`.
+    pub transport: String,
+    /// The tools offered from it, `<server>__<tool>`.
+    pub tools: Vec<String>,
+    /// Those of them offered to read-only stages too.
+    pub read_only_tools: Vec<String>,
+    /// True when the run replayed a cassette, so the server was not started.
+    pub replayed: bool,
+    /// How it ended when it died during the task, e.g. `exited with status
+    /// 7`; `null` when it ran until the task stopped it.
+    pub exited: Option<String>,
+    /// Its last stderr lines when it died (redacted).
+    pub stderr_tail: Option<String>,
 }
 
 /// One run of one stage.

@@ -121,6 +121,14 @@ pub fn render_plan(tasks: &[Task], cwd: &Path) -> String {
             let names: Vec<&str> = task.env.keys().map(String::as_str).collect();
             let _ = writeln!(out, "  env:         {}", names.join(", "));
         }
+        if !task.mcp.is_empty() {
+            let servers: Vec<String> = task
+                .mcp
+                .iter()
+                .map(|server| format!("{} ({})", server.name, server.transport.kind()))
+                .collect();
+            let _ = writeln!(out, "  mcp:         {}", servers.join(", "));
+        }
         let _ = writeln!(
             out,
             "  on_failure:  {}",

@@ -126,6 +126,55 @@ pub(crate) struct TaskSettings {
     /// as it nears it (default: by model name, 128000 for unknown models).
     #[schemars(with = "Option<u64>", range(min = 1024))]
     pub(crate) context_window: Option<Spanned<u64>>,
+    /// MCP servers whose tools the agent gets, by name (lowercase letters,
+    /// digits and `-`): tools are offered as `<server>__<tool>`. Only these
+    /// servers are ever started or contacted. A task's servers are added to
+    /// those of `defaults:`, replacing one of the same name.
+    #[schemars(with = "Option<std::collections::BTreeMap<String, McpServerSchema>>")]
+    pub(crate) mcp: Option<super::parse::McpServers>,
+}
+
+/// One MCP server: `command` (stdio) or `url` (streamable HTTP).
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "the parser reads `mcp:`; this type is its schema")]
+pub(crate) struct McpServerSchema {
+    /// A stdio server: the program kkrun starts in the workspace for the
+    /// task (looked up on `PATH`), stopped with its process group when the
+    /// task ends.
+    command: Option<String>,
+    /// Arguments of `command`.
+    args: Option<Vec<String>>,
+    /// Variables for `command`, on top of the minimal environment shell
+    /// commands get (nothing else of kkrun's environment passes through).
+    /// `${NAME}` in a value takes a variable of kkrun's environment; such
+    /// values are redacted from everything the server returns.
+    env: Option<std::collections::BTreeMap<String, String>>,
+    /// A streamable HTTP server: its endpoint, `http://` or `https://`.
+    #[schemars(regex(pattern = r"^https?://\S+$"))]
+    url: Option<String>,
+    /// Headers sent to `url` with every request; `${NAME}` takes a variable
+    /// of kkrun's environment (redacted like `env`).
+    headers: Option<std::collections::BTreeMap<String, String>>,
+    /// A tool call is cancelled after this long (default `60s`).
+    timeout: Option<DurationText>,
+    /// Starting, initialising and listing tools may take this long (default
+    /// `30s`); a server that does not make it ends the task as `error`.
+    startup_timeout: Option<DurationText>,
+    /// The most bytes of one result the model sees (default 32768); the
+    /// middle of a longer one is cut, and the model is told.
+    #[schemars(range(min = 256, max = 4194304))]
+    max_output_bytes: Option<u64>,
+    /// Globs over the server's tool names: only matching tools are offered
+    /// (default: all).
+    allow_tools: Option<Vec<String>>,
+    /// Globs over the server's tool names: matching tools are never offered;
+    /// deny wins over allow.
+    deny_tools: Option<Vec<String>>,
+    /// Globs over the server's tool names: matching tools are offered to the
+    /// read-only stages (blueprint, preview) too. Without it only tools the
+    /// server annotates `readOnlyHint: true` are.
+    read_only_tools: Option<Vec<String>>,
 }
 
 /// A model's price in USD per million tokens.

@@ -28,7 +28,7 @@ use crate::provider::ModelPrice;
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 /// Merges `defaults` under `task`: the task's key wins, except that the maps
-/// `stages`, `budget`, `tools.shell` and `env` merge key by key (`pricing`
+/// `stages`, `budget`, `tools.shell`, `env` and `mcp` merge key by key (`pricing`
 /// is one price, so it is replaced whole).
 pub(crate) fn merge(task: TaskSettings, defaults: &TaskSettings) -> TaskSettings {
     let defaults = defaults.clone();
@@ -85,6 +85,14 @@ pub(crate) fn merge(task: TaskSettings, defaults: &TaskSettings) -> TaskSettings
         }),
         pricing: task.pricing.or(defaults.pricing),
         context_window: task.context_window.or(defaults.context_window),
+        mcp: merge_maps(task.mcp, defaults.mcp, |task, defaults| {
+            let mut merged: Vec<_> = defaults
+                .into_iter()
+                .filter(|(name, _)| !task.iter().any(|(own, _)| own.value == name.value))
+                .collect();
+            merged.extend(task);
+            merged
+        }),
     }
 }
 
@@ -220,6 +228,12 @@ pub(crate) fn resolve(
             output_per_mtok: pricing.output.value,
         }),
         context_window: settings.context_window.map(|window| window.value),
+        mcp: settings
+            .mcp
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(_, server)| server)
+            .collect(),
     })
 }
 

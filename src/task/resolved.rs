@@ -47,6 +47,8 @@ pub struct Task {
     /// The model's context window in tokens from the task file; `None`
     /// picks one by model name ([`crate::agent::default_context_window`]).
     pub context_window: Option<u64>,
+    /// The task's MCP servers (`mcp:`), in the order the file lists them.
+    pub mcp: Vec<crate::mcp::ServerConfig>,
 }
 
 /// What kind of work a task asks for.

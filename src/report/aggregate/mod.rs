@@ -16,8 +16,8 @@ pub use live::{LiveReports, Outputs, attach};
 pub use rebuild::{Rebuilt, rebuild};
 
 use super::model::{
-    Artifacts, CheckReport, CheckStatus, REPORT_SCHEMA_VERSION, Report, SnapshotReport,
-    StageReport, TaskReport, Totals, ViolationReport,
+    Artifacts, CheckReport, CheckStatus, McpServerReport, REPORT_SCHEMA_VERSION, Report,
+    SnapshotReport, StageReport, TaskReport, Totals, ViolationReport,
 };
 use crate::events::{ArtifactKind, CheckSpec, Event, EventKind, StageEndKind, TaskOutcome};
 use crate::exit_codes;
@@ -160,7 +160,7 @@ impl Aggregator {
                     task.started_elapsed_ms = Some(event.elapsed_ms);
                 }
             }
-            EventKind::StageStarted { round } => {
+            EventKind::StageStarted { round, .. } => {
                 if let (Some(stage), Some(task)) = (event.stage, self.task_of(event)) {
                     task.stage = Some(OpenStage {
                         name: stage.as_str().to_string(),
@@ -326,8 +326,45 @@ impl Aggregator {
                     }
                 }
             }
+            EventKind::McpServerStarted {
+                server,
+                transport,
+                tools,
+                read_only_tools,
+                replayed,
+                ..
+            } => {
+                if let Some(task) = self.task_of(event) {
+                    task.report.mcp_servers.push(McpServerReport {
+                        name: server.clone(),
+                        transport: transport.clone(),
+                        tools: tools.clone(),
+                        read_only_tools: read_only_tools.clone(),
+                        replayed: *replayed,
+                        exited: None,
+                        stderr_tail: None,
+                    });
+                }
+            }
+            EventKind::McpServerExited {
+                server,
+                status,
+                stderr_tail,
+            } => {
+                if let Some(task) = self.task_of(event)
+                    && let Some(report) = task
+                        .report
+                        .mcp_servers
+                        .iter_mut()
+                        .find(|s| &s.name == server)
+                {
+                    report.exited = Some(status.clone());
+                    report.stderr_tail = Some(stderr_tail.clone()).filter(|t| !t.is_empty());
+                }
+            }
             // Progress and diagnostics: the report does not record them.
-            EventKind::Error { .. }
+            EventKind::McpServerStopped { .. }
+            | EventKind::Error { .. }
             | EventKind::ToolCall { .. }
             | EventKind::LoopWarning { .. }
             | EventKind::LoopStuck { .. }
@@ -423,6 +460,7 @@ impl TaskState {
                     transcript: None,
                     patch: None,
                 },
+                mcp_servers: Vec::new(),
             },
             checks: Vec::new(),
             baseline: Vec::new(),

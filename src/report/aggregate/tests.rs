@@ -173,7 +173,10 @@ fn a_skipped_stage_has_no_snapshot_and_a_run_stage_gets_the_one_taken_while_open
         event(
             Some("t"),
             Some(Stage::Code),
-            EventKind::StageStarted { round: 1 },
+            EventKind::StageStarted {
+                round: 1,
+                tools: Vec::new(),
+            },
         ),
         snapshot("code"),
         stage_finished(Stage::Code, StageEndKind::Finished),

@@ -10,6 +10,7 @@
 //! and `yaml_error` explains YAML the parser rejected.
 
 mod document;
+mod mcp;
 mod names;
 mod settings;
 mod values;
@@ -22,6 +23,7 @@ use super::node::{self, SpannedNode};
 use super::raw::TaskFile;
 use yaml_error::yaml_error;
 
+pub(crate) use mcp::McpServers;
 pub use names::PROVIDERS;
 pub(crate) use names::{MODEL_PATTERN, NAME_MAX_LEN, NAME_PATTERN, check_model_form};
 

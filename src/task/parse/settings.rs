@@ -27,6 +27,7 @@ pub(super) const SETTINGS_KEYS: &[&str] = &[
     "env",
     "pricing",
     "context_window",
+    "mcp",
 ];
 const CHECK_KEYS: &[&str] = &["name", "run", "timeout", "retries"];
 const STAGE_KEYS: &[&str] = &["blueprint", "code", "debug", "preview"];
@@ -88,6 +89,7 @@ impl Walker<'_> {
                 "context_window" => {
                     settings.context_window = self.uint(value, &key, MIN_CONTEXT_WINDOW, u64::MAX)
                 }
+                "mcp" => settings.mcp = self.mcp(value, &key),
                 _ => {}
             }
         }
