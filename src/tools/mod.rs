@@ -13,6 +13,7 @@ mod patch;
 mod policy;
 pub mod process;
 mod registry;
+mod replace;
 mod search;
 mod shell;
 
