@@ -108,6 +108,10 @@ pub struct RunArgs {
     /// name, which a run of several tasks needs.
     #[arg(long, value_name = "FILE", conflicts_with = "replay")]
     pub record: Option<String>,
+    /// Exit 2 before running anything when the sandbox (Landlock, network
+    /// namespace) cannot be fully enforced on this machine.
+    #[arg(long)]
+    pub require_sandbox: bool,
     /// Write the run directory here instead of `.kkrun/runs/<run-id>/`.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -282,6 +286,7 @@ fn run_tasks(args: &RunArgs, global: &GlobalArgs) -> Result<i32, Error> {
         restore: args.restore,
         record: args.record.clone(),
         command_line: std::env::args().collect(),
+        require_sandbox: args.require_sandbox,
     };
     crate::runner::run(tasks, run_options, global)
 }

@@ -202,13 +202,17 @@ impl ConsoleState {
             EventKind::RunStarted { run_id, tasks, .. } => {
                 (!quiet).then(|| format!("{prefix}: run {run_id}, {} task(s)", tasks.len()))
             }
-            EventKind::TaskStarted { model, .. } => {
+            EventKind::TaskStarted { model, sandbox, .. } => {
                 self.task_tokens = 0;
                 self.task_cost = Some(0.0);
                 if self.options.github {
                     self.workflow_command(&github::group_start(&format!("kkrun task {}", event.task.as_deref().unwrap_or(""))));
                 }
-                (!quiet).then(|| format!("{prefix}: started with {model}"))
+                // An unenforced sandbox is shown even with --quiet: the user
+                // must know that commands run unconfined.
+                (!quiet || !sandbox.complete()).then(|| {
+                    format!("{prefix}: started with {model}; sandbox: {}", sandbox.describe())
+                })
             }
             EventKind::StageStarted { round } => {
                 self.set_live(event, "starting");

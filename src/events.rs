@@ -67,6 +67,9 @@ pub enum EventKind {
         file: String,
         /// The `provider:model` the task runs with.
         model: String,
+        /// What the sandbox enforces for the agent's commands on this
+        /// machine (checks get the same filesystem rule).
+        sandbox: crate::sandbox::SandboxStatus,
     },
     /// A stage began.
     #[serde(rename = "stage.started")]

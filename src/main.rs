@@ -6,6 +6,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // The sandbox launcher is this binary re-executed; it must run before
+    // anything else (it has to be single-threaded).
+    if let Some(code) = kkrun::sandbox::run_launcher_if_requested() {
+        return exit(code);
+    }
+    kkrun::sandbox::use_current_exe();
     let cli = match kkrun::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {

@@ -33,6 +33,9 @@ pub struct RunOptions {
     pub record: Option<String>,
     /// The command line, for the report (redacted before use).
     pub command_line: Vec<String>,
+    /// `--require-sandbox`: exit 2 before anything runs when the sandbox
+    /// cannot be fully enforced for a task's commands or checks.
+    pub require_sandbox: bool,
 }
 
 /// Runs `tasks` and returns the run's exit code. Errors are for problems
@@ -57,6 +60,9 @@ pub fn run(tasks: Vec<Task>, options: RunOptions, global: &GlobalArgs) -> Result
              run's own files (hint: use a subdirectory, e.g. --out kkrun-results)",
             out.display()
         )));
+    }
+    if options.require_sandbox {
+        require_sandbox(&tasks)?;
     }
     // Every provider is built before anything runs, so a bad model spec or a
     // missing API key stops the run with nothing done.
@@ -93,6 +99,39 @@ pub fn run(tasks: Vec<Task>, options: RunOptions, global: &GlobalArgs) -> Result
         .build()
         .map_err(|e| Error::io("starting the async runtime", e))?;
     runtime.block_on(run_tasks(tasks, providers, options, global))
+}
+
+/// Probes the sandbox of every task's commands and checks, and refuses the
+/// run (exit 2) when any of them cannot be fully enforced here.
+fn require_sandbox(tasks: &[Task]) -> Result<(), Error> {
+    for task in tasks {
+        let options = crate::sandbox::SandboxOptions::from_shell(&task.shell);
+        let workspace = task
+            .workspace
+            .canonicalize()
+            .unwrap_or_else(|_| task.workspace.clone());
+        let env = crate::tools::process::command_env(&task.env);
+        let mut policies = vec![("its commands".to_string(), options.commands(&workspace))];
+        for check in &task.checks {
+            policies.push((
+                format!("check `{}`", check.name),
+                options.check(&workspace, check.network, &env),
+            ));
+        }
+        for (what, policy) in policies {
+            let status = crate::sandbox::probe(&policy);
+            if !status.complete() {
+                return Err(Error::InvalidInput(format!(
+                    "--require-sandbox: task `{}` ({}): the sandbox of {what} cannot be fully enforced on this \
+                     machine: {} (hint: run where Landlock and namespaces are available, or drop --require-sandbox)",
+                    task.name,
+                    task.file.display(),
+                    status.describe()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The task's `provider:model`; the loader already applied `--model`.
@@ -162,6 +201,7 @@ async fn run_tasks(
             events: &events,
             interrupt: &interrupt,
             restore_after: restore_after(index),
+            require_sandbox: options.require_sandbox,
         };
         // A panic inside a task must not lose the run's record: it becomes
         // the task's `error` outcome.

@@ -82,6 +82,7 @@ fn task(name: &str, file: &str, outcome: TaskOutcome) -> TaskReport {
             transcript: None,
             patch: Some(format!("{name}/final.patch")),
         },
+        sandbox: None,
     }
 }
 

@@ -26,6 +26,8 @@ impl Fixture {
     }
 
     fn with_policy(shell: ShellPolicy, checks: Vec<Check>) -> Fixture {
+        // Commands go through the real launcher: the built kkrun binary.
+        kkrun::sandbox::set_launcher(env!("CARGO_BIN_EXE_kkrun"));
         let root = tempfile::tempdir().unwrap();
         let repo = root.path().join("repo");
         let outside = root.path().join("outside");
@@ -981,6 +983,7 @@ async fn shell_policy_refuses_with_the_matching_rule() {
         allow: vec!["echo *".into(), "git *".into()],
         deny: vec!["git rebase*".into()],
         timeout: Duration::from_secs(30),
+        ..ShellPolicy::default()
     };
     let fx = Fixture::with_policy(policy, Vec::new());
     for (command, rule) in [
@@ -1021,6 +1024,7 @@ fn check(name: &str, run: &str, retries: u32, timeout_ms: u64) -> Check {
         run: run.to_string(),
         timeout: Duration::from_millis(timeout_ms),
         retries,
+        network: true,
     }
 }
 
@@ -1044,7 +1048,7 @@ async fn checks_report_pass_fail_flaky_and_timeout() {
         ),
         check("hangs", "trap '' TERM; echo waiting; sleep 300", 0, 500),
     ];
-    let results = run_checks(&checks, &fx.repo, &BTreeMap::new()).await;
+    let results = run_checks(&checks, &fx.repo, &BTreeMap::new(), &fx.ctx.sandbox).await;
     let by_name = |name: &str| results.iter().find(|r| r.name == name).unwrap();
 
     let passes = by_name("passes");
@@ -1118,7 +1122,7 @@ async fn check_output_tail_keeps_the_end() {
         0,
         10_000,
     )];
-    let results = run_checks(&checks, &fx.repo, &BTreeMap::new()).await;
+    let results = run_checks(&checks, &fx.repo, &BTreeMap::new(), &fx.ctx.sandbox).await;
     let tail = &results[0].output_tail;
     assert!(tail.starts_with("[… "), "{}", &tail[..50]);
     assert!(tail.ends_with("20000\nthe-end\n"));

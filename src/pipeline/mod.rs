@@ -52,6 +52,9 @@ pub struct TaskEnv<'a> {
     /// Restore `00-base` after the task whatever its outcome, so the next
     /// task starts from the same state.
     pub restore_after: bool,
+    /// `--require-sandbox`: commands whose sandbox cannot be fully enforced
+    /// do not run.
+    pub require_sandbox: bool,
 }
 
 /// Why the pipeline stopped before its natural end.
@@ -82,11 +85,22 @@ struct TranscriptEntry<'a> {
 /// every problem ends up as the task's outcome and reason.
 pub async fn run_task(env: &TaskEnv<'_>, task: &Task) -> TaskReport {
     let events = env.events.for_task(&task.name);
+    let mut run = TaskRun::new(env, task, events.clone());
+    let policy = run.tools.sandbox.commands(&run.tools.workspace);
+    let sandbox = tokio::task::spawn_blocking(move || crate::sandbox::probe(&policy))
+        .await
+        .unwrap_or_else(|e| {
+            crate::sandbox::SandboxStatus::unavailable(
+                !task.shell.network,
+                format!("the sandbox probe failed: {e}"),
+            )
+        });
+    run.report.sandbox = Some(sandbox.clone());
     events.emit(EventKind::TaskStarted {
         file: env.file_display.clone(),
         model: env.model_spec.to_string(),
+        sandbox,
     });
-    let mut run = TaskRun::new(env, task, events);
     let (outcome, reason) = match run.drive().await {
         Ok(()) => run.judge(),
         Err(stop) => (stop.outcome, stop.reason),
@@ -124,7 +138,11 @@ impl<'e, 'a> TaskRun<'e, 'a> {
             started: Instant::now(),
             report,
             budget: BudgetTracker::new(&task.budget),
-            tools: ToolContext::new(task),
+            tools: {
+                let mut tools = ToolContext::new(task);
+                tools.sandbox.strict = env.require_sandbox;
+                tools
+            },
             store: None,
             snapshots: Vec::new(),
             baseline: Vec::new(),
@@ -574,7 +592,12 @@ impl<'e, 'a> TaskRun<'e, 'a> {
     /// Runs the task's checks (interruptible) and reports them as `phase`.
     async fn checks(&mut self, phase: &str) -> Result<Vec<CheckResult>, Stop> {
         let results = {
-            let run = run_checks(&self.task.checks, &self.task.workspace, &self.task.env);
+            let run = run_checks(
+                &self.task.checks,
+                &self.task.workspace,
+                &self.task.env,
+                &self.tools.sandbox,
+            );
             tokio::select! {
                 results = run => Some(results),
                 () = self.env.interrupt.wait() => None,
@@ -810,6 +833,7 @@ pub fn unstarted_report(
             transcript: None,
             patch: None,
         },
+        sandbox: None,
     }
 }
 

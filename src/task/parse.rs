@@ -43,10 +43,10 @@ const SETTINGS_KEYS: &[&str] = &[
 ];
 const TASK_KEYS: &[&str] = &["name", "description", "prompt"];
 const LIST_KEYS: &[&str] = &["version", "defaults", "tasks"];
-const CHECK_KEYS: &[&str] = &["name", "run", "timeout", "retries"];
+const CHECK_KEYS: &[&str] = &["name", "run", "timeout", "retries", "network"];
 const STAGE_KEYS: &[&str] = &["blueprint", "code", "debug", "preview"];
 const BUDGET_KEYS: &[&str] = &["max_tokens", "max_cost_usd", "timeout"];
-const SHELL_KEYS: &[&str] = &["allow", "deny", "timeout"];
+const SHELL_KEYS: &[&str] = &["allow", "deny", "timeout", "writable", "network"];
 const PRICING_KEYS: &[&str] = &["input", "cached_input", "output"];
 /// Smallest `context_window`: below this not even a stage's system prompt
 /// and tools fit, so a smaller number is a typo.
@@ -487,6 +487,7 @@ impl<'a> Walker<'a> {
             let mut run = None;
             let mut timeout = None;
             let mut retries = None;
+            let mut network = None;
             for entry in &known {
                 let field = format!("{path}{}", entry.name);
                 match entry.name {
@@ -500,6 +501,7 @@ impl<'a> Walker<'a> {
                     }
                     "timeout" => timeout = self.duration(entry.value, &field),
                     "retries" => retries = self.uint(entry.value, &field, 0, 100),
+                    "network" => network = self.boolean(entry.value, &field),
                     _ => {}
                 }
             }
@@ -531,6 +533,7 @@ impl<'a> Walker<'a> {
                     run,
                     timeout,
                     retries,
+                    network,
                 });
             }
         }
@@ -618,6 +621,8 @@ impl<'a> Walker<'a> {
                     "allow" => shell.allow = self.glob_list(field.value, &field_path),
                     "deny" => shell.deny = self.glob_list(field.value, &field_path),
                     "timeout" => shell.timeout = self.duration(field.value, &field_path),
+                    "writable" => shell.writable = self.path_list(field.value, &field_path),
+                    "network" => shell.network = self.boolean(field.value, &field_path),
                     _ => {}
                 }
             }
@@ -983,6 +988,22 @@ impl<'a> Walker<'a> {
                 None
             }
         }
+    }
+
+    fn path_list(
+        &mut self,
+        value: &SpannedNode,
+        key: &str,
+    ) -> Option<Spanned<Vec<Spanned<String>>>> {
+        let items = self.seq(value, key, "a list of paths: `[\"~/.cache/pip\", \"/var/tmp/build\"]`")?;
+        let paths = items
+            .iter()
+            .enumerate()
+            .filter_map(|(index, item)| {
+                self.non_empty_string(item, &format!("{key}[{index}]"), "remove the empty entry")
+            })
+            .collect();
+        Some(spanned(paths, value))
     }
 
     fn glob_list(

@@ -89,6 +89,8 @@ pub struct Check {
     pub timeout: Duration,
     /// Extra attempts after a failure; a later pass makes the check flaky.
     pub retries: u32,
+    /// Whether the check keeps the network under the sandbox.
+    pub network: bool,
 }
 
 /// The four pipeline stages, in order.
@@ -218,6 +220,12 @@ pub struct ShellPolicy {
     pub deny: Vec<String>,
     /// Kill a command (and its process group) after this long.
     pub timeout: Duration,
+    /// Paths commands and checks may write besides the workspace and the
+    /// temporary directory, as written in the task file (see
+    /// [`crate::sandbox::resolve_writable`]).
+    pub writable: Vec<String>,
+    /// Whether the agent's commands keep the network.
+    pub network: bool,
 }
 
 impl ShellPolicy {
@@ -241,6 +249,8 @@ impl Default for ShellPolicy {
             allow: Vec::new(),
             deny: Self::DEFAULT_DENY.iter().map(|s| s.to_string()).collect(),
             timeout: Duration::from_secs(5 * 60),
+            writable: Vec::new(),
+            network: false,
         }
     }
 }

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use super::{ToolError, edit, fs, patch, search, shell};
 use crate::events::ToolOutcome;
 use crate::provider::{ToolCall, ToolSpec};
+use crate::sandbox::SandboxOptions;
 use crate::task::{Check, ShellPolicy};
 
 /// Everything the tools need to know about the task they work for.
@@ -23,6 +24,8 @@ pub struct ToolContext {
     pub env: BTreeMap<String, String>,
     /// The task's checks, run by the `run_checks` tool.
     pub checks: Vec<Check>,
+    /// How commands and checks are sandboxed; from `shell`, not strict.
+    pub sandbox: SandboxOptions,
 }
 
 impl ToolContext {
@@ -50,6 +53,7 @@ impl ToolContext {
             workspace: workspace
                 .canonicalize()
                 .unwrap_or_else(|_| workspace.to_path_buf()),
+            sandbox: SandboxOptions::from_shell(&shell),
             shell,
             env,
             checks,

@@ -66,6 +66,7 @@ pub(crate) async fn shell(ctx: &ToolContext, args: ShellArgs) -> Result<String, 
         .map_or(ctx.shell.timeout, |asked| asked.min(ctx.shell.timeout))
         .max(Duration::from_secs(1));
     let env = command_env(&ctx.env);
+    let policy = ctx.sandbox.commands(&ctx.workspace);
     let spec = CommandSpec {
         script: &args.command,
         cwd: &ctx.workspace,
@@ -73,6 +74,8 @@ pub(crate) async fn shell(ctx: &ToolContext, args: ShellArgs) -> Result<String, 
         timeout,
         head_bytes: SHELL_HEAD_BYTES,
         tail_bytes: SHELL_TAIL_BYTES,
+        policy: &policy,
+        strict: ctx.sandbox.strict,
     };
     let output = run_command(&spec)
         .await
@@ -116,6 +119,6 @@ pub(crate) async fn run_checks_tool(
     if ctx.checks.is_empty() {
         return Ok("this task defines no checks; verify your work with the shell tool".to_string());
     }
-    let results = run_checks(&ctx.checks, &ctx.workspace, &ctx.env).await;
+    let results = run_checks(&ctx.checks, &ctx.workspace, &ctx.env, &ctx.sandbox).await;
     Ok(render_for_model(&results))
 }
