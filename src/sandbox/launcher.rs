@@ -39,7 +39,7 @@ pub(super) fn main(spec: &std::ffi::OsStr) -> i32 {
     if rustix::process::getppid().is_none_or(|ppid| ppid.as_raw_nonzero().get() == 1) {
         return fail("kkrun ended before the command started");
     }
-    if let Err(e) = rustix::process::set_child_subreaper(None) {
+    if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
         return fail(&format!("cannot become a child subreaper: {e}"));
     }
     let status = apply(&spec.policy);
