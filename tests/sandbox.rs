@@ -112,7 +112,11 @@ fn read_pid(path: &Path) -> u32 {
         {
             return pid;
         }
-        assert!(Instant::now() < deadline, "{} never appeared", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -174,7 +178,9 @@ async fn commands_write_the_workspace_and_temp_only() {
     assert!(!escape.exists(), "a command wrote outside the workspace");
 
     let result = fx
-        .shell("echo ok > inside.txt && t=$(mktemp) && echo tmp > \"$t\" && cat \"$t\" && rm \"$t\"")
+        .shell(
+            "echo ok > inside.txt && t=$(mktemp) && echo tmp > \"$t\" && cat \"$t\" && rm \"$t\"",
+        )
         .await;
     assert_eq!(result.outcome, ToolOutcome::Ok, "{}", result.content);
     assert!(result.content.contains("tmp"), "{}", result.content);
@@ -204,7 +210,12 @@ async fn commands_cannot_write_git_or_run_records() {
         "mv .git .git-moved",
     ] {
         let result = fx.shell(command).await;
-        assert_eq!(result.outcome, ToolOutcome::Error, "{command}: {}", result.content);
+        assert_eq!(
+            result.outcome,
+            ToolOutcome::Error,
+            "{command}: {}",
+            result.content
+        );
     }
     assert_eq!(
         std::fs::read_to_string(fx.repo.join(".git/config")).unwrap(),
@@ -334,7 +345,10 @@ async fn setsid_and_double_forked_descendants_end_with_the_command() {
     assert_eq!(result.outcome, ToolOutcome::Ok, "{}", result.content);
     for file in ["setsid.pid", "daemon.pid", "nohup.pid"] {
         let pid = read_pid(&fx.repo.join(file));
-        assert!(wait_until_gone(pid), "{file}: process {pid} outlived its command");
+        assert!(
+            wait_until_gone(pid),
+            "{file}: process {pid} outlived its command"
+        );
     }
 }
 
@@ -350,7 +364,10 @@ async fn a_timeout_ends_descendants_that_left_the_process_group() {
     assert!(started.elapsed() < Duration::from_secs(15));
     for file in ["escaped.pid", "leader.pid"] {
         let pid = read_pid(&fx.repo.join(file));
-        assert!(wait_until_gone(pid), "{file}: process {pid} survived the timeout");
+        assert!(
+            wait_until_gone(pid),
+            "{file}: process {pid} survived the timeout"
+        );
     }
 }
 
@@ -361,7 +378,9 @@ async fn a_timeout_ends_descendants_that_left_the_process_group() {
 /// from a user namespace.
 #[test]
 fn an_unprivileged_user_gets_the_same_sandbox() {
-    if !rustix::process::getuid().is_root() || Command::new("setpriv").arg("--version").output().is_err() {
+    if !rustix::process::getuid().is_root()
+        || Command::new("setpriv").arg("--version").output().is_err()
+    {
         eprintln!("skipping: needs root and setpriv to switch to an unprivileged user");
         return;
     }
@@ -394,7 +413,11 @@ fn an_unprivileged_user_gets_the_same_sandbox() {
     let output = as_nobody(spec("", true));
     let status: SandboxStatus = serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
-    if skip_unless(status.complete(), "the sandbox for an unprivileged user", &status) {
+    if skip_unless(
+        status.complete(),
+        "the sandbox for an unprivileged user",
+        &status,
+    ) {
         return;
     }
     let output = as_nobody(spec("touch made-it; touch .git/nope; id -u", false));
@@ -425,7 +448,11 @@ fn a_run_reports_the_sandbox_and_confines_the_agent() {
         "shell",
         json!({"command": format!("echo pwned > {}", escape.display())}),
     );
-    let task = fx.task("confined", "", &[plan(), attempt, finish("c"), review("approve")]);
+    let task = fx.task(
+        "confined",
+        "",
+        &[plan(), attempt, finish("c"), review("approve")],
+    );
     let run = fx.run("out", &[&task]);
     let report = run.report();
     let status = reported_sandbox(&report);
@@ -448,7 +475,10 @@ fn a_run_reports_the_sandbox_and_confines_the_agent() {
     if status.filesystem == FilesystemEnforcement::Unavailable {
         skip_unless(false, "Landlock", &status);
     } else {
-        assert!(!escape.exists(), "the agent's command wrote outside the workspace");
+        assert!(
+            !escape.exists(),
+            "the agent's command wrote outside the workspace"
+        );
     }
 }
 
@@ -492,7 +522,10 @@ fn require_sandbox_runs_where_the_sandbox_holds_and_exits_2_where_it_does_not() 
         return;
     }
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("--require-sandbox: task `strict`"), "{stderr}");
+    assert!(
+        stderr.contains("--require-sandbox: task `strict`"),
+        "{stderr}"
+    );
     assert!(stderr.contains("network NOT cut off"), "{stderr}");
     assert!(!fx.root().join("out-refused/report.json").exists());
 }
@@ -506,7 +539,11 @@ fn a_daemon_started_by_the_agent_dies_when_kkrun_is_interrupted() {
         "shell",
         json!({"command": "setsid sleep 300 > /dev/null 2>&1 & echo $! > daemon.pid; sleep 60"}),
     );
-    let task = fx.task("daemon", "", &[plan(), daemon, finish("c"), review("approve")]);
+    let task = fx.task(
+        "daemon",
+        "",
+        &[plan(), daemon, finish("c"), review("approve")],
+    );
     let mut child = fx
         .kkrun(&["run", "--json", "--out", "out", &task])
         .stdout(std::process::Stdio::null())

@@ -163,8 +163,11 @@ fn map_user(uid: u32, gid: u32) -> std::io::Result<()> {
 /// namespace (so nothing changes for anyone else).
 fn make_read_only(paths: &[std::path::PathBuf]) -> Result<(), String> {
     use rustix::mount::{MountFlags, MountPropagationFlags};
-    rustix::mount::mount_change("/", MountPropagationFlags::REC | MountPropagationFlags::PRIVATE)
-        .map_err(|e| format!("cannot make the mount namespace private: {e}"))?;
+    rustix::mount::mount_change(
+        "/",
+        MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
+    )
+    .map_err(|e| format!("cannot make the mount namespace private: {e}"))?;
     for path in paths {
         rustix::mount::mount_bind(path, path)
             .and_then(|()| {
@@ -185,8 +188,15 @@ fn restrict_writes(writable: &[std::path::PathBuf]) -> Result<(), String> {
     let status = Ruleset::default()
         .handle_access(AccessFs::from_all(abi))
         .and_then(|ruleset| ruleset.create())
-        .and_then(|ruleset| ruleset.add_rules(path_beneath_rules([Path::new("/")], AccessFs::from_read(abi))))
-        .and_then(|ruleset| ruleset.add_rules(path_beneath_rules(writable, AccessFs::from_all(abi))))
+        .and_then(|ruleset| {
+            ruleset.add_rules(path_beneath_rules(
+                [Path::new("/")],
+                AccessFs::from_read(abi),
+            ))
+        })
+        .and_then(|ruleset| {
+            ruleset.add_rules(path_beneath_rules(writable, AccessFs::from_all(abi)))
+        })
         .and_then(|ruleset| ruleset.restrict_self())
         .map_err(|e| format!("Landlock could not be set up: {e}"))?;
     match status.ruleset {

@@ -19,7 +19,11 @@ pub(super) fn descendants() -> Vec<Pid> {
     };
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
             continue;
         };
         if let Some(ppid) = live_parent(pid) {
