@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod cli;
+pub mod commands;
 pub mod console;
 pub mod error;
 pub mod events;

@@ -314,7 +314,7 @@ async fn checks_write_tool_caches_and_keep_the_network_unless_told() {
     let env = BTreeMap::from([("HOME".to_string(), home.display().to_string())]);
     let fx = Fixture::new(ShellPolicy::default(), checks.clone(), env.clone());
     let results = run_checks(&checks, &fx.repo, &env, &fx.ctx.sandbox).await;
-    let passed = |name: &str| results.iter().find(|r| r.name == name).unwrap().passed;
+    let passed = |name: &str| results.iter().find(|r| r.name == name).unwrap().run.passed;
     assert!(passed("cache"), "{results:#?}");
     assert!(home.join(".cache/test-cache").exists());
     assert!(passed("online"), "{results:#?}");

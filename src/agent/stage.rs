@@ -563,7 +563,7 @@ impl<'a> StageRun<'a> {
 
     fn exhausted(&self, exhausted: Exhausted) -> StageEnd {
         self.events.emit(EventKind::BudgetExhausted {
-            budget: exhausted.kind.as_str().to_string(),
+            budget: exhausted.kind,
             used: exhausted.used,
             limit: exhausted.limit,
         });

@@ -11,7 +11,7 @@ use std::io;
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesText, Event};
 
-use super::model::{CheckReport, Report, TaskOutcome, TaskReport, Verdict};
+use super::model::{CheckReport, Report, TaskOutcome, TaskReport};
 use super::text::xml_safe;
 
 /// One `<testcase>` before serialization.
@@ -271,7 +271,7 @@ fn review_case(task: &TaskReport) -> Case {
     let (result, system_out) = match &task.review {
         None => (ended_early(task), None),
         Some(review) => {
-            let blocking = review.verdict == Verdict::RequestChanges && !review.advisory;
+            let blocking = review.blocks();
             let result = if blocking {
                 CaseResult::Failed {
                     message: "the review requested changes".to_string(),

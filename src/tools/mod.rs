@@ -17,7 +17,7 @@ mod replace;
 mod search;
 mod shell;
 
-pub use checks::{CheckResult, FailedAttempt, run_checks};
+pub use checks::{CheckResult, CheckRun, run_checks};
 pub use policy::{PolicyRefusal, ShellGuard, ShellPolicyError};
 pub use registry::{ToolContext, ToolResult, ToolSet, execute, tool_specs};
 
