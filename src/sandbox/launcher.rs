@@ -33,8 +33,11 @@ pub(super) fn main(spec: &std::ffi::OsStr) -> i32 {
         Some(Err(e)) => return fail(&format!("the launch spec is not valid: {e}")),
         None => return fail("the launch spec is not UTF-8"),
     };
-    // kkrun dying must end the command too. If it died before this line,
-    // the parent is already someone else; there is nobody to run for.
+    // kkrun dying must end the command too. The kernel sends this when the
+    // thread that started the launcher ends; kkrun starts commands from its
+    // runtime's worker threads, which live as long as the run. If kkrun
+    // died before this line, the parent is already someone else and there
+    // is nobody to run for.
     let _ = rustix::process::set_parent_process_death_signal(Some(Signal::HUP));
     if rustix::process::getppid().is_none_or(|ppid| ppid.as_raw_nonzero().get() == 1) {
         return fail("kkrun ended before the command started");
