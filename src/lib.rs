@@ -10,6 +10,7 @@ pub mod console;
 pub mod error;
 pub mod events;
 pub mod exit_codes;
+mod json_schema;
 pub mod pipeline;
 pub mod provider;
 pub mod report;

@@ -3,8 +3,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     // The sandbox launcher is this binary re-executed; it must run before
     // anything else (it has to be single-threaded).
@@ -12,18 +10,9 @@ fn main() -> ExitCode {
         return exit(code);
     }
     kkrun::sandbox::use_current_exe();
-    let cli = match kkrun::cli::Cli::try_parse() {
+    let cli = match kkrun::cli::parse() {
         Ok(cli) => cli,
-        Err(err) => {
-            // clap prints help/version to stdout and usage errors to stderr.
-            let code = if err.use_stderr() {
-                kkrun::exit_codes::INVALID_INPUT
-            } else {
-                0
-            };
-            let _ = err.print();
-            return exit(code);
-        }
+        Err(code) => return exit(code),
     };
     match kkrun::cli::run(cli) {
         Ok(code) => exit(code),

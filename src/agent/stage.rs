@@ -16,7 +16,7 @@ use crate::provider::{
 };
 use crate::task::Stage;
 use crate::tools::process::cap_text;
-use crate::tools::{ToolContext, ToolResult, ToolSet, execute, tool_specs};
+use crate::tools::{ToolContext, ToolResult, ToolSet, execute};
 
 /// A tool that ends the stage when called with valid arguments
 /// (`submit_plan`, `finish_stage`, ...).
@@ -221,7 +221,7 @@ impl<'a> StageRun<'a> {
                 request.stage
             )));
         }
-        let mut tools = tool_specs(request.tool_set);
+        let mut tools = ctx.tools.specs(request.tool_set);
         for finish in &request.finish_tools {
             if tools.iter().any(|t| t.name == finish.spec.name) {
                 return Err(AgentError::InvalidRequest(format!(
@@ -400,7 +400,7 @@ impl<'a> StageRun<'a> {
                     });
                 }
                 result
-            } else if !self.tool_set.contains(&call.name) {
+            } else if !self.ctx.tools.offers(self.tool_set, &call.name) {
                 self.refuse_unoffered(call)
             } else {
                 let run = execute(self.ctx, self.tool_set, call);
@@ -474,9 +474,7 @@ impl<'a> StageRun<'a> {
 
     fn refuse_unoffered(&self, call: &ToolCall) -> ToolResult {
         let offered: Vec<&str> = self.tools.iter().map(|t| t.name.as_str()).collect();
-        let known = tool_specs(ToolSet::Debug)
-            .iter()
-            .any(|spec| spec.name == call.name);
+        let known = self.ctx.tools.get(&call.name).is_some();
         let content = if known {
             let why = if self.stage.writes() {
                 String::new()
