@@ -141,6 +141,10 @@ pub struct RunArgs {
     /// name, which a run of several tasks needs.
     #[arg(long, value_name = "FILE", conflicts_with = "replay")]
     pub record: Option<String>,
+    /// Exit 2 before running anything when the sandbox (Landlock, network
+    /// namespace) cannot be fully enforced on this machine.
+    #[arg(long)]
+    pub require_sandbox: bool,
     /// Write the run directory here instead of `.kkrun/runs/<run-id>/`.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -399,6 +403,7 @@ fn run_command(
         model: args.model,
         replay: args.replay,
         record: args.record,
+        require_sandbox: args.require_sandbox,
         out: args.out,
         restore: match args.restore {
             RestoreArg::Auto => RestorePolicy::Auto,

@@ -245,14 +245,23 @@ impl ConsoleState {
                 (!quiet).then(|| format!("{prefix}: run {run_id}, {} task(s)", tasks.len()))
             }
             EventKind::TaskPlanned { .. } => None,
-            EventKind::TaskStarted { model, .. } => {
+            EventKind::TaskStarted { model, sandbox, .. } => {
                 self.task_tokens = 0;
                 self.task_cost = Some(0.0);
                 if self.options.github {
                     self.workflow_command(&github::group_start(&format!("kkrun task {}", event.task.as_deref().unwrap_or(""))));
                     self.group_open = true;
                 }
-                (!quiet).then(|| format!("{prefix}: started with {model}"))
+                // An unenforced sandbox is shown even with --quiet: the user
+                // must know that commands run unconfined.
+                let unconfined = sandbox.as_ref().is_some_and(|s| !s.complete());
+                (!quiet || unconfined).then(|| match sandbox {
+                    Some(sandbox) => format!(
+                        "{prefix}: started with {model}; sandbox: {}",
+                        sandbox.describe()
+                    ),
+                    None => format!("{prefix}: started with {model}"),
+                })
             }
             EventKind::StageStarted { round, .. } => {
                 self.set_live(event, "starting");

@@ -1,7 +1,7 @@
 //! kkrun: a headless CI runner that drives an AI coding agent through
 //! blueprint → code → debug → preview, snapshotting every stage with git.
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod agent;
 pub mod cli;
@@ -18,6 +18,7 @@ pub mod provider;
 pub mod redact;
 pub mod report;
 pub mod runner;
+pub mod sandbox;
 pub mod snapshot;
 pub mod store;
 pub mod task;

@@ -4,6 +4,12 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // The sandbox launcher is this binary re-executed; it must run before
+    // anything else (it has to be single-threaded).
+    if let Some(code) = kkrun::sandbox::run_launcher_if_requested() {
+        return exit(code);
+    }
+    kkrun::sandbox::use_current_exe();
     let cli = match kkrun::cli::parse() {
         Ok(cli) => cli,
         Err(code) => return exit(code),

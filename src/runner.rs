@@ -48,6 +48,9 @@ pub struct RunOptions {
     pub redact: Vec<String>,
     /// The command line, for the report (redacted before use).
     pub command_line: Vec<String>,
+    /// `--require-sandbox`: exit 2 before anything runs when the sandbox
+    /// cannot be fully enforced for a task's commands or checks.
+    pub require_sandbox: bool,
 }
 
 /// Runs `tasks` and returns the run's exit code. Errors are for problems
@@ -70,6 +73,9 @@ pub fn run(tasks: Vec<Task>, options: RunOptions) -> Result<i32, Error> {
         store::check_out_dir(&cwd, out)?;
     }
     let secrets = run_secrets(&tasks, &options.redact);
+    if options.require_sandbox {
+        require_sandbox(&tasks)?;
+    }
     // Every provider is built before anything runs, so a bad model spec or a
     // missing API key stops the run with nothing done.
     let mut providers = Vec::with_capacity(tasks.len());
@@ -122,6 +128,39 @@ fn run_secrets(tasks: &[Task], redact: &[String]) -> Redactor {
     let mut secrets = redact::secret_env_values(process.chain(declared));
     secrets.extend(redact.iter().cloned());
     Redactor::new(secrets)
+}
+
+/// Probes the sandbox of every task's commands and checks, and refuses the
+/// run (exit 2) when any of them cannot be fully enforced here.
+fn require_sandbox(tasks: &[Task]) -> Result<(), Error> {
+    for task in tasks {
+        let options = crate::sandbox::SandboxOptions::from_shell(&task.shell);
+        let workspace = task
+            .workspace
+            .canonicalize()
+            .unwrap_or_else(|_| task.workspace.clone());
+        let env = crate::tools::process::command_env(&task.env);
+        let mut policies = vec![("its commands".to_string(), options.commands(&workspace))];
+        for check in &task.checks {
+            policies.push((
+                format!("check `{}`", check.name),
+                options.check(&workspace, check.network, &env),
+            ));
+        }
+        for (what, policy) in policies {
+            let status = crate::sandbox::probe(&policy);
+            if !status.complete() {
+                return Err(Error::InvalidInput(format!(
+                    "--require-sandbox: task `{}` ({}): the sandbox of {what} cannot be fully enforced on this \
+                     machine: {} (hint: run where Landlock and namespaces are available, or drop --require-sandbox)",
+                    task.name,
+                    task.file.display(),
+                    status.describe()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The task's `provider:model`; the loader already applied `--model`.
@@ -218,6 +257,7 @@ async fn run_tasks(
             events: &events,
             interrupt: &interrupt,
             restore_after: restore_after(index),
+            require_sandbox: options.require_sandbox,
         };
         // A panic inside a task must not lose the run's record: it becomes
         // the task's `error` outcome.

@@ -28,6 +28,8 @@ impl Fixture {
     }
 
     fn with_policy(shell: ShellPolicy, checks: Vec<Check>) -> Fixture {
+        // Commands go through the real launcher: the built kkrun binary.
+        kkrun::sandbox::set_launcher(env!("CARGO_BIN_EXE_kkrun"));
         let root = tempfile::tempdir().unwrap();
         let repo = root.path().join("repo");
         let outside = root.path().join("outside");
@@ -564,6 +566,84 @@ async fn git_directory_is_off_limits() {
     assert_outcome(&result, ToolOutcome::Refused, "inside `.git/`");
 }
 
+#[tokio::test]
+async fn run_records_are_off_limits() {
+    let fx = Fixture::new();
+    write(&fx.repo, ".kkrun/runs/r1/transcript.jsonl", "{}\n");
+    for (tool, args) in [
+        (
+            "read_file",
+            json!({"path": ".kkrun/runs/r1/transcript.jsonl"}),
+        ),
+        ("list_dir", json!({"path": ".kkrun/runs"})),
+        (
+            "write_file",
+            json!({"path": "src/../.kkrun/runs/r1/transcript.jsonl", "content": "forged"}),
+        ),
+        (
+            "edit_file",
+            json!({"path": ".kkrun/runs/r1/transcript.jsonl", "old": "{}", "new": "x"}),
+        ),
+        ("grep", json!({"pattern": "x", "path": ".kkrun"})),
+    ] {
+        let result = fx.call(ToolSet::Code, tool, args).await;
+        assert_outcome(&result, ToolOutcome::Refused, "inside `.kkrun/`");
+    }
+    assert_eq!(fx.read(".kkrun/runs/r1/transcript.jsonl"), "{}\n");
+    let listed = fx.call(ToolSet::ReadOnly, "list_dir", json!({})).await;
+    assert!(!listed.content.contains(".kkrun"), "{}", listed.content);
+    let found = fx
+        .call(ToolSet::ReadOnly, "glob", json!({"pattern": "*.jsonl"}))
+        .await;
+    assert!(!found.content.contains("transcript"), "{}", found.content);
+}
+
+#[tokio::test]
+async fn file_tools_replace_hard_links_instead_of_writing_through() {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fixture::new();
+    let victim = fx.outside.join("victim.txt");
+    std::fs::write(&victim, "line one\nline two\n").unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let patch =
+        "--- a/patched.txt\n+++ b/patched.txt\n@@ -1,2 +1,2 @@\n line one\n-line two\n+patched\n";
+    for (name, tool, args) in [
+        (
+            "written.txt",
+            "write_file",
+            json!({"path": "written.txt", "content": "new\n"}),
+        ),
+        (
+            "edited.txt",
+            "edit_file",
+            json!({"path": "edited.txt", "old": "line two", "new": "edited"}),
+        ),
+        ("patched.txt", "apply_patch", json!({"patch": patch})),
+    ] {
+        std::fs::hard_link(&victim, fx.repo.join(name)).unwrap();
+        let result = fx.call(ToolSet::Code, tool, args).await;
+        assert_eq!(
+            result.outcome,
+            ToolOutcome::Ok,
+            "{tool}: {}",
+            result.content
+        );
+        assert_eq!(
+            std::fs::read_to_string(&victim).unwrap(),
+            "line one\nline two\n",
+            "{tool} wrote through the hard link"
+        );
+        let mode = std::fs::metadata(fx.repo.join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o640, "{tool} changed the file's permissions");
+    }
+    assert_eq!(fx.read("written.txt"), "new\n");
+    assert_eq!(fx.read("edited.txt"), "line one\nedited\n");
+    assert_eq!(fx.read("patched.txt"), "line one\npatched\n");
+}
+
 // ---- list_dir, glob, grep --------------------------------------------------
 
 #[tokio::test]
@@ -1031,6 +1111,7 @@ async fn shell_policy_refuses_with_the_matching_rule() {
         allow: vec!["echo *".into(), "git *".into()],
         deny: vec!["git gc*".into()],
         timeout: Duration::from_secs(30),
+        ..ShellPolicy::default()
     };
     let fx = Fixture::with_policy(policy, Vec::new());
     for (command, rule) in [
@@ -1075,6 +1156,7 @@ fn check(name: &str, run: &str, retries: u32, timeout_ms: u64) -> Check {
         timeout: Duration::from_millis(timeout_ms),
         retries,
         line: 0,
+        network: true,
     }
 }
 
@@ -1098,7 +1180,7 @@ async fn checks_report_pass_fail_flaky_and_timeout() {
         ),
         check("hangs", "trap '' TERM; echo waiting; sleep 300", 0, 500),
     ];
-    let results = run_checks(&checks, &fx.repo, &BTreeMap::new()).await;
+    let results = run_checks(&checks, &fx.repo, &BTreeMap::new(), &fx.ctx.sandbox).await;
     let by_name = |name: &str| &results.iter().find(|r| r.name == name).unwrap().run;
 
     let passes = by_name("passes");
@@ -1171,7 +1253,7 @@ async fn check_output_tail_keeps_the_end() {
         0,
         10_000,
     )];
-    let results = run_checks(&checks, &fx.repo, &BTreeMap::new()).await;
+    let results = run_checks(&checks, &fx.repo, &BTreeMap::new(), &fx.ctx.sandbox).await;
     let tail = &results[0].run.output_tail;
     assert!(tail.starts_with("[… "), "{}", &tail[..50]);
     assert!(tail.ends_with("20000\nthe-end\n"));

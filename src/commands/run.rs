@@ -21,6 +21,8 @@ pub struct RunCommand {
     pub replay: Option<PathBuf>,
     /// Cassette to record to; `{task}` becomes the task name.
     pub record: Option<String>,
+    /// `--require-sandbox`: exit 2 unless the sandbox is fully enforced.
+    pub require_sandbox: bool,
     /// Run directory instead of `.kkrun/runs/<run-id>/`.
     pub out: Option<PathBuf>,
     /// When to restore `00-base` after a task.
@@ -73,6 +75,7 @@ pub fn run(command: RunCommand) -> Result<i32, Error> {
         record: command.record,
         redact: command.redact,
         command_line: command.command_line,
+        require_sandbox: command.require_sandbox,
     };
     crate::runner::run(tasks, run_options)
 }

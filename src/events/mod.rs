@@ -112,6 +112,11 @@ pub enum EventKind {
         /// when the repository could not be read).
         #[serde(default)]
         base_commit: Option<String>,
+        /// What the sandbox enforces for the agent's commands on this
+        /// machine (checks get the same filesystem rule); absent in event
+        /// streams written before kkrun had a sandbox.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sandbox: Option<crate::sandbox::SandboxStatus>,
     },
     /// A stage began.
     #[serde(rename = "stage.started")]

@@ -51,6 +51,9 @@ pub struct TaskEnv<'a> {
     /// Restore `00-base` after the task whatever its outcome, so the next
     /// task starts from the same state.
     pub restore_after: bool,
+    /// `--require-sandbox`: commands whose sandbox cannot be fully enforced
+    /// do not run.
+    pub require_sandbox: bool,
 }
 
 /// Why the pipeline stopped before its natural end.
@@ -83,10 +86,20 @@ pub async fn run_task(env: &TaskEnv<'_>, task: &Task) -> TaskOutcome {
     let events = env.events.for_task(&task.name);
     let mut run = TaskRun::new(env, task, events);
     let opened = run.open_workspace();
+    let policy = run.tools.sandbox.commands(&run.tools.workspace);
+    let sandbox = tokio::task::spawn_blocking(move || crate::sandbox::probe(&policy))
+        .await
+        .unwrap_or_else(|e| {
+            crate::sandbox::SandboxStatus::unavailable(
+                !task.shell.network,
+                format!("the sandbox probe failed: {e}"),
+            )
+        });
     run.events.emit(EventKind::TaskStarted {
         file: env.file_display.clone(),
         model: env.model_spec.to_string(),
         base_commit: opened.as_ref().ok().cloned().flatten(),
+        sandbox: Some(sandbox),
     });
     let driven = match opened {
         Ok(_) => run.drive().await,

@@ -53,7 +53,11 @@ impl<'e, 'a> TaskRun<'e, 'a> {
             events,
             started: Instant::now(),
             budget: BudgetTracker::new(&task.budget),
-            tools: ToolContext::new(task),
+            tools: {
+                let mut tools = ToolContext::new(task);
+                tools.sandbox.strict = env.require_sandbox;
+                tools
+            },
             store: None,
             snapshots: Vec::new(),
             baseline: Vec::new(),
@@ -91,7 +95,12 @@ impl<'e, 'a> TaskRun<'e, 'a> {
         decides: Decides,
     ) -> Result<Vec<CheckResult>, Stop> {
         let results = {
-            let run = run_checks(&self.task.checks, &self.task.workspace, &self.task.env);
+            let run = run_checks(
+                &self.task.checks,
+                &self.task.workspace,
+                &self.task.env,
+                &self.tools.sandbox,
+            );
             tokio::select! {
                 results = run => Some(results),
                 () = self.env.interrupt.wait() => None,

@@ -121,6 +121,10 @@ pub struct TaskReport {
     pub tool_calls: BTreeMap<String, u32>,
     /// Files of this task in the run directory, relative to it.
     pub artifacts: Artifacts,
+    /// What the sandbox enforced for the agent's commands (checks get the
+    /// same filesystem rule); absent for a task that never started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<crate::sandbox::SandboxStatus>,
     /// The task's MCP servers (absent when it declares none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mcp_servers: Vec<McpServerReport>,

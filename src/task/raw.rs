@@ -211,6 +211,11 @@ pub(crate) struct CheckEntry {
     /// check flaky.
     #[schemars(with = "Option<u32>", range(max = 100))]
     pub(crate) retries: Option<Spanned<u32>>,
+    /// Whether the check may use the network (default true: test suites
+    /// download dependencies). `false` runs it in a network namespace with
+    /// only loopback.
+    #[schemars(with = "Option<bool>")]
+    pub(crate) network: Option<Spanned<bool>>,
 }
 
 /// Limits of each stage; unset keys keep their defaults.
@@ -301,6 +306,15 @@ pub(crate) struct ShellSettings {
     /// Kill a command after this long (default `5m`).
     #[schemars(with = "Option<DurationText>")]
     pub(crate) timeout: Option<Spanned<std::time::Duration>>,
+    /// Paths the sandbox lets commands and checks write besides the
+    /// workspace and the temporary directory: absolute, `~/…`, or relative
+    /// to the workspace.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub(crate) writable: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Whether the agent's commands may use the network (default false:
+    /// they run in a network namespace with only loopback).
+    #[schemars(with = "Option<bool>")]
+    pub(crate) network: Option<Spanned<bool>>,
 }
 
 /// Schema of `version`.

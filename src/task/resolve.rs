@@ -72,6 +72,8 @@ pub(crate) fn merge(task: TaskSettings, defaults: &TaskSettings) -> TaskSettings
                 allow: task.allow.or(defaults.allow),
                 deny: task.deny.or(defaults.deny),
                 timeout: task.timeout.or(defaults.timeout),
+                writable: task.writable.or(defaults.writable),
+                network: task.network.or(defaults.network),
             }),
         }),
         on_failure: task.on_failure.or(defaults.on_failure),
@@ -182,6 +184,12 @@ pub(crate) fn resolve(
         if let Some(timeout) = raw.timeout {
             shell.timeout = timeout.value;
         }
+        if let Some(writable) = raw.writable {
+            shell.writable = values(writable);
+        }
+        if let Some(network) = raw.network {
+            shell.network = network.value;
+        }
     }
 
     let checks = settings
@@ -196,6 +204,7 @@ pub(crate) fn resolve(
                     run: check.run.value,
                     timeout: check.timeout.map_or(CHECK_TIMEOUT, |t| t.value),
                     retries: check.retries.map_or(0, |r| r.value),
+                    network: check.network.is_none_or(|n| n.value),
                 })
                 .collect()
         })

@@ -94,6 +94,8 @@ pub struct Check {
     /// Line of the check's `name:` key in the task file (1-based), where
     /// its failure annotations point.
     pub line: u64,
+    /// Whether the check keeps the network under the sandbox.
+    pub network: bool,
 }
 
 /// The four pipeline stages, in order.
@@ -223,6 +225,12 @@ pub struct ShellPolicy {
     pub deny: Vec<String>,
     /// Kill a command (and its process group) after this long.
     pub timeout: Duration,
+    /// Paths commands and checks may write besides the workspace and the
+    /// temporary directory, as written in the task file (see
+    /// [`crate::sandbox::resolve_writable`]).
+    pub writable: Vec<String>,
+    /// Whether the agent's commands keep the network.
+    pub network: bool,
 }
 
 impl Default for ShellPolicy {
@@ -231,6 +239,8 @@ impl Default for ShellPolicy {
             allow: Vec::new(),
             deny: Vec::new(),
             timeout: Duration::from_secs(5 * 60),
+            writable: Vec::new(),
+            network: false,
         }
     }
 }

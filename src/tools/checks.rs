@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::process::{CommandSpec, command_env, run_command};
+use crate::sandbox::SandboxOptions;
 use crate::task::Check;
 
 /// Bytes of output kept per attempt: the tail, where test runners put their
@@ -60,31 +61,47 @@ struct Attempt {
     output_tail: String,
 }
 
-/// Runs every check in order in `workspace`, each with `bash -c` in its own
-/// process group, retrying a failed check up to its `retries`. The
-/// environment is [`command_env`] of `env`. Dropping the future kills the
-/// running check's process group.
+/// Runs every check in order in `workspace`, each with `bash -c` in the
+/// sandbox of checks (see [`SandboxOptions::check`]), retrying a failed
+/// check up to its `retries`. The environment is [`command_env`] of `env`.
+/// Dropping the future kills the running check and everything it started.
 pub async fn run_checks(
     checks: &[Check],
     workspace: &Path,
     env: &BTreeMap<String, String>,
+    sandbox: &SandboxOptions,
 ) -> Vec<CheckResult> {
     let env = command_env(env);
     let mut results = Vec::with_capacity(checks.len());
     for check in checks {
-        results.push(run_check(check, workspace, &env).await);
+        let policy = sandbox.check(workspace, check.network, &env);
+        let run = Run {
+            workspace,
+            env: &env,
+            policy: &policy,
+            strict: sandbox.strict,
+        };
+        results.push(run_check(check, &run).await);
     }
     results
 }
 
-async fn run_check(check: &Check, workspace: &Path, env: &BTreeMap<String, String>) -> CheckResult {
+/// Where and how one check runs.
+struct Run<'a> {
+    workspace: &'a Path,
+    env: &'a BTreeMap<String, String>,
+    policy: &'a crate::sandbox::SandboxPolicy,
+    strict: bool,
+}
+
+async fn run_check(check: &Check, run: &Run<'_>) -> CheckResult {
     let max_attempts = check.retries.saturating_add(1);
     let mut failed_attempts = Vec::new();
     let mut duration_ms = 0;
     let mut attempt_number = 0;
     loop {
         attempt_number += 1;
-        let attempt = run_attempt(check, workspace, env).await;
+        let attempt = run_attempt(check, run).await;
         duration_ms += attempt.duration_ms;
         if attempt.passed || attempt_number >= max_attempts {
             return CheckResult {
@@ -105,14 +122,17 @@ async fn run_check(check: &Check, workspace: &Path, env: &BTreeMap<String, Strin
     }
 }
 
-async fn run_attempt(check: &Check, workspace: &Path, env: &BTreeMap<String, String>) -> Attempt {
+async fn run_attempt(check: &Check, run: &Run<'_>) -> Attempt {
+    let workspace = run.workspace;
     let spec = CommandSpec {
         script: &check.run,
         cwd: workspace,
-        env,
+        env: run.env,
         timeout: check.timeout,
         head_bytes: 0,
         tail_bytes: CHECK_TAIL_BYTES,
+        policy: run.policy,
+        strict: run.strict,
     };
     let started = std::time::Instant::now();
     match run_command(&spec).await {

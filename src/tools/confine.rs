@@ -1,6 +1,6 @@
 //! Confinement: every path a tool touches is resolved against the workspace,
-//! and anything that would leave it (or reach into `.git/`) is refused with a
-//! message the model can act on.
+//! and anything that would leave it (or reach into `.git/` or `.kkrun/`) is
+//! refused with a message the model can act on.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -22,7 +22,7 @@ pub(crate) struct ConfinedPath {
 /// lexically (`..`), absolute paths elsewhere, paths whose existing part
 /// resolves through a symlink to outside the workspace, dangling symlinks
 /// (writing through one could land anywhere), and anything inside a `.git`
-/// directory.
+/// or `.kkrun` directory.
 pub(crate) fn confine(workspace: &Path, raw: &str) -> Result<ConfinedPath, ToolError> {
     if raw.trim().is_empty() {
         return Err(ToolError::Failed(
@@ -61,7 +61,7 @@ pub(crate) fn confine(workspace: &Path, raw: &str) -> Result<ConfinedPath, ToolE
             }
         }
     }
-    refuse_git_dir(raw, &normal)?;
+    refuse_private_dir(raw, &normal)?;
 
     // Resolve symlinks in the part of the path that exists. lstat, not
     // stat, decides what exists, so a dangling symlink counts as existing
@@ -92,7 +92,7 @@ pub(crate) fn confine(workspace: &Path, raw: &str) -> Result<ConfinedPath, ToolE
     for name in missing.iter().rev() {
         final_relative.push(name);
     }
-    refuse_git_dir(raw, &final_relative)?;
+    refuse_private_dir(raw, &final_relative)?;
 
     let display = if final_relative.as_os_str().is_empty() {
         ".".to_string()
@@ -105,13 +105,28 @@ pub(crate) fn confine(workspace: &Path, raw: &str) -> Result<ConfinedPath, ToolE
     })
 }
 
-fn refuse_git_dir(raw: &str, relative: &Path) -> Result<(), ToolError> {
-    if relative.components().any(|c| c.as_os_str() == ".git") {
-        return Err(ToolError::Refused(format!(
+/// Directory names no tool may touch: the repository's metadata, and
+/// kkrun's own run store (earlier runs' transcripts and reports).
+const PRIVATE_DIRS: &[&str] = &[".git", ".kkrun"];
+
+/// True for a directory name that is off limits to every tool.
+pub(crate) fn is_private_dir(name: &str) -> bool {
+    PRIVATE_DIRS.contains(&name)
+}
+
+fn refuse_private_dir(raw: &str, relative: &Path) -> Result<(), ToolError> {
+    let private = relative
+        .components()
+        .find_map(|c| c.as_os_str().to_str().filter(|name| is_private_dir(name)));
+    match private {
+        Some(".git") => Err(ToolError::Refused(format!(
             "`{raw}` is inside `.git/`; the repository's metadata is off limits (kkrun records the work itself)"
-        )));
+        ))),
+        Some(name) => Err(ToolError::Refused(format!(
+            "`{raw}` is inside `{name}/`; kkrun's run records are off limits to the agent"
+        ))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The workspace-relative display form of an absolute path found while

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::registry::ToolTable;
 use crate::guard::{GitGuard, PolicyViolation};
+use crate::sandbox::SandboxOptions;
 use crate::task::{Check, ShellPolicy};
 
 /// Everything the tools need to know about the task they work for.
@@ -28,6 +29,8 @@ pub struct ToolContext {
     /// runs (`shell`, `run_checks`); `None` when the workspace is in no
     /// git repository.
     pub git_guard: Option<Arc<GitGuard>>,
+    /// How commands and checks are sandboxed; from `shell`, not strict.
+    pub sandbox: SandboxOptions,
 }
 
 impl ToolContext {
@@ -56,6 +59,7 @@ impl ToolContext {
             workspace: workspace
                 .canonicalize()
                 .unwrap_or_else(|_| workspace.to_path_buf()),
+            sandbox: SandboxOptions::from_shell(&shell),
             shell,
             env,
             checks,

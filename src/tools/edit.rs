@@ -63,7 +63,7 @@ pub(crate) fn edit_file(workspace: &Path, args: EditFileArgs) -> Result<String, 
         n => {
             let first_line = line_of(positions[0]);
             let edited = text.replace(&args.old, &args.new);
-            std::fs::write(&path.absolute, edited).map_err(|e| {
+            super::replace::replace_file(&path.absolute, edited.as_bytes()).map_err(|e| {
                 ToolError::Failed(format!("could not write `{}`: {e}", path.display))
             })?;
             Ok(if n == 1 {

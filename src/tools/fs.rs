@@ -6,7 +6,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::ToolError;
-use super::confine::{ConfinedPath, confine};
+use super::confine::{ConfinedPath, confine, is_private_dir};
+use super::replace::replace_file;
 
 /// Lines returned by one `read_file` call at most.
 pub(super) const PAGE_LINES: usize = 2000;
@@ -155,7 +156,7 @@ pub(crate) fn list_dir(workspace: &Path, args: ListDirArgs) -> Result<String, To
     let mut listed: Vec<(String, String)> = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name == ".git" {
+        if is_private_dir(&name) {
             continue;
         }
         let Ok(file_type) = entry.file_type() else {
@@ -226,7 +227,7 @@ pub(crate) fn write_file(workspace: &Path, args: WriteFileArgs) -> Result<String
             ))
         })?;
     }
-    std::fs::write(&path.absolute, &args.content)
+    replace_file(&path.absolute, args.content.as_bytes())
         .map_err(|e| ToolError::Failed(format!("could not write `{}`: {e}", path.display)))?;
     Ok(format!(
         "{} `{}` ({} bytes, {} lines)",

@@ -16,6 +16,7 @@ mod patch;
 mod policy;
 pub mod process;
 mod registry;
+mod replace;
 mod search;
 mod shell;
 mod shell_rules;

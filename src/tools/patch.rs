@@ -487,7 +487,8 @@ fn write_changes(workspace: &Path, changes: Vec<Change>) -> Result<(), ToolError
                 if let Some(parent) = path.parent() {
                     std::fs::create_dir_all(parent).map_err(|e| failed(&path, e))?;
                 }
-                std::fs::write(&path, content).map_err(|e| failed(&path, e))?;
+                super::replace::replace_file(&path, content.as_bytes())
+                    .map_err(|e| failed(&path, e))?;
             }
             Change::Delete { path } => {
                 if path.exists() {

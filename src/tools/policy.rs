@@ -349,6 +349,7 @@ mod tests {
             allow: allow.iter().map(|s| s.to_string()).collect(),
             deny: deny.iter().map(|s| s.to_string()).collect(),
             timeout: std::time::Duration::from_secs(1),
+            ..ShellPolicy::default()
         })
         .unwrap()
     }

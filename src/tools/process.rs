@@ -1,15 +1,18 @@
 //! The one process runner behind the `shell` tool and the checks: `bash -c`
-//! in the workspace, in a process group of its own, with a timeout that kills
-//! the whole group and an output capture that keeps the head and the tail.
+//! in the workspace, started through the sandbox launcher (which confines it
+//! and kills every descendant when it ends), in a process group of its own,
+//! with a timeout and an output capture that keeps the head and the tail.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use rustix::process::{Pid, Signal, kill_process_group};
+use rustix::process::{Pid, Signal, kill_process, kill_process_group};
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
+
+use crate::sandbox::SandboxPolicy;
 
 /// Variables passed on from kkrun's own environment to commands. Everything
 /// else is dropped so that provider keys and CI secrets never reach a
@@ -35,6 +38,11 @@ const SECRET_MARKERS: &[&str] = &["KEY", "TOKEN", "SECRET", "PASSWORD"];
 
 /// How long a command gets to exit after SIGTERM before the group is killed.
 const TERM_GRACE: Duration = Duration::from_secs(2);
+
+/// How long the launcher gets, after SIGTERM, to end the command's
+/// descendants itself (its own grace is [`TERM_GRACE`]) before its process
+/// group is killed from here.
+const LAUNCHER_GRACE: Duration = Duration::from_secs(4);
 
 /// How long output is still read after the command ended, for processes
 /// that escaped the group and still hold the pipes.
@@ -86,6 +94,11 @@ pub struct CommandSpec<'a> {
     pub head_bytes: usize,
     /// Bytes kept from the end of the output.
     pub tail_bytes: usize,
+    /// What the command may write and whether it has the network.
+    pub policy: &'a SandboxPolicy,
+    /// Refuse to run the command when the sandbox cannot be fully enforced
+    /// (`--require-sandbox`).
+    pub strict: bool,
 }
 
 /// How a command ended and what it printed.
@@ -129,24 +142,34 @@ impl CommandOutput {
     }
 }
 
-/// Kills a process group when dropped, so that a cancelled run (a dropped
-/// future) never leaves the command's children behind.
+/// Ends a command's processes when dropped, so that a cancelled run (a
+/// dropped future) never leaves anything behind: a launched command's
+/// launcher gets SIGHUP and kills every descendant at once; a command run
+/// without the launcher has its process group killed.
 struct GroupGuard {
     pgid: Option<Pid>,
+    launched: bool,
 }
 
 impl GroupGuard {
-    fn new(pid: Option<u32>) -> GroupGuard {
+    fn new(pid: Option<u32>, launched: bool) -> GroupGuard {
         let pgid = pid
             .and_then(|pid| i32::try_from(pid).ok())
             .and_then(Pid::from_raw);
-        GroupGuard { pgid }
+        GroupGuard { pgid, launched }
     }
 
     fn signal(&self, signal: Signal) {
         if let Some(pgid) = self.pgid {
             // ESRCH (the group is already gone) is the expected, good case.
             let _ = kill_process_group(pgid, signal);
+        }
+    }
+
+    /// Signals the launcher (the group leader) alone.
+    fn signal_launcher(&self, signal: Signal) {
+        if let Some(pid) = self.pgid {
+            let _ = kill_process(pid, signal);
         }
     }
 
@@ -157,22 +180,39 @@ impl GroupGuard {
 
 impl Drop for GroupGuard {
     fn drop(&mut self) {
-        self.signal(Signal::KILL);
+        if self.launched {
+            self.signal_launcher(Signal::HUP);
+        } else {
+            self.signal(Signal::KILL);
+        }
     }
 }
 
-/// Runs `spec.script` with `bash -c` in its own process group.
+/// Runs `spec.script` with `bash -c`, through the sandbox launcher when
+/// there is one (see [`crate::sandbox`]), in its own process group.
 ///
-/// The group is killed when the timeout passes (SIGTERM, then SIGKILL after
-/// a short grace), when the command exits (background children it left
-/// behind), and when the returned future is dropped. Only a failure to
-/// start `bash` is an error.
+/// On timeout the command gets SIGTERM, then SIGKILL after a short grace;
+/// when it exits, whatever it left running is killed; dropping the returned
+/// future kills everything at once. With the launcher this reaches every
+/// descendant, even those that left the process group (`setsid`, double
+/// forks); without it, the process group. Only a failure to start the
+/// launcher or `bash` is an error.
 pub async fn run_command(spec: &CommandSpec<'_>) -> std::io::Result<CommandOutput> {
     let start = Instant::now();
-    let mut command = Command::new("bash");
+    let launcher = crate::sandbox::launcher();
+    let mut command = match launcher {
+        Some(launcher) => {
+            let mut command = Command::new(launcher.path());
+            command.args(launcher.args(spec.script, spec.policy, spec.strict));
+            command
+        }
+        None => {
+            let mut command = Command::new("bash");
+            command.arg("-c").arg(spec.script);
+            command
+        }
+    };
     command
-        .arg("-c")
-        .arg(spec.script)
         .current_dir(spec.cwd)
         .env_clear()
         .envs(spec.env)
@@ -180,9 +220,11 @@ pub async fn run_command(spec: &CommandSpec<'_>) -> std::io::Result<CommandOutpu
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
-        .kill_on_drop(true);
+        // A launcher killed outright could not end the command's
+        // descendants; the guard signals it instead.
+        .kill_on_drop(launcher.is_none());
     let mut child = command.spawn()?;
-    let mut guard = GroupGuard::new(child.id());
+    let mut guard = GroupGuard::new(child.id(), launcher.is_some());
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
 
@@ -197,11 +239,18 @@ pub async fn run_command(spec: &CommandSpec<'_>) -> std::io::Result<CommandOutpu
             wait_while_draining(&mut child, &mut drain, &mut drained, spec.timeout).await?;
         if status.is_none() {
             timed_out = true;
-            guard.signal(Signal::TERM);
-            status = wait_while_draining(&mut child, &mut drain, &mut drained, TERM_GRACE).await?;
+            let grace = if guard.launched {
+                guard.signal_launcher(Signal::TERM);
+                LAUNCHER_GRACE
+            } else {
+                guard.signal(Signal::TERM);
+                TERM_GRACE
+            };
+            status = wait_while_draining(&mut child, &mut drain, &mut drained, grace).await?;
         }
         // Whatever is left of the group goes now: on timeout the command
-        // itself, otherwise the background processes it started.
+        // itself, otherwise the background processes it started (the
+        // launcher has already ended every descendant it could find).
         guard.signal(Signal::KILL);
         let status = match status {
             Some(status) => status,

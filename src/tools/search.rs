@@ -1,5 +1,5 @@
 //! `glob` and `grep`: walks that respect `.gitignore` (the `ignore` crate)
-//! and a real line searcher (`grep-searcher`), never `.git/`.
+//! and a real line searcher (`grep-searcher`), never `.git/` or `.kkrun/`.
 
 use std::path::Path;
 
@@ -23,7 +23,7 @@ const MAX_MATCH_LINE_CHARS: usize = 300;
 
 /// Files under `root`, honouring `.gitignore`, `.ignore` and
 /// `.git/info/exclude` (even outside a git repository), hidden files
-/// included, `.git` and symlinks skipped, sorted by path.
+/// included, `.git`, `.kkrun` and symlinks skipped, sorted by path.
 fn walk_files(root: &Path) -> impl Iterator<Item = std::path::PathBuf> {
     WalkBuilder::new(root)
         .hidden(false)
@@ -32,7 +32,12 @@ fn walk_files(root: &Path) -> impl Iterator<Item = std::path::PathBuf> {
         .git_global(false)
         .require_git(false)
         .follow_links(false)
-        .filter_entry(|entry| entry.file_name() != ".git")
+        .filter_entry(|entry| {
+            !entry
+                .file_name()
+                .to_str()
+                .is_some_and(super::confine::is_private_dir)
+        })
         .sort_by_file_name(|a, b| a.cmp(b))
         .build()
         .flatten()

@@ -45,6 +45,7 @@ pub(crate) async fn shell(ctx: &ToolContext, args: ShellArgs) -> Result<String, 
         .max(Duration::from_secs(1));
     let watch = GitWatch::start(ctx, &args.command).await?;
     let env = command_env(&ctx.env);
+    let policy = ctx.sandbox.commands(&ctx.workspace);
     let spec = CommandSpec {
         script: &args.command,
         cwd: &ctx.workspace,
@@ -52,6 +53,8 @@ pub(crate) async fn shell(ctx: &ToolContext, args: ShellArgs) -> Result<String, 
         timeout,
         head_bytes: SHELL_HEAD_BYTES,
         tail_bytes: SHELL_TAIL_BYTES,
+        policy: &policy,
+        strict: ctx.sandbox.strict,
     };
     let output = run_command(&spec).await;
     let violation = watch.finish().await;
@@ -87,7 +90,7 @@ pub(crate) async fn run_checks_tool(
         return Ok("this task defines no checks; verify your work with the shell tool".to_string());
     }
     let watch = GitWatch::start(ctx, "run_checks").await?;
-    let results = run_checks(&ctx.checks, &ctx.workspace, &ctx.env).await;
+    let results = run_checks(&ctx.checks, &ctx.workspace, &ctx.env, &ctx.sandbox).await;
     let text = render_for_model(&results);
     match watch.finish().await {
         Some(violation) => Err(ToolError::Failed(format!(

@@ -151,8 +151,10 @@ impl Aggregator {
                 file,
                 model,
                 base_commit,
+                sandbox,
             } => {
                 if let Some(task) = self.task_of(event) {
+                    task.report.sandbox = sandbox.clone();
                     task.report.file = file.clone();
                     task.report.model = model.clone();
                     task.report.base_commit = base_commit.clone();
@@ -461,6 +463,7 @@ impl TaskState {
                     patch: None,
                 },
                 mcp_servers: Vec::new(),
+                sandbox: None,
             },
             checks: Vec::new(),
             baseline: Vec::new(),

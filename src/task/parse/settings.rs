@@ -29,10 +29,10 @@ pub(super) const SETTINGS_KEYS: &[&str] = &[
     "context_window",
     "mcp",
 ];
-const CHECK_KEYS: &[&str] = &["name", "run", "timeout", "retries"];
+const CHECK_KEYS: &[&str] = &["name", "run", "timeout", "retries", "network"];
 const STAGE_KEYS: &[&str] = &["blueprint", "code", "debug", "preview"];
 const BUDGET_KEYS: &[&str] = &["max_tokens", "max_cost_usd", "timeout"];
-const SHELL_KEYS: &[&str] = &["allow", "deny", "timeout"];
+const SHELL_KEYS: &[&str] = &["allow", "deny", "timeout", "writable", "network"];
 const PRICING_KEYS: &[&str] = &["input", "cached_input", "output"];
 /// Smallest `context_window`: below this not even a stage's system prompt
 /// and tools fit, so a smaller number is a typo.
@@ -127,6 +127,7 @@ impl Walker<'_> {
             let mut run = None;
             let mut timeout = None;
             let mut retries = None;
+            let mut network = None;
             for entry in &known {
                 let field = format!("{path}{}", entry.name);
                 match entry.name {
@@ -140,6 +141,7 @@ impl Walker<'_> {
                     }
                     "timeout" => timeout = self.duration(entry.value, &field),
                     "retries" => retries = self.uint(entry.value, &field, 0, 100),
+                    "network" => network = self.boolean(entry.value, &field),
                     _ => {}
                 }
             }
@@ -171,6 +173,7 @@ impl Walker<'_> {
                     run,
                     timeout,
                     retries,
+                    network,
                 });
             }
         }
@@ -258,6 +261,8 @@ impl Walker<'_> {
                     "allow" => shell.allow = self.glob_list(field.value, &field_path),
                     "deny" => shell.deny = self.glob_list(field.value, &field_path),
                     "timeout" => shell.timeout = self.duration(field.value, &field_path),
+                    "writable" => shell.writable = self.path_list(field.value, &field_path),
+                    "network" => shell.network = self.boolean(field.value, &field_path),
                     _ => {}
                 }
             }

@@ -267,6 +267,27 @@ impl Walker<'_> {
         }
     }
 
+    /// A list of non-empty path strings (`tools.shell.writable`).
+    pub(super) fn path_list(
+        &mut self,
+        value: &SpannedNode,
+        key: &str,
+    ) -> Option<Spanned<Vec<Spanned<String>>>> {
+        let items = self.seq(
+            value,
+            key,
+            "a list of paths: `[\"~/.cache/pip\", \"/var/tmp/build\"]`",
+        )?;
+        let paths = items
+            .iter()
+            .enumerate()
+            .filter_map(|(index, item)| {
+                self.non_empty_string(item, &format!("{key}[{index}]"), "remove the empty entry")
+            })
+            .collect();
+        Some(spanned(paths, value))
+    }
+
     pub(super) fn glob_list(
         &mut self,
         value: &SpannedNode,
