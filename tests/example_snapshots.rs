@@ -58,6 +58,8 @@ fn redact_event(line: &str, root: &Path) -> String {
                 for (key, value) in map.iter_mut() {
                     match key.as_str() {
                         "ts" => *value = json!("[TIME]"),
+                        // What the sandbox could enforce depends on the machine.
+                        "sandbox" => *value = json!("[SANDBOX]"),
                         "elapsed_ms" | "duration_ms" => *value = json!("[MS]"),
                         _ => walk(value),
                     }
@@ -85,6 +87,11 @@ fn the_plain_console_lines_of_the_example() {
         .lines()
         .map(|line| {
             let line = CLOCK.replace(line, "[CLOCK]");
+            // What the sandbox could enforce depends on the machine.
+            let line = match line.split_once("; sandbox: ") {
+                Some((start, _)) => format!("{start}; sandbox: [SANDBOX]").into(),
+                None => line,
+            };
             let line = redact_text(&line, run.root());
             HUMAN_DURATION.replace_all(&line, "[DURATION]").into_owned()
         })
