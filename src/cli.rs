@@ -120,6 +120,10 @@ pub struct RunArgs {
     /// every task (changes stay in snapshots and final.patch), `never`.
     #[arg(long, value_enum, default_value_t = RestorePolicy::Auto, value_name = "WHEN")]
     pub restore: RestorePolicy,
+    /// A previous run's findings.sarif or report.json: bug-hunt findings
+    /// whose fingerprint is in it are `known`, the others `new`.
+    #[arg(long, value_name = "FILE")]
+    pub baseline_findings: Option<PathBuf>,
 }
 
 /// When the work tree is restored to `00-base` after a task.
@@ -276,7 +280,15 @@ fn run_tasks(args: &RunArgs, global: &GlobalArgs) -> Result<i32, Error> {
             task.model = Some(format!("replay:{}", path.display()));
         }
     }
+    let baseline_findings = match &args.baseline_findings {
+        Some(path) => Some(
+            crate::findings::BaselineFindings::load(path)
+                .map_err(|e| Error::InvalidInput(e.to_string()))?,
+        ),
+        None => None,
+    };
     let run_options = crate::runner::RunOptions {
+        baseline_findings,
         out: args.out.clone(),
         json: args.json,
         restore: args.restore,

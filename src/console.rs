@@ -277,6 +277,13 @@ impl ConsoleState {
             EventKind::ContextCompacted { before_tokens, after_tokens, .. } => {
                 (verbose >= 1).then(|| format!("{prefix}: context compacted from ~{before_tokens} to ~{after_tokens} tokens"))
             }
+            EventKind::FindingReported { finding } => (!quiet).then(|| {
+                format!("{prefix}: finding {} {} {} at {}: {}", finding.id, finding.severity.as_str(), finding.rule_id, finding.location(), finding.title)
+            }),
+            EventKind::FindingWithdrawn { id, reason } => (!quiet).then(|| format!("{prefix}: finding {id} withdrawn: {reason}")),
+            EventKind::FindingReproduced { id, status, reproduction } => (!quiet).then(|| {
+                format!("{prefix}: finding {id} {} (reproducer {})", status.as_str(), reproduction.result.as_str())
+            }),
             EventKind::Warning { message } => Some(format!("{prefix}: {}warning:{} {message}", s.yellow, s.reset)),
             EventKind::Error { message } => Some(format!("{prefix}: {}error:{} {message}", s.red, s.reset)),
             #[allow(unreachable_patterns)]

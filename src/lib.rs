@@ -9,6 +9,7 @@ pub mod console;
 pub mod error;
 pub mod events;
 pub mod exit_codes;
+pub mod findings;
 pub mod pipeline;
 pub mod provider;
 pub mod report;

@@ -14,6 +14,7 @@ use crate::console::{Console, ConsoleOptions};
 use crate::error::Error;
 use crate::events::{EVENTS_SCHEMA_VERSION, EventKind, EventSink};
 use crate::exit_codes;
+use crate::findings::BaselineFindings;
 use crate::pipeline::{self, Interrupt, TaskEnv};
 use crate::provider::{Provider, ProviderOptions};
 use crate::report::{self, REPORT_SCHEMA_VERSION, Report, TaskOutcome, Totals, github};
@@ -33,6 +34,9 @@ pub struct RunOptions {
     pub record: Option<String>,
     /// The command line, for the report (redacted before use).
     pub command_line: Vec<String>,
+    /// `--baseline-findings`: a previous run's findings, against which a bug
+    /// hunt's findings are `new` or `known`.
+    pub baseline_findings: Option<BaselineFindings>,
 }
 
 /// Runs `tasks` and returns the run's exit code. Errors are for problems
@@ -162,6 +166,7 @@ async fn run_tasks(
             events: &events,
             interrupt: &interrupt,
             restore_after: restore_after(index),
+            baseline_findings: options.baseline_findings.as_ref(),
         };
         // A panic inside a task must not lose the run's record: it becomes
         // the task's `error` outcome.
@@ -205,6 +210,11 @@ async fn run_tasks(
         tasks: reports,
     };
     let written = report::write_all(run_dir.path(), &report);
+    for dropped in written.iter().flatten() {
+        events.emit(EventKind::Warning {
+            message: dropped.to_string(),
+        });
+    }
     if github::is_github_actions() {
         if let Err(e) = github::append_step_summary(&report::markdown::render(&report)) {
             events.emit(EventKind::Warning {

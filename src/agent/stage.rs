@@ -222,6 +222,7 @@ impl<'a> StageRun<'a> {
             )));
         }
         let mut tools = tool_specs(request.tool_set);
+        tools.extend(ctx.extra_specs());
         for finish in &request.finish_tools {
             if tools.iter().any(|t| t.name == finish.spec.name) {
                 return Err(AgentError::InvalidRequest(format!(
@@ -400,7 +401,7 @@ impl<'a> StageRun<'a> {
                     });
                 }
                 result
-            } else if !self.tool_set.contains(&call.name) {
+            } else if !self.tool_set.contains(&call.name) && !self.ctx.offers_extra(&call.name) {
                 self.refuse_unoffered(call)
             } else {
                 let run = execute(self.ctx, self.tool_set, call);

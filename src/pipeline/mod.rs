@@ -4,6 +4,7 @@
 
 mod context;
 pub mod finish;
+mod hunt;
 mod interrupt;
 pub mod prompts;
 
@@ -24,8 +25,9 @@ use crate::report::{
 };
 use crate::snapshot::{SnapshotInfo, SnapshotMeta, SnapshotStore};
 use crate::store::RunDir;
-use crate::task::{OnFailure, Stage, Task};
+use crate::task::{OnFailure, Stage, Task, TaskKind};
 use crate::tools::checks::{CheckResult, run_checks};
+use crate::tools::findings::FindingsDesk;
 use crate::tools::{ToolContext, ToolSet};
 
 use finish::ReturnToCode;
@@ -52,6 +54,8 @@ pub struct TaskEnv<'a> {
     /// Restore `00-base` after the task whatever its outcome, so the next
     /// task starts from the same state.
     pub restore_after: bool,
+    /// A previous run's findings (`--baseline-findings`), for bug hunts.
+    pub baseline_findings: Option<&'a crate::findings::BaselineFindings>,
 }
 
 /// Why the pipeline stopped before its natural end.
@@ -106,6 +110,10 @@ struct TaskRun<'e, 'a> {
     snapshots: Vec<SnapshotInfo>,
     baseline: Vec<CheckResult>,
     final_checks: Option<Vec<CheckResult>>,
+    /// A bug hunt's findings; `None` for other kinds of task.
+    desk: Option<FindingsDesk>,
+    /// Whether the findings' reproducers have run.
+    reproduced: bool,
 }
 
 impl<'e, 'a> TaskRun<'e, 'a> {
@@ -129,6 +137,8 @@ impl<'e, 'a> TaskRun<'e, 'a> {
             snapshots: Vec::new(),
             baseline: Vec::new(),
             final_checks: None,
+            desk: None,
+            reproduced: false,
         }
     }
 
@@ -157,6 +167,9 @@ impl<'e, 'a> TaskRun<'e, 'a> {
         self.report.base_commit = store
             .head_commit()
             .map_err(|e| Stop::new(TaskOutcome::Error, format!("cannot read HEAD: {e}")))?;
+        if self.task.kind == TaskKind::BugHunt {
+            self.desk = Some(FindingsDesk::new(store.workdir()));
+        }
         self.store = Some(store);
         self.snapshot("base", "ok", Usage::default(), None)?;
 
@@ -191,6 +204,14 @@ impl<'e, 'a> TaskRun<'e, 'a> {
             let code_summary =
                 finish::parse_finish(&arguments).map_err(|e| Stop::new(TaskOutcome::Error, e))?;
 
+            if self.desk.is_some() {
+                self.skip_stage(
+                    Stage::Debug,
+                    round,
+                    "a bug hunt reports bugs; it does not fix failing checks",
+                );
+                break;
+            }
             if self.task.checks.is_empty() {
                 self.skip_stage(Stage::Debug, round, "the task has no checks");
                 break;
@@ -235,6 +256,9 @@ impl<'e, 'a> TaskRun<'e, 'a> {
         }
         let final_checks = self.final_checks.clone().unwrap_or_default();
 
+        // A bug hunt's findings are confirmed by kkrun before the review.
+        self.reproduce_findings().await?;
+
         // Preview.
         let diff = self.diff_from_base().map(|d| d.patch).unwrap_or_default();
         let diff = if diff.len() > MAX_PREVIEW_DIFF_BYTES {
@@ -246,8 +270,11 @@ impl<'e, 'a> TaskRun<'e, 'a> {
         } else {
             diff
         };
-        let message =
+        let mut message =
             prompts::preview_message(self.task, Some(&plan), &diff, &self.baseline, &final_checks);
+        if let Some(desk) = &self.desk {
+            message.push_str(&hunt::preview_section(&desk.findings()));
+        }
         let request = self.request(
             Stage::Preview,
             prompts::preview_system(),
@@ -269,6 +296,9 @@ impl<'e, 'a> TaskRun<'e, 'a> {
     /// The outcome of a pipeline that ran to its end: the checks' real
     /// result and the review decide.
     fn judge(&self) -> (TaskOutcome, String) {
+        if let Some(desk) = &self.desk {
+            return hunt::judge(self.task, &desk.findings());
+        }
         let checks = self.final_checks.as_deref().unwrap_or_default();
         let failed: Vec<&CheckResult> = checks.iter().filter(|c| !c.passed).collect();
         if !failed.is_empty() {
@@ -366,6 +396,10 @@ impl<'e, 'a> TaskRun<'e, 'a> {
         request: StageRequest,
     ) -> Result<(String, Value), Stop> {
         let sink = self.events.for_stage(stage);
+        self.tools.findings = self
+            .desk
+            .as_ref()
+            .map(|desk| desk.for_stage(stage, Some(hunt::tools_for(stage)), sink.clone()));
         sink.emit(EventKind::StageStarted { round });
         let started_at = jiff::Timestamp::now().to_string();
         let started = Instant::now();
@@ -601,6 +635,46 @@ impl<'e, 'a> TaskRun<'e, 'a> {
         Ok(results)
     }
 
+    /// Runs the reproducers of a bug hunt's findings on the untouched base
+    /// (once; interruptible) and marks them against the baseline.
+    async fn reproduce_findings(&mut self) -> Result<(), Stop> {
+        if self.reproduced {
+            return Ok(());
+        }
+        let (Some(desk), Some(store), Some(base)) =
+            (&self.desk, &self.store, self.snapshots.first())
+        else {
+            return Ok(());
+        };
+        self.reproduced = true;
+        let env = crate::findings::reproduce::ReproduceEnv {
+            store: store.clone(),
+            base: base.clone(),
+            latest: self.snapshots.last().cloned(),
+            shell: self.task.shell.clone(),
+            env: self.task.env.clone(),
+            timeout: hunt::reproduce_timeout(self.task),
+        };
+        let mut findings = desk.findings();
+        let finished = {
+            let run = hunt::reproduce_all(&env, &mut findings, &self.events);
+            tokio::select! {
+                () = run => true,
+                () = self.env.interrupt.wait() => false,
+            }
+        };
+        hunt::mark_baseline(self.env.baseline_findings, &mut findings);
+        desk.replace(findings);
+        if finished {
+            Ok(())
+        } else {
+            Err(Stop::new(
+                TaskOutcome::Interrupted,
+                "interrupted while reproducing the findings",
+            ))
+        }
+    }
+
     /// Takes the next snapshot of the task.
     fn snapshot(
         &mut self,
@@ -663,6 +737,16 @@ impl<'e, 'a> TaskRun<'e, 'a> {
 
     /// Rolls back if asked, writes the patch, fills in the totals.
     async fn finish(mut self, outcome: TaskOutcome, reason: String) -> TaskReport {
+        // A hunt that ended early still confirms what it found, unless the
+        // user interrupted it.
+        if outcome != TaskOutcome::Interrupted {
+            let _ = self.reproduce_findings().await;
+        }
+        if let Some(desk) = &self.desk {
+            let mut findings = desk.findings();
+            hunt::mark_baseline(self.env.baseline_findings, &mut findings);
+            self.report.findings = findings;
+        }
         // The patch and file list describe the agent's work, so they are
         // taken before any restore.
         if let Some(diff) = self.diff_from_base() {
@@ -805,6 +889,7 @@ pub fn unstarted_report(
         usage: TokenUsage::default(),
         cost_usd: None,
         tool_calls: BTreeMap::new(),
+        findings: Vec::new(),
         artifacts: Artifacts {
             plan: None,
             transcript: None,

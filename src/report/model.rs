@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::exit_codes;
 
 /// Version of the report format; bumped on any incompatible change.
-pub const REPORT_SCHEMA_VERSION: u32 = 1;
+pub const REPORT_SCHEMA_VERSION: u32 = 2;
 
 /// The complete record of one run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -150,6 +150,9 @@ pub struct TaskReport {
     pub cost_usd: Option<f64>,
     /// Tool calls by tool name, over all stages.
     pub tool_calls: BTreeMap<String, u32>,
+    /// A bug hunt's findings, in the order reported (withdrawn ones
+    /// included); empty for other kinds of task.
+    pub findings: Vec<crate::findings::Finding>,
     /// Files of this task in the run directory, relative to it.
     pub artifacts: Artifacts,
 }

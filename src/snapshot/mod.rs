@@ -15,6 +15,7 @@ mod error;
 mod message;
 mod names;
 mod scan;
+mod scratch;
 mod store;
 mod worktree;
 

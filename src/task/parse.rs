@@ -16,7 +16,7 @@ use super::raw::{
     SingleTaskFile, StageLimits, StagesSettings, TaskEntry, TaskFile, TaskListFile, TaskSettings,
     ToolsSettings,
 };
-use super::resolved::{OnFailure, TaskKind};
+use super::resolved::{FailOn, OnFailure, TaskKind};
 
 /// Task and check names, as a regular expression (for the JSON Schema).
 pub(crate) const NAME_PATTERN: &str = "^[a-z0-9][a-z0-9-]*$";
@@ -37,6 +37,7 @@ const SETTINGS_KEYS: &[&str] = &[
     "budget",
     "tools",
     "on_failure",
+    "fail_on",
     "env",
     "pricing",
     "context_window",
@@ -53,6 +54,7 @@ const PRICING_KEYS: &[&str] = &["input", "cached_input", "output"];
 const MIN_CONTEXT_WINDOW: u64 = 1024;
 const KINDS: &[&str] = &["fix", "refactor", "feature", "bug-hunt"];
 const ON_FAILURE: &[&str] = &["keep", "rollback"];
+const FAIL_ON: &[&str] = &["new-confirmed", "confirmed", "any", "never"];
 
 /// Parses one task file; errors go to `errors`. Returns the file when its
 /// structure is sound enough to resolve (it may still have had errors).
@@ -444,6 +446,19 @@ impl<'a> Walker<'a> {
                                 OnFailure::Rollback
                             } else {
                                 OnFailure::Keep
+                            },
+                            value,
+                        )
+                    })
+                }
+                "fail_on" => {
+                    settings.fail_on = self.choice(value, &key, FAIL_ON).map(|choice| {
+                        spanned(
+                            match choice {
+                                "confirmed" => FailOn::Confirmed,
+                                "any" => FailOn::Any,
+                                "never" => FailOn::Never,
+                                _ => FailOn::NewConfirmed,
                             },
                             value,
                         )

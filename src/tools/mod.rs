@@ -8,6 +8,7 @@
 pub mod checks;
 mod confine;
 mod edit;
+pub mod findings;
 mod fs;
 mod patch;
 mod policy;

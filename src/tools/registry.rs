@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
+use super::findings::{self, FindingsDesk};
 use super::{ToolError, edit, fs, patch, search, shell};
 use crate::events::ToolOutcome;
 use crate::provider::{ToolCall, ToolSpec};
@@ -23,6 +24,9 @@ pub struct ToolContext {
     pub env: BTreeMap<String, String>,
     /// The task's checks, run by the `run_checks` tool.
     pub checks: Vec<Check>,
+    /// A bug hunt's findings and the finding tool the current stage is
+    /// offered; `None` outside bug hunts.
+    pub findings: Option<FindingsDesk>,
 }
 
 impl ToolContext {
@@ -53,7 +57,22 @@ impl ToolContext {
             shell,
             env,
             checks,
+            findings: None,
         }
+    }
+
+    /// Whether the current stage is offered `tool` besides its tool set (a
+    /// bug hunt's finding tools).
+    pub fn offers_extra(&self, tool: &str) -> bool {
+        self.findings.as_ref().is_some_and(|desk| desk.offers(tool))
+    }
+
+    /// The specs of the tools offered besides the stage's tool set.
+    pub fn extra_specs(&self) -> Vec<ToolSpec> {
+        self.findings
+            .as_ref()
+            .map(FindingsDesk::specs)
+            .unwrap_or_default()
     }
 }
 
@@ -186,9 +205,23 @@ pub async fn execute(ctx: &ToolContext, set: ToolSet, call: &ToolCall) -> ToolRe
 
 async fn dispatch(ctx: &ToolContext, set: ToolSet, call: &ToolCall) -> Result<String, ToolError> {
     let name = call.name.as_str();
+    if let Some(desk) = ctx.findings.as_ref().filter(|desk| desk.offers(name)) {
+        let arguments = call.parsed_arguments().map_err(|e| {
+            ToolError::Failed(format!(
+                "the arguments of `{name}` are not valid JSON ({e}); send a JSON object matching the tool's schema"
+            ))
+        })?;
+        return match name {
+            "report_finding" => {
+                findings::report_finding(ctx, desk, parse_arguments(name, arguments)?)
+            }
+            _ => findings::withdraw_finding(desk, parse_arguments(name, arguments)?),
+        };
+    }
     if !set.contains(name) {
         let offered = set.tool_names().join(", ");
-        return Err(ToolError::Refused(if spec(name).is_some() {
+        let known = spec(name).is_some() || findings::all_specs().iter().any(|s| s.name == name);
+        return Err(ToolError::Refused(if known {
             format!(
                 "`{name}` is not available in {}; the tools here are: {offered}",
                 set.describe()
