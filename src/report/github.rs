@@ -13,14 +13,14 @@ pub fn is_github_actions() -> bool {
 }
 
 /// Escapes the message part of a workflow command.
-fn escape_data(text: &str) -> String {
+pub(crate) fn escape_data(text: &str) -> String {
     text.replace('%', "%25")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
 }
 
 /// Escapes a property value (`file=`, `title=`) of a workflow command.
-fn escape_property(text: &str) -> String {
+pub(crate) fn escape_property(text: &str) -> String {
     escape_data(text).replace(':', "%3A").replace(',', "%2C")
 }
 
@@ -35,7 +35,8 @@ pub fn group_end() -> &'static str {
 }
 
 /// `::error` annotations: one per failed check (at the task's position in its
-/// task file) and one per task that did not pass.
+/// task file) and one per task that did not pass; then a bug hunt's findings
+/// at their own file and line ([`super::findings::annotations`]).
 pub fn annotations(report: &Report) -> Vec<String> {
     let mut lines = Vec::new();
     for task in &report.tasks {
@@ -66,6 +67,7 @@ pub fn annotations(report: &Report) -> Vec<String> {
             escape_data(&task.reason)
         ));
     }
+    lines.extend(super::findings::annotations(&report.tasks));
     lines
 }
 

@@ -1,6 +1,7 @@
 //! Reports of a run: `report.json` (with its JSON Schema), `junit.xml`,
 //! `summary.md`, and GitHub Actions annotations.
 
+pub mod findings;
 pub mod github;
 pub mod junit;
 pub mod markdown;
