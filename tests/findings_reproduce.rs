@@ -13,7 +13,8 @@ use kkrun::snapshot::{SnapshotMeta, SnapshotStore};
 use kkrun::task::ShellPolicy;
 
 /// Exits 1 while `add` subtracts (the planted bug), 0 once it adds.
-const REPRO: &str = "python3 -c 'import sys; from calc import add; sys.exit(0 if add(2, 3) == 5 else 1)'";
+const REPRO: &str =
+    "python3 -c 'import sys; from calc import add; sys.exit(0 if add(2, 3) == 5 else 1)'";
 
 struct Repo {
     dir: tempfile::TempDir,
@@ -77,9 +78,16 @@ async fn a_failing_reproducer_confirms_and_runs_on_the_base_not_the_live_tree() 
     assert_eq!(run.result, ReproductionResult::Failed, "{run:?}");
     assert_eq!(run.exit_code, Some(1));
     assert_eq!(status_of(Some(&run)), FindingStatus::Confirmed);
-    assert!(run.output_tail.contains("exit code 1"), "{}", run.output_tail);
+    assert!(
+        run.output_tail.contains("exit code 1"),
+        "{}",
+        run.output_tail
+    );
     assert_eq!(tree_listing(repo.dir.path()), before);
-    assert_eq!(git(repo.dir.path(), &["status", "--porcelain"]), " M calc.py\n");
+    assert_eq!(
+        git(repo.dir.path(), &["status", "--porcelain"]),
+        " M calc.py\n"
+    );
 }
 
 #[tokio::test]
@@ -109,7 +117,11 @@ async fn a_reproducer_the_shell_policy_denies_never_runs() {
     let repo = repo();
     let mut env = env(&repo, Duration::from_secs(60));
     let marker = repo.dir.path().join("ran");
-    let run = reproduce(&env, &format!("touch {} && git push origin main", marker.display())).await;
+    let run = reproduce(
+        &env,
+        &format!("touch {} && git push origin main", marker.display()),
+    )
+    .await;
     assert_eq!(run.result, ReproductionResult::Refused, "{run:?}");
     assert!(run.output_tail.contains("git push"), "{}", run.output_tail);
     assert_eq!(status_of(Some(&run)), FindingStatus::Unconfirmed);
