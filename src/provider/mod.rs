@@ -6,11 +6,19 @@
 //! The failure policy (timeouts, retries, `Retry-After`, the non-streaming
 //! fallback, redaction) lives in [`Provider::turn`]; `docs/providers.md`
 //! documents it for users.
+//!
+//! `client` builds a [`Provider`] from a model spec, `endpoint` sets up a
+//! live endpoint from the environment, `turn` retries attempts under the
+//! policy, `attempt` sends one request and reads its response, and
+//! `failure` classifies what went wrong.
 
 mod anthropic;
+mod attempt;
 mod cassette;
+mod client;
+mod endpoint;
 mod error;
-mod imp;
+mod failure;
 mod openai;
 mod options;
 pub mod pricing;
@@ -18,12 +26,14 @@ mod redact;
 pub mod script;
 mod sse;
 mod transport;
+mod turn;
 mod types;
 mod wire;
 
 pub use cassette::{CASSETTE_VERSION, Cassette, CassetteError, Exchange};
+pub use client::Provider;
+pub use endpoint::{ANTHROPIC_DEFAULT_BASE_URL, OPENAI_DEFAULT_BASE_URL};
 pub use error::ProviderError;
-pub use imp::{ANTHROPIC_DEFAULT_BASE_URL, OPENAI_DEFAULT_BASE_URL, Provider};
 pub use options::{ProviderEnv, ProviderOptions, RetryPolicy};
 pub use pricing::ModelPrice;
 pub use redact::redact_credentials;

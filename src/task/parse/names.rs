@@ -1,0 +1,146 @@
+//! The rules for names, model specs and environment variable names, and
+//! the "did you mean" suggestions every unknown key or value gets.
+
+/// Task and check names, as a regular expression (for the JSON Schema).
+pub(crate) const NAME_PATTERN: &str = "^[a-z0-9][a-z0-9-]*$";
+/// Longest task or check name.
+pub(crate) const NAME_MAX_LEN: usize = 64;
+/// Model specs, as a regular expression (for the JSON Schema).
+pub(crate) const MODEL_PATTERN: &str = "^(openai|anthropic|replay):\\S.*$";
+/// The providers a model spec may name.
+pub const PROVIDERS: &[&str] = &["openai", "anthropic", "replay"];
+
+/// Checks that `spec` is `provider:model` with a known provider.
+pub(crate) fn check_model_form(spec: &str) -> Result<(&str, &str), String> {
+    let Some((provider, model)) = spec.split_once(':') else {
+        return Err(format!("invalid model `{spec}`: expected `provider:model`"));
+    };
+    if !PROVIDERS.contains(&provider) {
+        let hint = did_you_mean(provider, PROVIDERS)
+            .map(|suggestion| format!(" (hint: did you mean `{suggestion}`?)"))
+            .unwrap_or_default();
+        return Err(format!(
+            "unknown provider `{provider}` in model `{spec}`{hint}; valid providers: {}",
+            PROVIDERS.join(", ")
+        ));
+    }
+    if model.trim().is_empty() || model.starts_with(char::is_whitespace) {
+        return Err(format!(
+            "invalid model `{spec}`: nothing after `{provider}:`"
+        ));
+    }
+    Ok((provider, model))
+}
+
+pub(super) fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("it is empty");
+    }
+    if name.len() > NAME_MAX_LEN {
+        return Err("it is too long");
+    }
+    if name.starts_with('-') {
+        return Err("it starts with `-`");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err("only lowercase letters, digits and `-` are allowed");
+    }
+    Ok(())
+}
+
+/// A valid name close to `name`, to show in the help.
+pub(super) fn suggest_name(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            out.push(c);
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let trimmed: String = out
+        .trim_end_matches('-')
+        .chars()
+        .take(NAME_MAX_LEN)
+        .collect();
+    if trimmed.is_empty() {
+        "fix-date-parsing".into()
+    } else {
+        trimmed.trim_end_matches('-').to_owned()
+    }
+}
+
+pub(super) fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The closest of `candidates` to `input`, when it is close enough to be a
+/// likely typo.
+pub(crate) fn did_you_mean<'c>(input: &str, candidates: &[&'c str]) -> Option<&'c str> {
+    let lowered = input.to_lowercase();
+    candidates
+        .iter()
+        .map(|candidate| (strsim::damerau_levenshtein(&lowered, candidate), *candidate))
+        .filter(|(distance, candidate)| *distance <= (candidate.len() / 3).clamp(1, 3))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::document::TASK_KEYS;
+    use super::super::settings::{KINDS, SETTINGS_KEYS};
+    use super::*;
+
+    #[test]
+    fn suggestions_catch_typos_only() {
+        assert_eq!(did_you_mean("chekcs", SETTINGS_KEYS), Some("checks"));
+        assert_eq!(did_you_mean("Name", TASK_KEYS), Some("name"));
+        assert_eq!(
+            did_you_mean("on-failure", SETTINGS_KEYS),
+            Some("on_failure")
+        );
+        assert_eq!(did_you_mean("budgets", SETTINGS_KEYS), Some("budget"));
+        assert_eq!(did_you_mean("colour", SETTINGS_KEYS), None);
+        assert_eq!(did_you_mean("bughunt", KINDS), Some("bug-hunt"));
+    }
+
+    #[test]
+    fn names_follow_the_rule() {
+        assert!(check_name("fix-iso-weeks").is_ok());
+        assert!(check_name("2026-cleanup").is_ok());
+        for bad in ["", "-x", "Fix", "fix_it", "fix it", "é"] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+        assert!(check_name(&"a".repeat(65)).is_err());
+        assert_eq!(suggest_name("Fix Dates_now"), "fix-dates-now");
+        let pattern = regex::Regex::new(NAME_PATTERN).unwrap();
+        assert!(pattern.is_match("fix-iso-weeks") && !pattern.is_match("-x"));
+    }
+
+    #[test]
+    fn model_specs_name_a_known_provider() {
+        assert_eq!(
+            check_model_form("openai:gpt-4.1"),
+            Ok(("openai", "gpt-4.1"))
+        );
+        assert!(
+            check_model_form("gpt-4.1")
+                .unwrap_err()
+                .contains("provider:model")
+        );
+        let error = check_model_form("opneai:gpt-4.1").unwrap_err();
+        assert!(error.contains("did you mean `openai`"), "{error}");
+        assert!(error.contains("openai, anthropic, replay"), "{error}");
+        assert!(check_model_form("replay:").is_err());
+        let pattern = regex::Regex::new(MODEL_PATTERN).unwrap();
+        assert!(pattern.is_match("replay:cassettes/a.jsonl") && !pattern.is_match("replay: x"));
+    }
+}
