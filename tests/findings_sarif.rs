@@ -20,7 +20,7 @@ const SECRET: &str = "sk-proj-abcdefghijklmnopqrstuvwxyz123456";
 fn finding(id: usize, severity: &str, status: &str) -> Value {
     json!({
         "id": format!("F{id}"),
-        "rule_id": if id % 2 == 0 { "off-by-one" } else { "sql-injection" },
+        "rule_id": if id.is_multiple_of(2) { "off-by-one" } else { "sql-injection" },
         "severity": severity,
         "title": format!("bug number {id}"),
         "message": format!("the loop in calc.py stops one short (case {id})"),
@@ -297,7 +297,15 @@ fn more_than_25000_results_keep_the_most_severe_and_say_what_was_dropped() {
 fn the_gzipped_size_limit_keeps_the_most_severe_results() {
     let findings: Vec<Value> = (1..=400)
         .map(|i| {
-            let mut f = finding(i, if i % 10 == 0 { "critical" } else { "low" }, "confirmed");
+            let mut f = finding(
+                i,
+                if i.is_multiple_of(10) {
+                    "critical"
+                } else {
+                    "low"
+                },
+                "confirmed",
+            );
             // Incompressible text, so the limit bites at a few dozen results.
             let mut state = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
             let noise: String = (0..60)
