@@ -176,6 +176,23 @@ fn a_bug_hunt_confirms_reports_and_fails_on_a_new_confirmed_finding() {
     );
     assert!(junit.contains(r#"type="finding_confirmed""#));
     assert!(junit.contains("withdrawn (style, not a bug)"));
+    if std::process::Command::new("xmllint")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        let xsd = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/junit-10.xsd");
+        let output = std::process::Command::new("xmllint")
+            .args(["--noout", "--schema", xsd])
+            .arg(run.out.join("junit.xml"))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
     let summary = run.file("summary.md");
     assert!(summary.contains("### Findings"), "{summary}");
     assert!(

@@ -1,7 +1,9 @@
 //! A finding's stable identity: the same bug in the same file keeps its
 //! fingerprint when unrelated lines are added or removed elsewhere.
 
-/// Non-blank lines of context taken above and below the finding's lines.
+/// Lines of context taken above and below the finding's lines; a blank
+/// line ends the context, so code in another block (a new import, the
+/// function before) does not take part.
 const CONTEXT_LINES: usize = 2;
 
 /// Lines of the finding itself that take part (a long range is cut here, so
@@ -14,9 +16,10 @@ pub const FINGERPRINT_KEY: &str = "kkrun/v1";
 
 /// The fingerprint of a finding of `rule_id` at lines `start..=end`
 /// (1-based) of `path`, whose text is `content`: the SHA-1, in hex, of the
-/// rule id, the path and the finding's lines plus up to two non-blank lines
-/// above and below, each with its whitespace collapsed. The line numbers
-/// themselves do not take part.
+/// rule id, the path and the finding's lines plus up to two lines above and
+/// below within the same block (up to a blank line), each with its
+/// whitespace collapsed, then `:1`. The line numbers themselves do not take
+/// part.
 pub fn fingerprint(rule_id: &str, path: &str, content: &str, start: u64, end: u64) -> String {
     let lines: Vec<&str> = content.lines().collect();
     let first = usize::try_from(start.max(1) - 1).unwrap_or(usize::MAX);
@@ -29,13 +32,13 @@ pub fn fingerprint(rule_id: &str, path: &str, content: &str, start: u64, end: u6
         .iter()
         .rev()
         .copied()
-        .filter(|l| !l.trim().is_empty())
+        .take_while(|l| !l.trim().is_empty())
         .take(CONTEXT_LINES)
         .collect();
     let below = lines[last..]
         .iter()
         .copied()
-        .filter(|l| !l.trim().is_empty())
+        .take_while(|l| !l.trim().is_empty())
         .take(CONTEXT_LINES);
 
     let mut text = format!("{rule_id}\n{path}\n");
@@ -84,8 +87,8 @@ mod tests {
     #[test]
     fn inserting_lines_above_keeps_the_fingerprint() {
         let before = fingerprint("off-by-one", "a.py", CODE, 3, 3);
-        let edited = format!("import os\n# a comment\n\n{CODE}");
-        let after = fingerprint("off-by-one", "a.py", &edited, 6, 6);
+        let edited = format!("import os\n# a comment\nLIMIT = 3\n\n\n{CODE}");
+        let after = fingerprint("off-by-one", "a.py", &edited, 8, 8);
         assert_eq!(before, after);
     }
 
