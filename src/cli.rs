@@ -1,12 +1,17 @@
-//! Command-line interface: argument definitions (clap derive) and dispatch.
-//! Each command returns its exit code or an [`Error`]; `main` maps both.
+//! Command-line interface: argument definitions (clap derive), and their
+//! resolution into the plain options of [`crate::commands`]. This is the
+//! only module that knows clap; colour, terminal and CI are decided here,
+//! once. Each command returns its exit code or an [`Error`]; `main` maps
+//! both.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::commands;
+use crate::console::{self, ConsoleOptions, Terminal};
 use crate::error::Error;
-use crate::exit_codes;
+use crate::runner::RestorePolicy;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -16,6 +21,8 @@ Examples:
   kkrun schema task > task.schema.json
   kkrun snapshots                    list runs and their snapshots
   kkrun rollback RUN TASK --to code  restore the work tree to a stage
+  kkrun report rebuild .kkrun/runs/latest
+                                     rebuild the reports from events.jsonl
 
 Exit codes:
   0    every task passed its checks
@@ -46,8 +53,8 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// When to use colours on stderr.
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
-    pub color: ColorChoice,
+    #[arg(long, value_enum, default_value_t = ColorArg::Auto, global = true)]
+    pub color: ColorArg,
     /// Print only errors and the final result.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
@@ -58,7 +65,7 @@ pub struct GlobalArgs {
 
 /// When to colour output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ColorChoice {
+pub enum ColorArg {
     /// Colour when stderr is a terminal and `NO_COLOR` is unset.
     Auto,
     /// Always colour.
@@ -84,6 +91,27 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Remove old snapshot refs.
     Gc(GcArgs),
+    /// Work with a run's reports.
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+/// `kkrun report` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Rebuild report.json, junit.xml and summary.md of a run directory
+    /// from its events.jsonl alone. A stream that ends without run.finished
+    /// (the run was killed) still gives a complete report: unfinished tasks
+    /// are `interrupted` and the report is marked `rebuilt`.
+    Rebuild(RebuildArgs),
+}
+
+/// Arguments of `kkrun report rebuild`.
+#[derive(Debug, Clone, Args)]
+pub struct RebuildArgs {
+    /// The run directory (`.kkrun/runs/<run-id>`, `.kkrun/runs/latest`, or an `--out` directory).
+    #[arg(value_name = "RUN_DIR")]
+    pub run_dir: PathBuf,
 }
 
 /// Arguments of `kkrun run`.
@@ -118,8 +146,8 @@ pub struct RunArgs {
     /// the task: `auto` between the tasks of a multi-task run (so each starts
     /// from the same base; the last task's changes stay), `always` after
     /// every task (changes stay in snapshots and final.patch), `never`.
-    #[arg(long, value_enum, default_value_t = RestorePolicy::Auto, value_name = "WHEN")]
-    pub restore: RestorePolicy,
+    #[arg(long, value_enum, default_value_t = RestoreArg::Auto, value_name = "WHEN")]
+    pub restore: RestoreArg,
     /// A previous run's findings.sarif or report.json: bug-hunt findings
     /// whose fingerprint is in it are `known`, the others `new`.
     #[arg(long, value_name = "FILE")]
@@ -128,7 +156,7 @@ pub struct RunArgs {
 
 /// When the work tree is restored to `00-base` after a task.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
-pub enum RestorePolicy {
+pub enum RestoreArg {
     /// Between the tasks of a multi-task run; never after the last one.
     #[default]
     Auto,
@@ -151,12 +179,12 @@ pub struct ValidateArgs {
 pub struct SchemaArgs {
     /// Which schema to print.
     #[arg(value_enum)]
-    pub which: SchemaKind,
+    pub which: SchemaArg,
 }
 
 /// The schemas kkrun can print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SchemaKind {
+pub enum SchemaArg {
     /// The task file format (schemas/task.schema.json).
     Task,
     /// The run report, report.json (schemas/report.schema.json).
@@ -230,147 +258,129 @@ pub struct GcArgs {
 
 /// Runs the parsed command line and returns the exit code.
 pub fn run(cli: Cli) -> Result<i32, Error> {
+    let terminal = Terminal::detect();
+    let global = &cli.global;
     match cli.command {
-        None => run_tasks(&cli.run, &cli.global),
-        Some(Command::Run(args)) => run_tasks(&args, &cli.global),
-        Some(Command::Validate(args)) => validate(&args, &cli.global),
-        Some(Command::Schema(args)) => schema(&args),
-        Some(Command::Snapshots(args)) => crate::snapshot::commands::snapshots(&args),
-        Some(Command::Diff(args)) => crate::snapshot::commands::diff(&args),
-        Some(Command::Rollback(args)) => crate::snapshot::commands::rollback(&args),
-        Some(Command::Gc(args)) => crate::snapshot::commands::gc(&args),
+        None => commands::run::run(run_command(cli.run, global, terminal)),
+        Some(Command::Run(args)) => commands::run::run(run_command(args, global, terminal)),
+        Some(Command::Validate(args)) => {
+            commands::validate::validate(&commands::validate::ValidateOptions {
+                files: args.files,
+                quiet: global.quiet,
+                color: terminal.color(global.color.into()),
+            })
+        }
+        Some(Command::Schema(args)) => commands::schema::schema(match args.which {
+            SchemaArg::Task => commands::schema::SchemaKind::Task,
+            SchemaArg::Report => commands::schema::SchemaKind::Report,
+        }),
+        Some(Command::Snapshots(args)) => {
+            commands::snapshots::snapshots(&commands::snapshots::SnapshotsOptions {
+                run: args.run,
+                task: args.task,
+                repo: args.repo,
+            })
+        }
+        Some(Command::Diff(args)) => commands::snapshots::diff(&commands::snapshots::DiffOptions {
+            run: args.run,
+            task: args.task,
+            from: args.from,
+            to: args.to,
+            stat: args.stat,
+            repo: args.repo,
+        }),
+        Some(Command::Rollback(args)) => {
+            commands::snapshots::rollback(&commands::snapshots::RollbackOptions {
+                run: args.run,
+                task: args.task,
+                to: args.to,
+                repo: args.repo,
+            })
+        }
+        Some(Command::Gc(args)) => commands::snapshots::gc(&commands::snapshots::GcOptions {
+            keep_last: args.keep_last,
+            older_than: args.older_than,
+            dry_run: args.dry_run,
+            repo: args.repo,
+        }),
+        Some(Command::Report(ReportCommand::Rebuild(args))) => {
+            commands::report::rebuild(&args.run_dir)
+        }
     }
 }
 
-fn run_tasks(args: &RunArgs, global: &GlobalArgs) -> Result<i32, Error> {
-    let options = crate::task::LoadOptions {
-        model_override: args.model.as_deref(),
-        // `--replay` supplies every task's model after loading.
-        require_model: args.replay.is_none(),
-    };
-    if args.dry_run {
-        return match crate::task::load_tasks_with(&args.files, &options) {
-            Ok(tasks) => {
-                let cwd = std::env::current_dir()
-                    .and_then(|dir| dir.canonicalize())
-                    .unwrap_or_default();
-                write_stdout(&crate::task::render_plan(&tasks, &cwd))?;
-                Ok(exit_codes::SUCCESS)
-            }
-            Err(errors) => Ok(report_task_file_errors(&errors, global)),
-        };
-    }
-    let mut tasks = match crate::task::load_tasks_with(&args.files, &options) {
-        Ok(tasks) => tasks,
-        Err(errors) => return Ok(report_task_file_errors(&errors, global)),
-    };
-    if let Some(replay) = &args.replay {
-        let replay = replay.to_string_lossy();
-        if tasks.len() > 1 && !replay.contains("{task}") {
-            return Err(Error::InvalidInput(format!(
-                "--replay {replay}: a cassette holds one task's exchanges and this run has {} tasks \
-                 (hint: put `{{task}}` in the path, e.g. --replay 'cassettes/{{task}}.jsonl')",
-                tasks.len()
-            )));
-        }
-        let cwd =
-            std::env::current_dir().map_err(|e| Error::io("reading the current directory", e))?;
-        for task in &mut tasks {
-            let path = cwd.join(replay.replace("{task}", &task.name));
-            task.model = Some(format!("replay:{}", path.display()));
-        }
-    }
-    let baseline_findings = match &args.baseline_findings {
-        Some(path) => Some(
-            crate::findings::BaselineFindings::load(path)
-                .map_err(|e| Error::InvalidInput(e.to_string()))?,
+fn run_command(
+    args: RunArgs,
+    global: &GlobalArgs,
+    terminal: Terminal,
+) -> commands::run::RunCommand {
+    commands::run::RunCommand {
+        console: ConsoleOptions::new(
+            terminal,
+            global.color.into(),
+            global.quiet,
+            global.verbose,
+            args.json,
         ),
-        None => None,
-    };
-    let run_options = crate::runner::RunOptions {
-        baseline_findings,
-        out: args.out.clone(),
-        json: args.json,
-        restore: args.restore,
-        record: args.record.clone(),
+        files: args.files,
+        dry_run: args.dry_run,
+        model: args.model,
+        replay: args.replay,
+        record: args.record,
+        out: args.out,
+        restore: match args.restore {
+            RestoreArg::Auto => RestorePolicy::Auto,
+            RestoreArg::Always => RestorePolicy::Always,
+            RestoreArg::Never => RestorePolicy::Never,
+        },
+        baseline_findings: args.baseline_findings,
         command_line: std::env::args().collect(),
-    };
-    crate::runner::run(tasks, run_options, global)
-}
-
-fn validate(args: &ValidateArgs, global: &GlobalArgs) -> Result<i32, Error> {
-    match crate::task::load_tasks(&args.files) {
-        Ok(tasks) => {
-            if !global.quiet {
-                let mut out = String::new();
-                let mut files: Vec<&std::path::Path> = Vec::new();
-                for task in &tasks {
-                    if !files.contains(&task.file.as_path()) {
-                        files.push(&task.file);
-                    }
-                }
-                for file in files {
-                    let names: Vec<&str> = tasks
-                        .iter()
-                        .filter(|task| task.file == file)
-                        .map(|task| task.name.as_str())
-                        .collect();
-                    let count = if names.len() == 1 { "task" } else { "tasks" };
-                    out.push_str(&format!(
-                        "ok: {} ({} {count}: {})\n",
-                        file.display(),
-                        names.len(),
-                        names.join(", ")
-                    ));
-                }
-                write_stdout(&out)?;
-            }
-            Ok(exit_codes::SUCCESS)
-        }
-        Err(errors) => Ok(report_task_file_errors(&errors, global)),
     }
 }
 
-fn schema(args: &SchemaArgs) -> Result<i32, Error> {
-    let schema = match args.which {
-        SchemaKind::Task => crate::task::task_schema(),
-        SchemaKind::Report => crate::report::report_schema(),
-    };
-    let text = serde_json::to_string_pretty(&schema)
-        .map_err(|error| Error::InvalidInput(format!("cannot render the schema: {error}")))?;
-    write_stdout(&format!("{text}\n"))?;
-    Ok(exit_codes::SUCCESS)
+impl From<ColorArg> for console::ColorChoice {
+    fn from(arg: ColorArg) -> console::ColorChoice {
+        match arg {
+            ColorArg::Auto => console::ColorChoice::Auto,
+            ColorArg::Always => console::ColorChoice::Always,
+            ColorArg::Never => console::ColorChoice::Never,
+        }
+    }
 }
 
-/// Prints every task-file error to stderr and returns the exit code for
-/// invalid input; stdout stays empty.
-fn report_task_file_errors(errors: &crate::task::TaskFileErrors, global: &GlobalArgs) -> i32 {
-    use std::io::{IsTerminal, Write};
-    let color = match global.color {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
-                && std::io::stderr().is_terminal()
-        }
-    };
-    let _ = std::io::stderr()
-        .lock()
-        .write_all(errors.render(color).as_bytes());
-    exit_codes::INVALID_INPUT
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Writes to stdout; a closed pipe (`kkrun schema task | head`) is not an error.
-fn write_stdout(text: &str) -> Result<(), Error> {
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(Error::io("cannot write to stdout", error))
+    #[test]
+    fn report_rebuild_takes_a_run_directory() {
+        let cli = Cli::try_parse_from(["kkrun", "report", "rebuild", "out"]).unwrap();
+        match cli.command {
+            Some(Command::Report(ReportCommand::Rebuild(args))) => {
+                assert_eq!(args.run_dir, PathBuf::from("out"));
+            }
+            other => panic!("unexpected {other:?}"),
         }
-        _ => Ok(()),
+        assert!(Cli::try_parse_from(["kkrun", "report", "rebuild"]).is_err());
+    }
+
+    #[test]
+    fn restore_and_color_resolve_to_the_plain_types() {
+        let cli =
+            Cli::try_parse_from(["kkrun", "--color", "never", "--restore", "always", "t.yaml"])
+                .unwrap();
+        let terminal = Terminal {
+            tty: true,
+            ci: false,
+            no_color: false,
+            github: false,
+        };
+        let command = run_command(cli.run, &cli.global, terminal);
+        assert_eq!(command.restore, RestorePolicy::Always);
+        assert!(!command.console.color);
+        assert!(
+            command.console.live,
+            "a terminal outside CI gets the live line"
+        );
     }
 }

@@ -11,10 +11,55 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::ColorChoice;
-use crate::events::{Event, EventKind, EventSink, ToolOutcome};
+use crate::events::{Event, EventKind, EventSink, TaskOutcome, ToolOutcome};
 use crate::report::github;
 use crate::report::markdown::human_duration;
+
+/// When to colour output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ColorChoice {
+    /// Colour when stderr is a terminal and `NO_COLOR` is unset.
+    #[default]
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// Where kkrun runs, read once from the process's environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Terminal {
+    /// stderr is a terminal.
+    pub tty: bool,
+    /// `CI` is set (and not `false` or `0`).
+    pub ci: bool,
+    /// `NO_COLOR` is set and not empty.
+    pub no_color: bool,
+    /// `GITHUB_ACTIONS=true`.
+    pub github: bool,
+}
+
+impl Terminal {
+    /// Reads the environment and whether stderr is a terminal.
+    pub fn detect() -> Terminal {
+        Terminal {
+            tty: std::io::stderr().is_terminal(),
+            ci: std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0"),
+            no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+            github: github::is_github_actions(),
+        }
+    }
+
+    /// Whether to colour stderr under `choice`.
+    pub fn color(&self, choice: ColorChoice) -> bool {
+        match choice {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => self.tty && !self.no_color,
+        }
+    }
+}
 
 /// How the console should behave, decided once from flags and environment.
 #[derive(Debug, Clone)]
@@ -34,23 +79,20 @@ pub struct ConsoleOptions {
 }
 
 impl ConsoleOptions {
-    /// Decides the console's behaviour from the flags and the environment
-    /// (`NO_COLOR`, `CI`, `GITHUB_ACTIONS`, whether stderr is a terminal).
-    pub fn detect(color: ColorChoice, quiet: bool, verbose: u8, json: bool) -> ConsoleOptions {
-        let tty = std::io::stderr().is_terminal();
-        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0");
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let color = match color {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => tty && !no_color,
-        };
+    /// Decides the console's behaviour from the flags and where kkrun runs.
+    pub fn new(
+        terminal: Terminal,
+        color: ColorChoice,
+        quiet: bool,
+        verbose: u8,
+        json: bool,
+    ) -> ConsoleOptions {
         ConsoleOptions {
-            color,
-            live: tty && !ci && !quiet,
+            color: terminal.color(color),
+            live: terminal.tty && !terminal.ci && !quiet,
             quiet,
             verbose,
-            github: github::is_github_actions(),
+            github: terminal.github,
             json,
         }
     }
@@ -104,6 +146,8 @@ struct ConsoleState {
     /// Tokens and cost of the current task so far, for the live line.
     task_tokens: u64,
     task_cost: Option<f64>,
+    /// A `::group::` is open (closed at the task's end).
+    group_open: bool,
 }
 
 impl Console {
@@ -111,10 +155,7 @@ impl Console {
     pub fn attach(sink: &EventSink, options: ConsoleOptions) -> Console {
         if options.json {
             sink.subscribe(|event: &Event| {
-                let line = serde_json::to_string(event).unwrap_or_else(|e| {
-                    serde_json::json!({"type": "error", "ts": event.ts, "message": format!("event not serializable: {e}")})
-                        .to_string()
-                });
+                let line = crate::events::to_json_line(event);
                 let mut out = std::io::stdout().lock();
                 // A closed stdout (`kkrun --json | head`) must not end the run.
                 let _ = writeln!(out, "{line}").and_then(|()| out.flush());
@@ -135,6 +176,7 @@ impl Console {
             bar,
             task_tokens: 0,
             task_cost: Some(0.0),
+            group_open: false,
         }));
         let listener = state.clone();
         sink.subscribe(move |event: &Event| {
@@ -202,11 +244,13 @@ impl ConsoleState {
             EventKind::RunStarted { run_id, tasks, .. } => {
                 (!quiet).then(|| format!("{prefix}: run {run_id}, {} task(s)", tasks.len()))
             }
+            EventKind::TaskPlanned { .. } => None,
             EventKind::TaskStarted { model, .. } => {
                 self.task_tokens = 0;
                 self.task_cost = Some(0.0);
                 if self.options.github {
                     self.workflow_command(&github::group_start(&format!("kkrun task {}", event.task.as_deref().unwrap_or(""))));
+                    self.group_open = true;
                 }
                 (!quiet).then(|| format!("{prefix}: started with {model}"))
             }
@@ -235,17 +279,24 @@ impl ConsoleState {
                 format!("{prefix}:   {tool} {args} → {mark} ({})", human_duration(*duration_ms))
             }),
             EventKind::StageFinished { end, turns, duration_ms, .. } => (!quiet).then(|| {
-                let colour = if end == "finished" || end == "return_to_code" || end == "skipped" { s.green } else { s.yellow };
+                let colour = if end.is_normal() { s.green } else { s.yellow };
                 format!("{prefix}: {colour}{end}{} after {turns} turn(s), {}", s.reset, human_duration(*duration_ms))
             }),
-            EventKind::ChecksFinished { phase, passed, failed, failed_names } => (!quiet).then(|| {
+            EventKind::ChecksFinished { phase, passed, failed, failed_names, .. } => (!quiet).then(|| {
                 let colour = if *failed == 0 { s.green } else { s.red };
                 let names = if failed_names.is_empty() { String::new() } else { format!(" (failing: {})", failed_names.join(", ")) };
                 format!("{prefix}: {phase} checks: {colour}{passed} passed, {failed} failed{}{names}", s.reset)
             }),
             EventKind::SnapshotTaken { ref_name, .. } => (verbose >= 1).then(|| format!("{prefix}: snapshot {ref_name}")),
+            // The report and the run directory hold these; the stage lines
+            // and (with -v) the safety snapshot already say they happened.
+            EventKind::WorkspaceRestored { .. }
+            | EventKind::PlanSubmitted { .. }
+            | EventKind::ReviewSubmitted { .. }
+            | EventKind::ArtifactWritten { .. }
+            | EventKind::DiffComputed { .. } => None,
             EventKind::TaskFinished { outcome, reason, duration_ms, .. } => {
-                let colour = if outcome == "passed" { s.green } else { s.red };
+                let colour = if *outcome == TaskOutcome::Passed { s.green } else { s.red };
                 let text = format!(
                     "{prefix}: {colour}{}{outcome}{}{} — {reason} ({}, {})",
                     s.bold,
@@ -256,9 +307,12 @@ impl ConsoleState {
                 );
                 self.print(&text);
                 self.set_live(event, &format!("{outcome}, waiting for the next task"));
-                if self.options.github {
+                if self.group_open {
                     self.workflow_command(github::group_end());
+                    self.group_open = false;
                 }
+                self.task_tokens = 0;
+                self.task_cost = Some(0.0);
                 None
             }
             EventKind::RunFinished { exit_code, passed, not_passed } => {
@@ -269,7 +323,10 @@ impl ConsoleState {
                 (!quiet).then(|| format!("{prefix}: {}retrying model request{} (attempt {attempt} failed: {reason}; waiting {})", s.yellow, s.reset, human_duration(*wait_ms)))
             }
             EventKind::BudgetExhausted { budget, used, limit } => {
-                Some(format!("{prefix}: {}budget {budget} exhausted{} ({used} of {limit})", s.yellow, s.reset))
+                Some(format!("{prefix}: {}budget {} exhausted{} ({used} of {limit})", s.yellow, budget.as_str(), s.reset))
+            }
+            EventKind::LoopStuck { reason } => {
+                (!quiet).then(|| format!("{prefix}: {}stuck:{} {reason}", s.yellow, s.reset))
             }
             EventKind::LoopWarning { tool, repeats } => {
                 (verbose >= 1).then(|| format!("{prefix}: {}{tool} called {repeats} times in a row with the same arguments{}", s.yellow, s.reset))
@@ -286,8 +343,6 @@ impl ConsoleState {
             }),
             EventKind::Warning { message } => Some(format!("{prefix}: {}warning:{} {message}", s.yellow, s.reset)),
             EventKind::Error { message } => Some(format!("{prefix}: {}error:{} {message}", s.red, s.reset)),
-            #[allow(unreachable_patterns)]
-            _ => None,
         };
         if let Some(line) = line {
             self.print(&line);

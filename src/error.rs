@@ -16,6 +16,17 @@ pub enum Error {
     /// A model provider failed.
     #[error(transparent)]
     Provider(#[from] crate::provider::ProviderError),
+    /// A task could not be prepared (its model provider, its cassette).
+    #[error("task `{task}` ({})", file.display())]
+    Task {
+        /// The task's name.
+        task: String,
+        /// Its task file.
+        file: std::path::PathBuf,
+        /// What went wrong.
+        #[source]
+        source: Box<Error>,
+    },
     /// Reading or writing a file failed.
     #[error("{context}")]
     Io {
@@ -34,6 +45,7 @@ impl Error {
             Error::InvalidInput(_) => exit_codes::INVALID_INPUT,
             Error::Snapshot(e) => e.exit_code(),
             Error::Provider(e) => e.exit_code(),
+            Error::Task { source, .. } => source.exit_code(),
             Error::Io { .. } => exit_codes::INFRASTRUCTURE,
         }
     }
@@ -45,4 +57,20 @@ impl Error {
             source,
         }
     }
+}
+
+/// `error` and its causes in one line, `outer: cause: root cause`, leaving
+/// out a cause whose text the previous message already contains.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }

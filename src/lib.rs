@@ -5,11 +5,13 @@
 
 pub mod agent;
 pub mod cli;
+pub mod commands;
 pub mod console;
 pub mod error;
 pub mod events;
 pub mod exit_codes;
 pub mod findings;
+mod json_schema;
 pub mod pipeline;
 pub mod provider;
 pub mod report;

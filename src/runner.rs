@@ -5,29 +5,40 @@
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures_util::FutureExt as _;
 
-use crate::cli::{GlobalArgs, RestorePolicy};
 use crate::console::{Console, ConsoleOptions};
 use crate::error::Error;
-use crate::events::{EVENTS_SCHEMA_VERSION, EventKind, EventSink};
+use crate::events::{CheckSpec, EVENTS_SCHEMA_VERSION, EventKind, EventSink, TaskOutcome};
 use crate::exit_codes;
 use crate::findings::BaselineFindings;
 use crate::pipeline::{self, Interrupt, TaskEnv};
 use crate::provider::{Provider, ProviderOptions};
-use crate::report::{self, REPORT_SCHEMA_VERSION, Report, TaskOutcome, Totals, github};
+use crate::report::aggregate::{self, Outputs};
+use crate::report::github::GithubOutput;
 use crate::store::{self, RunDir};
 use crate::task::Task;
+
+/// When the work tree is restored to `00-base` after a task.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RestorePolicy {
+    /// Between the tasks of a multi-task run; never after the last one.
+    #[default]
+    Auto,
+    /// After every task.
+    Always,
+    /// Never (tasks of one workspace then build on each other).
+    Never,
+}
 
 /// What a run needs besides the tasks.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     /// Run directory (`--out`); default `.kkrun/runs/<run-id>/`.
     pub out: Option<PathBuf>,
-    /// Events as JSONL on stdout.
-    pub json: bool,
+    /// How progress is shown (and whether events go to stdout as JSONL).
+    pub console: ConsoleOptions,
     /// When to restore `00-base` after a task.
     pub restore: RestorePolicy,
     /// Cassette to record to (`--record`); `{task}` in it becomes the task name.
@@ -42,7 +53,7 @@ pub struct RunOptions {
 /// Runs `tasks` and returns the run's exit code. Errors are for problems
 /// found before anything ran (exit 2) or a run directory that cannot be
 /// created (exit 3); everything after that ends up in the report.
-pub fn run(tasks: Vec<Task>, options: RunOptions, global: &GlobalArgs) -> Result<i32, Error> {
+pub fn run(tasks: Vec<Task>, options: RunOptions) -> Result<i32, Error> {
     if tasks.len() > 1
         && let Some(record) = &options.record
         && !record.contains("{task}")
@@ -80,14 +91,12 @@ pub fn run(tasks: Vec<Task>, options: RunOptions, global: &GlobalArgs) -> Result
             price: task.pricing,
             ..ProviderOptions::default()
         };
-        let provider = Provider::from_model_spec(&spec, &provider_options).map_err(|e| {
-            let message = format!("task `{}` ({}): {e}", task.name, task.file.display());
-            if e.exit_code() == exit_codes::INVALID_INPUT {
-                Error::InvalidInput(message)
-            } else {
-                Error::Provider(e)
-            }
-        })?;
+        let provider =
+            Provider::from_model_spec(&spec, &provider_options).map_err(|e| Error::Task {
+                task: task.name.clone(),
+                file: task.file.clone(),
+                source: Box::new(Error::Provider(e)),
+            })?;
         providers.push((spec, provider));
     }
 
@@ -96,7 +105,7 @@ pub fn run(tasks: Vec<Task>, options: RunOptions, global: &GlobalArgs) -> Result
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the async runtime", e))?;
-    runtime.block_on(run_tasks(tasks, providers, options, global))
+    runtime.block_on(run_tasks(tasks, providers, options))
 }
 
 /// The task's `provider:model`; the loader already applied `--model`.
@@ -114,20 +123,25 @@ async fn run_tasks(
     tasks: Vec<Task>,
     providers: Vec<(String, Provider)>,
     options: RunOptions,
-    global: &GlobalArgs,
 ) -> Result<i32, Error> {
-    let started = Instant::now();
-    let started_at = jiff::Timestamp::now().to_string();
     let cwd = std::env::current_dir().map_err(|e| Error::io("reading the current directory", e))?;
     let run_id = store::new_run_id();
     let run_dir = RunDir::create(&cwd, options.out.as_deref(), &run_id)?;
 
+    // Subscribed in this order: the record first, then the reports built
+    // from it, then what people watch.
     let events = EventSink::new();
     run_dir.record_events(&events)?;
-    let console = Console::attach(
+    let reports = aggregate::attach(
         &events,
-        ConsoleOptions::detect(global.color, global.quiet, global.verbose, options.json),
+        Outputs {
+            dir: run_dir.path().to_path_buf(),
+            github: options.console.github.then_some(GithubOutput {
+                commands_to_stderr: options.console.json,
+            }),
+        },
     );
+    let console = Console::attach(&events, options.console.clone());
 
     let interrupt = Arc::new(Interrupt::new());
     let signals = tokio::spawn(watch_signals(interrupt.clone()));
@@ -137,24 +151,41 @@ async fn run_tasks(
         run_id: run_id.clone(),
         kkrun_version: env!("CARGO_PKG_VERSION").to_string(),
         tasks: tasks.iter().map(|t| t.name.clone()).collect(),
+        command_line: redact_command_line(&options.command_line),
     });
+    for (task, (spec, _)) in tasks.iter().zip(&providers) {
+        events.for_task(&task.name).emit(EventKind::TaskPlanned {
+            file: display_path(&task.file, &cwd),
+            line: task.line,
+            description: task.description.clone(),
+            kind: task.kind.as_str().to_string(),
+            workspace: task.workspace.display().to_string(),
+            model: spec.clone(),
+            checks: task
+                .checks
+                .iter()
+                .map(|c| CheckSpec {
+                    name: c.name.clone(),
+                    run: c.run.clone(),
+                })
+                .collect(),
+        });
+    }
 
     let restore_after = |index: usize| match options.restore {
         RestorePolicy::Always => true,
         RestorePolicy::Never => false,
         RestorePolicy::Auto => index + 1 < tasks.len(),
     };
-    let mut reports = Vec::with_capacity(tasks.len());
+    let mut outcomes = Vec::with_capacity(tasks.len());
     for (index, (task, (spec, provider))) in tasks.iter().zip(&providers).enumerate() {
-        let file_display = display_path(&task.file, &cwd);
+        let task_events = events.for_task(&task.name);
         if interrupt.is_triggered() {
-            reports.push(pipeline::unstarted_report(
-                task,
-                spec,
-                &file_display,
+            task_events.emit(finished_by_runner(
                 TaskOutcome::Interrupted,
-                "not started: the run was interrupted",
+                "not started: the run was interrupted".to_string(),
             ));
+            outcomes.push(TaskOutcome::Interrupted);
             continue;
         }
         let env = TaskEnv {
@@ -162,7 +193,7 @@ async fn run_tasks(
             run_dir: &run_dir,
             provider,
             model_spec: spec,
-            file_display: file_display.clone(),
+            file_display: display_path(&task.file, &cwd),
             events: &events,
             interrupt: &interrupt,
             restore_after: restore_after(index),
@@ -170,11 +201,11 @@ async fn run_tasks(
         };
         // A panic inside a task must not lose the run's record: it becomes
         // the task's `error` outcome.
-        let report = match AssertUnwindSafe(pipeline::run_task(&env, task))
+        let outcome = match AssertUnwindSafe(pipeline::run_task(&env, task))
             .catch_unwind()
             .await
         {
-            Ok(report) => report,
+            Ok(outcome) => outcome,
             Err(panic) => {
                 let message = panic
                     .downcast_ref::<String>()
@@ -182,59 +213,32 @@ async fn run_tasks(
                     .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_else(|| "unknown panic".to_string());
                 let reason = format!("internal error (please report it): {message}");
-                events.for_task(&task.name).emit(EventKind::Error {
+                task_events.emit(EventKind::Error {
                     message: reason.clone(),
                 });
-                pipeline::unstarted_report(task, spec, &file_display, TaskOutcome::Error, &reason)
+                task_events.emit(finished_by_runner(TaskOutcome::Error, reason));
+                TaskOutcome::Error
             }
         };
-        reports.push(report);
+        outcomes.push(outcome);
     }
     signals.abort();
 
-    let exit_code = exit_codes::combine(reports.iter().map(|r| r.outcome.exit_code()));
-    let passed = reports
+    let exit_code = exit_codes::combine(outcomes.iter().map(|o| o.exit_code()));
+    let passed = outcomes
         .iter()
-        .filter(|r| r.outcome == TaskOutcome::Passed)
+        .filter(|&&o| o == TaskOutcome::Passed)
         .count();
-    let report = Report {
-        schema_version: REPORT_SCHEMA_VERSION,
-        kkrun_version: env!("CARGO_PKG_VERSION").to_string(),
-        run_id: run_id.clone(),
-        started_at,
-        finished_at: jiff::Timestamp::now().to_string(),
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        command_line: redact_command_line(&options.command_line),
-        exit_code,
-        totals: Totals::from_tasks(&reports),
-        tasks: reports,
-    };
-    let written = report::write_all(run_dir.path(), &report);
-    for dropped in written.iter().flatten() {
-        events.emit(EventKind::Warning {
-            message: dropped.to_string(),
-        });
-    }
-    if github::is_github_actions() {
-        if let Err(e) = github::append_step_summary(&report::markdown::render(&report)) {
-            events.emit(EventKind::Warning {
-                message: format!("cannot write $GITHUB_STEP_SUMMARY: {e}"),
-            });
-        }
-        for line in github::annotations(&report) {
-            if options.json {
-                eprintln!("{line}")
-            } else {
-                println!("{line}")
-            }
-        }
-    }
     events.emit(EventKind::RunFinished {
         exit_code,
         passed,
-        not_passed: report.tasks.len() - passed,
+        not_passed: outcomes.len() - passed,
     });
-    if !options.json && !global.quiet {
+    let (written, warnings) = reports.finish();
+    for warning in warnings {
+        console.line(&format!("kkrun: warning: {warning}"));
+    }
+    if !options.console.json && !options.console.quiet {
         console.line(&format!(
             "kkrun: reports in {}",
             display_path(run_dir.path(), &cwd)
@@ -243,6 +247,17 @@ async fn run_tasks(
     console.finish();
     written?;
     Ok(exit_code)
+}
+
+/// The `task.finished` of a task the pipeline did not finish itself.
+fn finished_by_runner(outcome: TaskOutcome, reason: String) -> EventKind {
+    EventKind::TaskFinished {
+        outcome,
+        reason,
+        usage: Default::default(),
+        cost_usd: None,
+        duration_ms: 0,
+    }
 }
 
 /// Sets `interrupt` on SIGINT or SIGTERM. A second signal ends the process

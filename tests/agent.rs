@@ -169,7 +169,7 @@ fn budget_events(events: &[EventKind]) -> Vec<(String, f64, f64)> {
                 budget,
                 used,
                 limit,
-            } => Some((budget.clone(), *used, *limit)),
+            } => Some((budget.as_str().to_string(), *used, *limit)),
             _ => None,
         })
         .collect()

@@ -14,24 +14,12 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use e2e_support::{commit_all, copy_dir, git, kkrun, snapshot_refs, stage_ends};
+use e2e_support::{example_checkout, git, kkrun, snapshot_refs, stage_ends};
 use kkrun::provider::Usage;
 use kkrun::provider::script::{ScriptedToolCall, ScriptedTurn, encode_openai_sse};
 use serde_json::{Value, json};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-/// Copies `tasks/` and `examples/` into a fresh git repository, as a user's
-/// clone would have them.
-fn example_checkout() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for sub in ["tasks", "examples"] {
-        copy_dir(&Path::new(ROOT).join(sub), &dir.path().join(sub));
-    }
-    git(dir.path(), &["init", "-q", "-b", "main"]);
-    commit_all(dir.path(), "clone");
-    dir
-}
 
 fn describe(output: &Output) -> String {
     format!(

@@ -67,6 +67,7 @@ fn report(tasks: Vec<Value>) -> Report {
         exit_code: 1,
         totals: kkrun::report::Totals::from_tasks(&tasks),
         tasks,
+        rebuilt: None,
     }
 }
 

@@ -35,7 +35,7 @@ fn with_desk(
     stage: Stage,
     offer: FindingTools,
 ) -> (ToolContext, FindingsDesk) {
-    let desk = FindingsDesk::new(root);
+    let desk = FindingsDesk::new(root, None);
     ctx.findings = Some(desk.for_stage(stage, Some(offer), EventSink::new()));
     (ctx, desk)
 }

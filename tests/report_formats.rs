@@ -6,9 +6,11 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
+use kkrun::events::StageEndKind;
+use kkrun::provider::Usage as TokenUsage;
 use kkrun::report::{
-    Artifacts, CheckReport, CheckRun, CheckStatus, FileChangeReport, Report, Review,
-    SnapshotReport, StageReport, TaskOutcome, TaskReport, TokenUsage, Totals, Verdict,
+    Artifacts, CheckReport, CheckRun, CheckStatus, FileChange as FileChangeReport, Report, Review,
+    SnapshotReport, StageReport, TaskOutcome, TaskReport, Totals, Verdict,
 };
 
 fn run(passed: bool, output: &str) -> CheckRun {
@@ -41,7 +43,7 @@ fn task(name: &str, file: &str, outcome: TaskOutcome) -> TaskReport {
         stages: vec![StageReport {
             stage: "preview".into(),
             round: 1,
-            end: "finished".into(),
+            end: StageEndKind::Finished,
             detail: None,
             started_at: "2026-11-24T10:16:00Z".into(),
             duration_ms: 5000,
@@ -156,6 +158,7 @@ fn sample_report() -> Report {
         exit_code: 4,
         totals: Totals::from_tasks(&tasks),
         tasks,
+        rebuilt: None,
     }
 }
 

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::LazyLock;
 
+use e2e_support::redact::{RUN_ID, TIMESTAMP, redact_summary, redact_text};
 use e2e_support::{
     Fixture, Run, TaskFile, break_mul, commit_all, finish, fix_add, git, kkrun, plan, read_calc,
     review,
@@ -51,29 +52,6 @@ fn budget_turns() -> Vec<ScriptedTurn> {
 const FAILING_YAML: &str = "stages:\n  debug: { max_rounds: 1 }\n";
 const BUDGET_YAML: &str = "budget: { max_tokens: 3000 }\n";
 
-static RUN_ID: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b\d{8}T\d{6}Z-[0-9a-f]{6}\b").unwrap());
-static COMMIT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b[0-9a-f]{40}\b").unwrap());
-static TIMESTAMP: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})").unwrap()
-});
-/// What `human_duration` writes: `1h 02m`, `1m 05s`, `12.3s`, `450ms`.
-static HUMAN_DURATION: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b(\d+h \d{2}m|\d+m \d{2}s|\d+\.\d+s|\d+ms)\b").unwrap());
-
-/// Replaces the values that change from run to run in any text.
-fn redact_text(text: &str, root: &Path) -> String {
-    let mut text = text.to_string();
-    let canonical = root.canonicalize().unwrap();
-    for path in [canonical.as_path(), root] {
-        text = text.replace(&path.display().to_string(), "[TMP]");
-    }
-    let text = RUN_ID.replace_all(&text, "[RUN_ID]");
-    let text = COMMIT.replace_all(&text, "[COMMIT]");
-    let text = TIMESTAMP.replace_all(&text, "[TIME]");
-    text.into_owned()
-}
-
 /// `report.json` with times, durations, run ids, commit ids and absolute
 /// paths replaced by placeholders; everything else (costs too) stays.
 fn redact_report(report: &Value, root: &Path) -> String {
@@ -97,12 +75,6 @@ fn redact_report(report: &Value, root: &Path) -> String {
     // The binary's own path, which depends on where the crate is built.
     report["command_line"][0] = json!("kkrun");
     redact_text(&serde_json::to_string_pretty(&report).unwrap(), root)
-}
-
-/// `summary.md` with the same values replaced, plus human durations.
-fn redact_summary(summary: &str, root: &Path) -> String {
-    let text = redact_text(summary, root);
-    HUMAN_DURATION.replace_all(&text, "[DURATION]").into_owned()
 }
 
 fn validate(schema: &Value, report: &Value) -> Vec<String> {

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use kkrun::events::ToolOutcome;
 use kkrun::provider::ToolCall;
 use kkrun::task::{Check, ShellPolicy};
-use kkrun::tools::{ToolContext, ToolResult, ToolSet, execute, run_checks, tool_specs};
+use kkrun::tools::{
+    Access, Tool, ToolContext, ToolResult, ToolSet, ToolTable, ToolTableError, execute, run_checks,
+};
 use serde_json::{Value, json};
 
 /// A git repository in a temporary directory, with an `outside` directory
@@ -123,7 +125,13 @@ fn read_pid(path: &Path) -> u32 {
 
 #[test]
 fn tool_sets_offer_the_right_tools() {
-    let names = |set| -> Vec<String> { tool_specs(set).into_iter().map(|s| s.name).collect() };
+    let names = |set| -> Vec<String> {
+        ToolTable::builtin()
+            .specs(set)
+            .into_iter()
+            .map(|s| s.name)
+            .collect()
+    };
     assert_eq!(
         names(ToolSet::ReadOnly),
         ["read_file", "list_dir", "glob", "grep"]
@@ -145,7 +153,7 @@ fn tool_sets_offer_the_right_tools() {
         names(ToolSet::Debug).last().map(String::as_str),
         Some("run_checks")
     );
-    for spec in tool_specs(ToolSet::Debug) {
+    for spec in ToolTable::builtin().specs(ToolSet::Debug) {
         assert!(
             spec.description.len() > 80,
             "{} needs a real description",
@@ -158,6 +166,126 @@ fn tool_sets_offer_the_right_tools() {
             spec.name
         );
     }
+}
+
+#[test]
+fn tool_schemas_are_valid_json_schemas_that_match_the_handlers() {
+    let table = ToolTable::builtin();
+    for spec in table.specs(ToolSet::Debug) {
+        let validator = jsonschema::validator_for(&spec.parameters)
+            .unwrap_or_else(|e| panic!("{}: {e}", spec.name));
+        assert!(
+            !validator.is_valid(&json!({"no_such_argument": 1})),
+            "{} accepts unknown arguments",
+            spec.name
+        );
+    }
+    let read_file = table.get("read_file").unwrap().spec().parameters;
+    assert_eq!(read_file["required"], json!(["path"]));
+    assert_eq!(read_file["properties"]["start_line"]["type"], "integer");
+    assert_eq!(read_file["properties"]["start_line"]["minimum"], 1);
+    let grep = table.get("grep").unwrap().spec().parameters;
+    assert_eq!(grep["properties"]["max_matches"]["maximum"], 1000);
+    let text = serde_json::to_string(&table.specs(ToolSet::Debug)).unwrap();
+    for noise in [
+        "\"null\"",
+        "$schema",
+        "\"title\"",
+        "\"format\"",
+        "\"default\"",
+    ] {
+        assert!(!text.contains(noise), "{noise} in {text}");
+    }
+}
+
+#[test]
+fn every_tool_that_writes_is_kept_from_read_only_stages() {
+    let table = ToolTable::builtin();
+    for name in [
+        "write_file",
+        "edit_file",
+        "apply_patch",
+        "shell",
+        "run_checks",
+    ] {
+        assert_eq!(table.get(name).unwrap().access(), Access::Writes, "{name}");
+        assert!(!table.offers(ToolSet::ReadOnly, name), "{name}");
+    }
+    for tool in table.offered(ToolSet::ReadOnly) {
+        assert_eq!(tool.access(), Access::ReadOnly, "{}", tool.name());
+    }
+}
+
+/// A tool added at run time with its own JSON schema, the way a tool an
+/// MCP server lists joins the table: it echoes its arguments.
+fn echo_tool(name: &str, access: Access) -> Tool {
+    Tool::with_schema(
+        name,
+        "Echo the arguments back, to show a tool added at run time is dispatched.",
+        access,
+        json!({"type": "object", "properties": {"word": {"type": "string"}}}),
+        |ctx, arguments| {
+            let root = ctx.workspace.display().to_string();
+            Box::pin(async move { Ok(format!("{arguments} in {root}")) })
+        },
+    )
+}
+
+#[tokio::test]
+async fn tools_added_at_run_time_join_the_sets_their_access_allows() {
+    let mut fx = Fixture::new();
+    let mut table = (*ToolTable::builtin()).clone();
+    table
+        .add(echo_tool("docs__lookup", Access::ReadOnly))
+        .unwrap();
+    table
+        .add(echo_tool("docs__publish", Access::Writes))
+        .unwrap();
+    assert_eq!(
+        table.add(echo_tool("read_file", Access::ReadOnly)),
+        Err(ToolTableError::Duplicate("read_file".into()))
+    );
+    assert_eq!(
+        table.add(echo_tool("has space", Access::ReadOnly)),
+        Err(ToolTableError::InvalidName("has space".into()))
+    );
+    fx.ctx.tools = std::sync::Arc::new(table);
+
+    let read_only: Vec<String> = fx
+        .ctx
+        .tools
+        .specs(ToolSet::ReadOnly)
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(
+        read_only,
+        ["read_file", "list_dir", "glob", "grep", "docs__lookup"]
+    );
+    let debug = fx.ctx.tools.specs(ToolSet::Debug);
+    assert_eq!(debug.last().unwrap().name, "docs__publish");
+    assert_eq!(
+        debug.last().unwrap().parameters["properties"]["word"]["type"],
+        "string"
+    );
+
+    let result = fx
+        .call(ToolSet::ReadOnly, "docs__lookup", json!({"word": "week"}))
+        .await;
+    assert_outcome(&result, ToolOutcome::Ok, r#"{"word":"week"} in "#);
+    let result = fx
+        .call(ToolSet::ReadOnly, "docs__publish", json!({"word": "week"}))
+        .await;
+    assert_outcome(
+        &result,
+        ToolOutcome::Refused,
+        "not available in a read-only stage",
+    );
+    assert!(
+        result.content.contains("docs__lookup"),
+        "{}",
+        result.content
+    );
 }
 
 #[tokio::test]
@@ -967,7 +1095,7 @@ async fn checks_report_pass_fail_flaky_and_timeout() {
         check("hangs", "trap '' TERM; echo waiting; sleep 300", 0, 500),
     ];
     let results = run_checks(&checks, &fx.repo, &BTreeMap::new()).await;
-    let by_name = |name: &str| results.iter().find(|r| r.name == name).unwrap();
+    let by_name = |name: &str| &results.iter().find(|r| r.name == name).unwrap().run;
 
     let passes = by_name("passes");
     assert!(passes.passed && !passes.flaky);
@@ -983,8 +1111,7 @@ async fn checks_report_pass_fail_flaky_and_timeout() {
     let flaky = by_name("flaky");
     assert!(flaky.passed && flaky.flaky);
     assert_eq!(flaky.attempts, 2);
-    assert_eq!(flaky.failed_attempts[0].exit_code, Some(1));
-    assert_eq!(flaky.failed_attempts[0].output_tail, "boom\n");
+    assert_eq!(flaky.failed_attempts, ["boom\n"]);
 
     let hangs = by_name("hangs");
     assert!(!hangs.passed && hangs.timed_out);
@@ -1041,7 +1168,7 @@ async fn check_output_tail_keeps_the_end() {
         10_000,
     )];
     let results = run_checks(&checks, &fx.repo, &BTreeMap::new()).await;
-    let tail = &results[0].output_tail;
+    let tail = &results[0].run.output_tail;
     assert!(tail.starts_with("[… "), "{}", &tail[..50]);
     assert!(tail.ends_with("20000\nthe-end\n"));
     assert!(tail.len() < 4200);

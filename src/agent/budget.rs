@@ -8,7 +8,8 @@ use crate::provider::Usage;
 use crate::task::Budget;
 
 /// Which limit ran out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum BudgetKind {
     /// The stage's turn limit.
     MaxTurns,

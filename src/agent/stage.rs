@@ -16,7 +16,7 @@ use crate::provider::{
 };
 use crate::task::Stage;
 use crate::tools::process::cap_text;
-use crate::tools::{ToolContext, ToolResult, ToolSet, execute, tool_specs};
+use crate::tools::{ToolContext, ToolResult, ToolSet, execute};
 
 /// A tool that ends the stage when called with valid arguments
 /// (`submit_plan`, `finish_stage`, ...).
@@ -221,7 +221,7 @@ impl<'a> StageRun<'a> {
                 request.stage
             )));
         }
-        let mut tools = tool_specs(request.tool_set);
+        let mut tools = ctx.tools.specs(request.tool_set);
         tools.extend(ctx.extra_specs());
         for finish in &request.finish_tools {
             if tools.iter().any(|t| t.name == finish.spec.name) {
@@ -401,7 +401,9 @@ impl<'a> StageRun<'a> {
                     });
                 }
                 result
-            } else if !self.tool_set.contains(&call.name) && !self.ctx.offers_extra(&call.name) {
+            } else if !self.ctx.tools.offers(self.tool_set, &call.name)
+                && !self.ctx.offers_extra(&call.name)
+            {
                 self.refuse_unoffered(call)
             } else {
                 let run = execute(self.ctx, self.tool_set, call);
@@ -475,9 +477,7 @@ impl<'a> StageRun<'a> {
 
     fn refuse_unoffered(&self, call: &ToolCall) -> ToolResult {
         let offered: Vec<&str> = self.tools.iter().map(|t| t.name.as_str()).collect();
-        let known = tool_specs(ToolSet::Debug)
-            .iter()
-            .any(|spec| spec.name == call.name);
+        let known = self.ctx.tools.get(&call.name).is_some();
         let content = if known {
             let why = if self.stage.writes() {
                 String::new()
@@ -564,7 +564,7 @@ impl<'a> StageRun<'a> {
 
     fn exhausted(&self, exhausted: Exhausted) -> StageEnd {
         self.events.emit(EventKind::BudgetExhausted {
-            budget: exhausted.kind.as_str().to_string(),
+            budget: exhausted.kind,
             used: exhausted.used,
             limit: exhausted.limit,
         });

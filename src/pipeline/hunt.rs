@@ -5,10 +5,10 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::events::TaskOutcome;
 use crate::events::{EventKind, EventSink};
 use crate::findings::reproduce::{ReproduceEnv, reproduce, status_of};
-use crate::findings::{self, BaselineFindings, Finding, FindingStatus};
-use crate::report::TaskOutcome;
+use crate::findings::{self, Finding, FindingStatus};
 use crate::task::{Stage, Task};
 use crate::tools::findings::FindingTools;
 
@@ -60,19 +60,6 @@ pub(crate) async fn reproduce_all(
             reproduction: reproduction.clone(),
         });
         finding.reproduction = Some(reproduction);
-    }
-}
-
-/// Marks findings `new` or `known` against the baseline (all `new`
-/// without one).
-pub(crate) fn mark_baseline(baseline: Option<&BaselineFindings>, findings: &mut [Finding]) {
-    match baseline {
-        Some(baseline) => baseline.mark(findings),
-        None => {
-            for finding in findings {
-                finding.baseline_state = findings::BaselineState::New;
-            }
-        }
     }
 }
 

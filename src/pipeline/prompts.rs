@@ -165,7 +165,7 @@ pub fn debug_message(
     );
     let broken_at_base: Vec<&str> = baseline
         .iter()
-        .filter(|c| !c.passed)
+        .filter(|c| !c.run.passed)
         .map(|c| c.name.as_str())
         .collect();
     if !broken_at_base.is_empty() {

@@ -22,6 +22,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+#[cfg(feature = "scripting")]
 use super::script::ScriptedTurn;
 use super::wire::WireFormat;
 
@@ -87,7 +88,8 @@ pub enum CassetteError {
 /// A cassette in memory: the provider and model it was recorded with and its
 /// exchanges in order.
 ///
-/// Tests and example tasks build cassettes from scripted turns:
+/// Tests and example tasks build cassettes from scripted turns (with the
+/// `scripting` feature, which the tests turn on):
 ///
 /// ```
 /// use kkrun::provider::script::{ScriptedToolCall, ScriptedTurn};
@@ -131,6 +133,7 @@ impl Cassette {
 
     /// A cassette that answers one request per scripted turn, in order,
     /// without comparing requests.
+    #[cfg(feature = "scripting")]
     pub fn from_turns(
         provider: WireFormat,
         model: impl Into<String>,
@@ -145,6 +148,7 @@ impl Cassette {
 
     /// Appends a successful exchange streaming `turn` in this cassette's wire
     /// format, without a recorded request.
+    #[cfg(feature = "scripting")]
     pub fn push_turn(&mut self, turn: &ScriptedTurn) -> &mut Cassette {
         let body = match self.provider {
             WireFormat::OpenAi => super::script::encode_openai_sse(turn),

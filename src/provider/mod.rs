@@ -23,6 +23,7 @@ mod openai;
 mod options;
 pub mod pricing;
 mod redact;
+#[cfg(feature = "scripting")]
 pub mod script;
 mod sse;
 mod transport;

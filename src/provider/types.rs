@@ -102,7 +102,10 @@ pub enum StopReason {
 }
 
 /// Tokens used by one or more turns.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[schemars(rename = "TokenUsage", deny_unknown_fields)]
 pub struct Usage {
     /// Input (prompt) tokens, including cached ones.
     pub input_tokens: u64,

@@ -12,6 +12,33 @@ pub fn is_github_actions() -> bool {
     std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
 }
 
+/// The GitHub Actions output of a run: annotations and the step summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GithubOutput {
+    /// Workflow commands go to stderr because stdout carries `--json`.
+    pub commands_to_stderr: bool,
+}
+
+impl GithubOutput {
+    /// Appends `summary.md` to `$GITHUB_STEP_SUMMARY` and prints the
+    /// `::error` annotations. A step summary that cannot be written is a
+    /// warning, returned: the run's own record is already complete.
+    pub fn publish(&self, report: &Report) -> Result<(), String> {
+        let summary = append_step_summary(&super::markdown::render(report))
+            .map_err(|e| format!("cannot write $GITHUB_STEP_SUMMARY: {e}"));
+        for line in annotations(report) {
+            if self.commands_to_stderr {
+                eprintln!("{line}");
+            } else {
+                let mut out = std::io::stdout().lock();
+                // A closed stdout must not lose the rest of the record.
+                let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+            }
+        }
+        summary
+    }
+}
+
 /// Escapes the message part of a workflow command.
 pub(crate) fn escape_data(text: &str) -> String {
     text.replace('%', "%25")

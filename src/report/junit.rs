@@ -11,7 +11,7 @@ use std::io;
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesText, Event};
 
-use super::model::{CheckReport, Report, TaskOutcome, TaskReport, Verdict};
+use super::model::{CheckReport, Report, TaskOutcome, TaskReport};
 use super::text::xml_safe;
 use crate::findings::{Finding, FindingStatus};
 use crate::provider::redact_credentials;
@@ -363,9 +363,7 @@ fn review_case(task: &TaskReport) -> Case {
         None => (ended_early(task), None),
         Some(review) => {
             // A bug hunt's findings decide it, never the verdict.
-            let blocking = review.verdict == Verdict::RequestChanges
-                && !review.advisory
-                && task.kind != crate::task::TaskKind::BugHunt.as_str();
+            let blocking = review.blocks() && task.kind != crate::task::TaskKind::BugHunt.as_str();
             let result = if blocking {
                 CaseResult::Failed {
                     kind: "check_failed",

@@ -3,8 +3,9 @@
 
 use std::fmt::Write as _;
 
-use super::model::{CheckStatus, Report, TaskOutcome, TaskReport, TokenUsage, Verdict};
+use super::model::{CheckStatus, Report, TaskOutcome, TaskReport, Verdict};
 use super::text::strip_ansi;
+use crate::provider::Usage;
 
 /// Renders the report as Markdown.
 pub fn render(report: &Report) -> String {
@@ -147,7 +148,7 @@ fn task_section(md: &mut String, report: &Report, task: &TaskReport) {
                 "| {} | {} | {} | {} | {} | {} | {} |",
                 stage.stage,
                 stage.round,
-                stage.end.replace('_', " "),
+                stage.end.as_str().replace('_', " "),
                 stage.turns,
                 human_tokens(&stage.usage),
                 human_duration(stage.duration_ms),
@@ -235,7 +236,7 @@ pub fn human_duration(ms: u64) -> String {
 }
 
 /// `950`, `12.3k`, `1.20M` (input plus output).
-pub fn human_tokens(usage: &TokenUsage) -> String {
+pub fn human_tokens(usage: &Usage) -> String {
     let total = usage.input_tokens + usage.output_tokens;
     match total {
         0..=999 => total.to_string(),
@@ -258,7 +259,7 @@ mod tests {
 
     #[test]
     fn tokens_read_naturally() {
-        let usage = |n| TokenUsage {
+        let usage = |n| Usage {
             input_tokens: n,
             cached_input_tokens: 0,
             output_tokens: 0,

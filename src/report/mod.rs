@@ -1,6 +1,8 @@
 //! Reports of a run: `report.json` (with its JSON Schema), `junit.xml`,
-//! `summary.md`, and GitHub Actions annotations.
+//! `summary.md`, and GitHub Actions annotations, all built by one
+//! [`aggregate::Aggregator`] from the run's event stream.
 
+pub mod aggregate;
 pub mod findings;
 pub mod github;
 pub mod junit;
@@ -10,8 +12,8 @@ pub mod sarif;
 pub mod text;
 
 pub use model::{
-    Artifacts, CheckReport, CheckRun, CheckStatus, FileChangeReport, REPORT_SCHEMA_VERSION, Report,
-    Review, SnapshotReport, StageReport, TaskOutcome, TaskReport, TokenUsage, Totals, Verdict,
+    Artifacts, CheckReport, CheckRun, CheckStatus, FileChange, REPORT_SCHEMA_VERSION, Report,
+    Review, SnapshotReport, StageReport, TaskOutcome, TaskReport, Totals, Verdict,
 };
 
 use std::path::Path;

@@ -6,7 +6,11 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::exit_codes;
+use crate::events::StageEndKind;
+pub use crate::events::{Review, TaskOutcome, Verdict};
+use crate::provider::Usage;
+pub use crate::snapshot::FileChange;
+pub use crate::tools::checks::CheckRun;
 
 /// Version of the report format; bumped on any incompatible change.
 pub const REPORT_SCHEMA_VERSION: u32 = 2;
@@ -35,71 +39,12 @@ pub struct Report {
     pub tasks: Vec<TaskReport>,
     /// Sums over all tasks.
     pub totals: Totals,
-}
-
-/// How a task ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum TaskOutcome {
-    /// Every check passed and the review did not block.
-    Passed,
-    /// Checks failed, the review requested changes, or the agent gave up.
-    Failed,
-    /// A token, cost or turn budget ran out before the task could finish.
-    BudgetExhausted,
-    /// The task's or a stage's wall-clock limit ran out.
-    TimedOut,
-    /// Infrastructure failed: provider, git, I/O.
-    Error,
-    /// The run was interrupted (SIGINT/SIGTERM).
-    Interrupted,
-}
-
-impl TaskOutcome {
-    /// The outcome's name as written in reports and events.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskOutcome::Passed => "passed",
-            TaskOutcome::Failed => "failed",
-            TaskOutcome::BudgetExhausted => "budget_exhausted",
-            TaskOutcome::TimedOut => "timed_out",
-            TaskOutcome::Error => "error",
-            TaskOutcome::Interrupted => "interrupted",
-        }
-    }
-
-    /// The exit code this outcome contributes to the run's exit code.
-    pub fn exit_code(self) -> i32 {
-        match self {
-            TaskOutcome::Passed => exit_codes::SUCCESS,
-            TaskOutcome::Failed => exit_codes::TASK_FAILED,
-            TaskOutcome::BudgetExhausted | TaskOutcome::TimedOut => exit_codes::BUDGET_EXHAUSTED,
-            TaskOutcome::Error => exit_codes::INFRASTRUCTURE,
-            TaskOutcome::Interrupted => exit_codes::INTERRUPTED,
-        }
-    }
-}
-
-/// Tokens used, as reports show them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TokenUsage {
-    /// Input tokens, cached ones included.
-    pub input_tokens: u64,
-    /// Input tokens served from the provider's prompt cache.
-    pub cached_input_tokens: u64,
-    /// Output tokens.
-    pub output_tokens: u64,
-}
-
-impl From<crate::provider::Usage> for TokenUsage {
-    fn from(usage: crate::provider::Usage) -> TokenUsage {
-        TokenUsage {
-            input_tokens: usage.input_tokens,
-            cached_input_tokens: usage.cached_input_tokens,
-            output_tokens: usage.output_tokens,
-        }
-    }
+    /// Set when `kkrun report rebuild` made this report from an event
+    /// stream that ends without `run.finished` (the run was killed): says
+    /// so, and why tasks without a final record are `interrupted`. Absent
+    /// from a report the run wrote itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebuilt: Option<String>,
 }
 
 /// The record of one task.
@@ -135,7 +80,7 @@ pub struct TaskReport {
     /// Every check with its baseline and final result.
     pub checks: Vec<CheckReport>,
     /// Files changed between `00-base` and the last snapshot.
-    pub files_changed: Vec<FileChangeReport>,
+    pub files_changed: Vec<FileChange>,
     /// The plan the blueprint stage submitted.
     pub plan: Option<serde_json::Value>,
     /// The preview stage's review.
@@ -145,7 +90,7 @@ pub struct TaskReport {
     /// Whether the work tree was restored to `00-base` at the end, and why.
     pub restored_to_base: Option<String>,
     /// Tokens used over all stages.
-    pub usage: TokenUsage,
+    pub usage: Usage,
     /// Cost in USD over all stages; `null` when a price is unknown.
     pub cost_usd: Option<f64>,
     /// Tool calls by tool name, over all stages.
@@ -165,9 +110,8 @@ pub struct StageReport {
     pub stage: String,
     /// Debug round this run belongs to (1 for the first pass).
     pub round: u32,
-    /// How the stage ended: `finished`, `return_to_code`, `skipped`,
-    /// `max_turns`, `max_tokens`, `max_cost`, `timeout`, `stuck`, `error`, `interrupted`.
-    pub end: String,
+    /// How the stage ended.
+    pub end: StageEndKind,
     /// Detail of the end (the stuck reason, the skip reason, the error).
     pub detail: Option<String>,
     /// When the stage started (RFC 3339, UTC).
@@ -177,7 +121,7 @@ pub struct StageReport {
     /// Model turns taken.
     pub turns: u32,
     /// Tokens used.
-    pub usage: TokenUsage,
+    pub usage: Usage,
     /// Cost in USD; `null` when the price is unknown.
     pub cost_usd: Option<f64>,
     /// Tool calls by tool name.
@@ -255,66 +199,6 @@ pub struct CheckReport {
     pub final_run: Option<CheckRun>,
 }
 
-/// One execution of a check (with its retries).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CheckRun {
-    /// Whether it passed (a flaky pass counts).
-    pub passed: bool,
-    /// Failed at first, passed on a retry.
-    pub flaky: bool,
-    /// Exit code of the last attempt; `null` when killed.
-    pub exit_code: Option<i32>,
-    /// The last attempt hit the check's timeout.
-    pub timed_out: bool,
-    /// Attempts made.
-    pub attempts: u32,
-    /// Wall-clock duration over all attempts.
-    pub duration_ms: u64,
-    /// Tail of the last attempt's output.
-    pub output_tail: String,
-    /// Output tails of failed attempts before a flaky pass.
-    pub failed_attempts: Vec<String>,
-}
-
-/// A file changed by the task.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FileChangeReport {
-    /// Path relative to the repository root.
-    pub path: String,
-    /// `added`, `modified`, `deleted`, `renamed` or `typechange`.
-    pub status: String,
-    /// Lines added.
-    pub additions: usize,
-    /// Lines removed.
-    pub deletions: usize,
-}
-
-/// The preview stage's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// The change does what the task asked.
-    Approve,
-    /// The change should not be merged as is.
-    RequestChanges,
-}
-
-/// The preview stage's review.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Review {
-    /// The verdict.
-    pub verdict: Verdict,
-    /// Human summary in Markdown.
-    pub summary: String,
-    /// Risks the reviewer sees.
-    pub risks: Vec<String>,
-    /// Whether the verdict is advisory (does not fail the task).
-    pub advisory: bool,
-}
-
 /// A task's files in the run directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -336,7 +220,7 @@ pub struct Totals {
     /// Tasks per outcome name.
     pub outcomes: BTreeMap<String, usize>,
     /// Tokens over all tasks.
-    pub usage: TokenUsage,
+    pub usage: Usage,
     /// Cost over all tasks; `null` when any price is unknown.
     pub cost_usd: Option<f64>,
 }
@@ -345,15 +229,13 @@ impl Totals {
     /// Sums `tasks`.
     pub fn from_tasks(tasks: &[TaskReport]) -> Totals {
         let mut outcomes = BTreeMap::new();
-        let mut usage = TokenUsage::default();
+        let mut usage = Usage::default();
         let mut cost = Some(0.0);
         for task in tasks {
             *outcomes
                 .entry(task.outcome.as_str().to_string())
                 .or_insert(0) += 1;
-            usage.input_tokens += task.usage.input_tokens;
-            usage.cached_input_tokens += task.usage.cached_input_tokens;
-            usage.output_tokens += task.usage.output_tokens;
+            usage += task.usage;
             cost = match (cost, task.cost_usd) {
                 (Some(sum), Some(c)) => Some(sum + c),
                 _ => None,

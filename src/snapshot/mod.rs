@@ -9,7 +9,6 @@
 //! previous snapshot, so `git log` on the last ref shows the run's history.
 //! Restore and diff are scoped to the workspace directory.
 
-pub mod commands;
 mod diff;
 mod error;
 mod message;
@@ -88,8 +87,12 @@ pub struct SnapshotDiff {
     pub files: Vec<FileChange>,
 }
 
-/// One changed file in a [`SnapshotDiff`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A file changed between two states of a workspace (see `SnapshotDiff`).
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "FileChangeReport")]
 pub struct FileChange {
     /// The path relative to the work tree root (the new path of a rename).
     pub path: String,

@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::raw::TaskFile;
+use crate::json_schema::forbid_null;
 
 /// The task-file JSON Schema (draft 2020-12).
 pub fn task_schema() -> Value {
@@ -18,42 +19,6 @@ pub fn task_schema() -> Value {
         );
     }
     schema
-}
-
-/// Optional keys are derived from `Option` fields, which schemars describes
-/// as "the value or null". kkrun rejects an explicit null (omit the key to
-/// get its default), so the schema must too.
-fn forbid_null(value: &mut Value) {
-    match value {
-        Value::Object(object) => {
-            if object.get("default") == Some(&Value::Null) {
-                object.remove("default");
-            }
-            if let Some(Value::Array(types)) = object.get_mut("type") {
-                types.retain(|t| t != "null");
-                if types.len() == 1 {
-                    let single = types.remove(0);
-                    object.insert("type".into(), single);
-                }
-            }
-            let null_schema = serde_json::json!({ "type": "null" });
-            if let Some(Value::Array(options)) = object.get_mut("anyOf") {
-                options.retain(|option| *option != null_schema);
-                if options.len() == 1 {
-                    let single = options.remove(0);
-                    object.remove("anyOf");
-                    if let Value::Object(inner) = single {
-                        for (key, inner_value) in inner {
-                            object.entry(key).or_insert(inner_value);
-                        }
-                    }
-                }
-            }
-            object.values_mut().for_each(forbid_null);
-        }
-        Value::Array(items) => items.iter_mut().for_each(forbid_null),
-        _ => {}
-    }
 }
 
 #[cfg(test)]

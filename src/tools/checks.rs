@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::process::{CommandSpec, command_env, run_command};
@@ -19,40 +20,36 @@ const CHECK_TAIL_BYTES: usize = 4 * 1024;
 pub struct CheckResult {
     /// The check's name.
     pub name: String,
-    /// True when the last attempt exited 0 within the timeout.
+    /// What happened.
+    #[serde(flatten)]
+    pub run: CheckRun,
+}
+
+/// One execution of a check, with its retries: what the report shows as a
+/// check's `baseline` and `final` run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRun {
+    /// Whether the last attempt exited 0 within the timeout (a flaky pass
+    /// counts).
     pub passed: bool,
-    /// True when an attempt failed and a later retry passed.
+    /// Failed at first, passed on a retry.
     pub flaky: bool,
-    /// Exit code of the last attempt, when it exited normally.
+    /// Exit code of the last attempt; `null` when killed.
     pub exit_code: Option<i32>,
-    /// True when the last attempt was killed by the check's timeout.
+    /// The last attempt hit the check's timeout.
     pub timed_out: bool,
     /// Attempts made (1 plus the retries used).
     pub attempts: u32,
-    /// Duration of all attempts together.
+    /// Wall-clock duration over all attempts.
     pub duration_ms: u64,
     /// The last ~4 KiB of the last attempt's output (stdout and stderr
     /// interleaved, ANSI escapes kept as-is), preceded by a
     /// `[… N bytes omitted …]` marker when cut.
     pub output_tail: String,
-    /// The attempts that failed before the last one (for JUnit
-    /// `flakyFailure`/`rerunFailure`); empty when the first attempt decided.
-    pub failed_attempts: Vec<FailedAttempt>,
-}
-
-/// One failed attempt of a check that was retried.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FailedAttempt {
-    /// 1-based attempt number.
-    pub attempt: u32,
-    /// Exit code, when the attempt exited normally.
-    pub exit_code: Option<i32>,
-    /// True when the check's timeout killed the attempt.
-    pub timed_out: bool,
-    /// Duration of the attempt.
-    pub duration_ms: u64,
-    /// The last ~4 KiB of the attempt's output.
-    pub output_tail: String,
+    /// Output tails of the attempts that failed before the last one (for
+    /// JUnit `flakyFailure`); empty when the first attempt decided.
+    pub failed_attempts: Vec<String>,
 }
 
 struct Attempt {
@@ -92,23 +89,19 @@ async fn run_check(check: &Check, workspace: &Path, env: &BTreeMap<String, Strin
         if attempt.passed || attempt_number >= max_attempts {
             return CheckResult {
                 name: check.name.clone(),
-                passed: attempt.passed,
-                flaky: attempt.passed && !failed_attempts.is_empty(),
-                exit_code: attempt.exit_code,
-                timed_out: attempt.timed_out,
-                attempts: attempt_number,
-                duration_ms,
-                output_tail: attempt.output_tail,
-                failed_attempts,
+                run: CheckRun {
+                    passed: attempt.passed,
+                    flaky: attempt.passed && !failed_attempts.is_empty(),
+                    exit_code: attempt.exit_code,
+                    timed_out: attempt.timed_out,
+                    attempts: attempt_number,
+                    duration_ms,
+                    output_tail: attempt.output_tail,
+                    failed_attempts,
+                },
             };
         }
-        failed_attempts.push(FailedAttempt {
-            attempt: attempt_number,
-            exit_code: attempt.exit_code,
-            timed_out: attempt.timed_out,
-            duration_ms: attempt.duration_ms,
-            output_tail: attempt.output_tail,
-        });
+        failed_attempts.push(attempt.output_tail);
     }
 }
 
@@ -159,32 +152,33 @@ fn millis(duration: std::time::Duration) -> u64 {
 /// to every stage): one block per check, failures with the tail of their
 /// output. No durations: what the model sees must not vary between runs.
 pub(crate) fn render_for_model(results: &[CheckResult]) -> String {
-    let passed = results.iter().filter(|r| r.passed).count();
+    let passed = results.iter().filter(|r| r.run.passed).count();
     let mut text = format!(
         "{} check(s): {passed} passed, {} failed\n",
         results.len(),
         results.len() - passed
     );
     for result in results {
-        let status = if result.passed {
-            if result.flaky {
-                format!("passed on attempt {} (flaky)", result.attempts)
+        let run = &result.run;
+        let status = if run.passed {
+            if run.flaky {
+                format!("passed on attempt {} (flaky)", run.attempts)
             } else {
                 "passed".to_string()
             }
-        } else if result.timed_out {
+        } else if run.timed_out {
             "FAILED: timed out".to_string()
         } else {
-            match result.exit_code {
+            match run.exit_code {
                 Some(code) => format!("FAILED: exit code {code}"),
                 None => "FAILED: killed by a signal".to_string(),
             }
         };
         text.push_str(&format!("\n## {} — {status}\n", result.name));
-        if !result.passed {
+        if !run.passed {
             text.push_str("last output:\n");
-            text.push_str(&result.output_tail);
-            if !result.output_tail.ends_with('\n') {
+            text.push_str(&run.output_tail);
+            if !run.output_tail.ends_with('\n') {
                 text.push('\n');
             }
         }

@@ -5,45 +5,26 @@
 
 use std::path::Path;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::ToolError;
 use super::confine::confine;
 use super::fs::read_text;
-use crate::provider::ToolSpec;
 
 /// Lines of the file shown around the closest match when `old` is not found.
 const NEAREST_CONTEXT_LINES: usize = 2;
 
-pub(crate) fn edit_file_spec() -> ToolSpec {
-    ToolSpec {
-        name: "edit_file".to_string(),
-        description: "Replace an exact piece of text in a file. `old` must match the file's text exactly, \
-                      whitespace and indentation included (do not include read_file's line-number prefixes), \
-                      and must occur exactly once unless `replace_all` is true; include a few surrounding lines \
-                      to make it unique. When it does not match, the answer shows the closest lines of the file."
-            .to_string(),
-        parameters: json!({
-            "type": "object",
-            "properties": {
-                "path": {"type": "string", "description": "File path relative to the workspace root."},
-                "old": {"type": "string", "description": "The exact text to replace."},
-                "new": {"type": "string", "description": "The replacement text."},
-                "replace_all": {"type": "boolean", "description": "Replace every occurrence instead of requiring exactly one. Default false."}
-            },
-            "required": ["path", "old", "new"],
-            "additionalProperties": false
-        }),
-    }
-}
-
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EditFileArgs {
+    /// File path relative to the workspace root.
     path: String,
+    /// The exact text to replace.
     old: String,
+    /// The replacement text.
     new: String,
+    /// Replace every occurrence instead of requiring exactly one. Default false.
     #[serde(default)]
     replace_all: bool,
 }

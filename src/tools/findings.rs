@@ -11,12 +11,12 @@ use serde_json::json;
 
 use super::ToolError;
 use super::confine::confine;
+use super::context::ToolContext;
 use super::fs::read_text;
 use super::policy::ShellGuard;
-use super::registry::ToolContext;
 use crate::events::{EventKind, EventSink};
 use crate::findings::fingerprint::{fingerprint, with_occurrence};
-use crate::findings::{BaselineState, Finding, FindingStatus, Severity};
+use crate::findings::{BaselineFindings, BaselineState, Finding, FindingStatus, Severity};
 use crate::provider::ToolSpec;
 use crate::task::Stage;
 
@@ -55,6 +55,7 @@ impl FindingTools {
 pub struct FindingsDesk {
     ledger: Arc<Mutex<Vec<Finding>>>,
     repo_root: PathBuf,
+    baseline: Option<Arc<BaselineFindings>>,
     offer: Option<FindingTools>,
     stage: Stage,
     events: Option<EventSink>,
@@ -62,10 +63,12 @@ pub struct FindingsDesk {
 
 impl FindingsDesk {
     /// An empty desk for a task in the repository whose work tree root is
-    /// `repo_root`; reported paths are made relative to it.
-    pub fn new(repo_root: &Path) -> FindingsDesk {
+    /// `repo_root`; reported paths are made relative to it, and each
+    /// finding is `known` when its fingerprint is in `baseline`.
+    pub fn new(repo_root: &Path, baseline: Option<BaselineFindings>) -> FindingsDesk {
         FindingsDesk {
             ledger: Arc::new(Mutex::new(Vec::new())),
+            baseline: baseline.map(Arc::new),
             repo_root: repo_root
                 .canonicalize()
                 .unwrap_or_else(|_| repo_root.to_path_buf()),
@@ -295,6 +298,10 @@ pub(crate) fn report_finding(
         occurrence += 1;
         fingerprint = with_occurrence(&fingerprint, occurrence);
     }
+    let baseline_state = match &desk.baseline {
+        Some(baseline) if baseline.contains(&fingerprint) => BaselineState::Known,
+        _ => BaselineState::New,
+    };
     let finding = Finding {
         id: format!("F{}", findings.len() + 1),
         rule_id,
@@ -308,7 +315,7 @@ pub(crate) fn report_finding(
         reproduce,
         status: FindingStatus::Unconfirmed,
         fingerprint,
-        baseline_state: BaselineState::New,
+        baseline_state,
         reproduction: None,
         withdrawn_reason: None,
         stage: desk.stage,

@@ -2,57 +2,37 @@
 
 use std::path::Path;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::ToolError;
 use super::confine::{ConfinedPath, confine};
-use crate::provider::ToolSpec;
 
 /// Lines returned by one `read_file` call at most.
-const PAGE_LINES: usize = 2000;
+pub(super) const PAGE_LINES: usize = 2000;
 /// Bytes returned by one `read_file` call at most.
-const PAGE_BYTES: usize = 100 * 1024;
+pub(super) const PAGE_BYTES: usize = 100 * 1024;
 /// Longer lines are cut (minified files would otherwise fill a page).
-const MAX_LINE_CHARS: usize = 2000;
+pub(super) const MAX_LINE_CHARS: usize = 2000;
 /// Files larger than this are not read at all.
 const MAX_FILE_BYTES: u64 = 32 * 1024 * 1024;
 /// Bytes inspected for a NUL when deciding whether a file is binary.
 const BINARY_SNIFF_BYTES: usize = 8192;
 /// Entries shown by one `list_dir` call at most.
-const MAX_DIR_ENTRIES: usize = 1000;
+pub(super) const MAX_DIR_ENTRIES: usize = 1000;
 
-pub(crate) fn read_file_spec() -> ToolSpec {
-    ToolSpec {
-        name: "read_file".to_string(),
-        description: format!(
-            "Read a text file of the workspace. Returns a header with the line range shown and the file's total line count, \
-             then the lines, each prefixed by its line number and a tab (the prefix is not part of the file). \
-             Without a range, reads from the start; a page holds at most {PAGE_LINES} lines or {} KiB, and the header says \
-             which start_line to use for the next page. Lines longer than {MAX_LINE_CHARS} characters are cut. \
-             Binary files are refused.",
-            PAGE_BYTES / 1024
-        ),
-        parameters: json!({
-            "type": "object",
-            "properties": {
-                "path": {"type": "string", "description": "File path relative to the workspace root."},
-                "start_line": {"type": "integer", "minimum": 1, "description": "First line to show (1-based). Default 1."},
-                "end_line": {"type": "integer", "minimum": 1, "description": "Last line to show (inclusive). Default: end of file (or of the page)."}
-            },
-            "required": ["path"],
-            "additionalProperties": false
-        }),
-    }
-}
-
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReadFileArgs {
+    /// File path relative to the workspace root.
     path: String,
+    /// First line to show (1-based). Default 1.
     #[serde(default)]
+    #[schemars(range(min = 1))]
     start_line: Option<usize>,
+    /// Last line to show (inclusive). Default: end of file (or of the page).
     #[serde(default)]
+    #[schemars(range(min = 1))]
     end_line: Option<usize>,
 }
 
@@ -152,27 +132,10 @@ fn missing(path: &ConfinedPath, error: &std::io::Error) -> ToolError {
     }
 }
 
-pub(crate) fn list_dir_spec() -> ToolSpec {
-    ToolSpec {
-        name: "list_dir".to_string(),
-        description: format!(
-            "List the entries of one directory of the workspace (not recursive), sorted by name. \
-             Directories end with `/`, files show their size, symlinks show their target. `.git` is never listed. \
-             At most {MAX_DIR_ENTRIES} entries. Use glob to find files by pattern across the tree."
-        ),
-        parameters: json!({
-            "type": "object",
-            "properties": {
-                "path": {"type": "string", "description": "Directory relative to the workspace root. Default: the root (`.`)."}
-            },
-            "additionalProperties": false
-        }),
-    }
-}
-
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListDirArgs {
+    /// Directory relative to the workspace root. Default: the root (`.`).
     #[serde(default)]
     path: Option<String>,
 }
@@ -237,29 +200,12 @@ fn human_size(bytes: u64) -> String {
     }
 }
 
-pub(crate) fn write_file_spec() -> ToolSpec {
-    ToolSpec {
-        name: "write_file".to_string(),
-        description: "Create a file, or overwrite an existing one, with exactly the given content. \
-                      Missing parent directories are created. For a small change to an existing file, \
-                      prefer edit_file or apply_patch, which do not need the whole file."
-            .to_string(),
-        parameters: json!({
-            "type": "object",
-            "properties": {
-                "path": {"type": "string", "description": "File path relative to the workspace root."},
-                "content": {"type": "string", "description": "The complete new content of the file."}
-            },
-            "required": ["path", "content"],
-            "additionalProperties": false
-        }),
-    }
-}
-
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct WriteFileArgs {
+    /// File path relative to the workspace root.
     path: String,
+    /// The complete new content of the file.
     content: String,
 }
 

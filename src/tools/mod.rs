@@ -7,6 +7,7 @@
 
 pub mod checks;
 mod confine;
+mod context;
 mod edit;
 pub mod findings;
 mod fs;
@@ -17,9 +18,12 @@ mod registry;
 mod search;
 mod shell;
 
-pub use checks::{CheckResult, FailedAttempt, run_checks};
+pub use checks::{CheckResult, CheckRun, run_checks};
+pub use context::ToolContext;
 pub use policy::{PolicyRefusal, ShellGuard, ShellPolicyError};
-pub use registry::{ToolContext, ToolResult, ToolSet, execute, tool_specs};
+pub use registry::{
+    Access, Tool, ToolFuture, ToolResult, ToolSet, ToolTable, ToolTableError, execute,
+};
 
 /// Why a tool call did not do what the model asked. Both kinds go back to
 /// the model; none ends the run.

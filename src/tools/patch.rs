@@ -5,38 +5,17 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::ToolError;
 use super::confine::confine;
 use super::fs::read_text;
-use crate::provider::ToolSpec;
 
-pub(crate) fn apply_patch_spec() -> ToolSpec {
-    ToolSpec {
-        name: "apply_patch".to_string(),
-        description: "Apply a unified diff (as produced by `git diff` or `diff -u`) to the workspace. Each file starts \
-                      with `--- a/path` and `+++ b/path` lines (use `/dev/null` to create or delete a file), followed by \
-                      `@@ -start,count +start,count @@` hunks whose lines start with ' ' (context), '-' (removed) or \
-                      '+' (added). Context and removed lines must match the file exactly; a hunk is found near its \
-                      stated line even if earlier edits moved it. All or nothing: if any hunk does not apply, no file is \
-                      changed and the answer says which hunk failed and why."
-            .to_string(),
-        parameters: json!({
-            "type": "object",
-            "properties": {
-                "patch": {"type": "string", "description": "The unified diff text."}
-            },
-            "required": ["patch"],
-            "additionalProperties": false
-        }),
-    }
-}
-
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ApplyPatchArgs {
+    /// The unified diff text.
     patch: String,
 }
 

@@ -7,17 +7,16 @@ use globset::{GlobBuilder, GlobMatcher};
 use grep_regex::RegexMatcherBuilder;
 use grep_searcher::{BinaryDetection, SearcherBuilder, sinks::Lossy};
 use ignore::WalkBuilder;
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::ToolError;
 use super::confine::{confine, display_relative};
-use crate::provider::ToolSpec;
 
 /// Paths returned by one `glob` call at most.
-const MAX_GLOB_RESULTS: usize = 500;
+pub(super) const MAX_GLOB_RESULTS: usize = 500;
 /// Default and ceiling of `grep`'s `max_matches`.
-const DEFAULT_MAX_MATCHES: usize = 100;
+pub(super) const DEFAULT_MAX_MATCHES: usize = 100;
 const MAX_MAX_MATCHES: usize = 1000;
 /// Matched lines are cut to this many characters.
 const MAX_MATCH_LINE_CHARS: usize = 300;
@@ -77,31 +76,12 @@ impl PathFilter {
     }
 }
 
-pub(crate) fn glob_spec() -> ToolSpec {
-    ToolSpec {
-        name: "glob".to_string(),
-        description: format!(
-            "Find files by glob pattern. Files ignored by .gitignore are skipped, and `.git` is never searched. \
-             A pattern without `/` matches file names at any depth (`*.rs`, `Cargo.toml`); a pattern with `/` matches \
-             the path relative to `path` (`src/**/*.rs`, `tests/*.py`); `**` crosses directories, `*` does not. \
-             Returns workspace-relative paths sorted by name, at most {MAX_GLOB_RESULTS}."
-        ),
-        parameters: json!({
-            "type": "object",
-            "properties": {
-                "pattern": {"type": "string", "description": "The glob pattern."},
-                "path": {"type": "string", "description": "Directory to search, relative to the workspace root. Default: the root."}
-            },
-            "required": ["pattern"],
-            "additionalProperties": false
-        }),
-    }
-}
-
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct GlobArgs {
+    /// The glob pattern.
     pattern: String,
+    /// Directory to search, relative to the workspace root. Default: the root.
     #[serde(default)]
     path: Option<String>,
 }
@@ -139,41 +119,23 @@ pub(crate) fn glob(workspace: &Path, args: GlobArgs) -> Result<String, ToolError
     Ok(text)
 }
 
-pub(crate) fn grep_spec() -> ToolSpec {
-    ToolSpec {
-        name: "grep".to_string(),
-        description: format!(
-            "Search file contents with a regular expression (Rust regex syntax, as in ripgrep). \
-             Files ignored by .gitignore and binary files are skipped. Returns `path:line: text` for each matching line, \
-             in path order, at most max_matches (default {DEFAULT_MAX_MATCHES}). Narrow with `path` (a directory or a file) \
-             and `glob` (a file-name pattern such as `*.rs`, or a path pattern such as `src/**/*.rs`)."
-        ),
-        parameters: json!({
-            "type": "object",
-            "properties": {
-                "pattern": {"type": "string", "description": "Regular expression to search for."},
-                "path": {"type": "string", "description": "Directory or file to search, relative to the workspace root. Default: the root."},
-                "glob": {"type": "string", "description": "Only search files matching this glob."},
-                "case_insensitive": {"type": "boolean", "description": "Match case-insensitively. Default false."},
-                "max_matches": {"type": "integer", "minimum": 1, "maximum": MAX_MAX_MATCHES, "description": "Stop after this many matching lines."}
-            },
-            "required": ["pattern"],
-            "additionalProperties": false
-        }),
-    }
-}
-
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct GrepArgs {
+    /// Regular expression to search for.
     pattern: String,
+    /// Directory or file to search, relative to the workspace root. Default: the root.
     #[serde(default)]
     path: Option<String>,
+    /// Only search files matching this glob.
     #[serde(default)]
     glob: Option<String>,
+    /// Match case-insensitively. Default false.
     #[serde(default)]
     case_insensitive: bool,
+    /// Stop after this many matching lines.
     #[serde(default)]
+    #[schemars(range(min = 1, max = MAX_MAX_MATCHES))]
     max_matches: Option<usize>,
 }
 

@@ -2,51 +2,28 @@
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::json;
 
+use super::ToolContext;
 use super::ToolError;
 use super::checks::{render_for_model, run_checks};
 use super::policy::ShellGuard;
 use super::process::{CommandSpec, command_env, run_command};
-use super::registry::ToolContext;
-use crate::provider::ToolSpec;
 
 /// Bytes of a command's output kept from the start and from the end; the
 /// tail gets more because that is where errors and summaries are.
-const SHELL_HEAD_BYTES: usize = 8 * 1024;
-const SHELL_TAIL_BYTES: usize = 24 * 1024;
+pub(super) const SHELL_HEAD_BYTES: usize = 8 * 1024;
+pub(super) const SHELL_TAIL_BYTES: usize = 24 * 1024;
 
-pub(crate) fn shell_spec() -> ToolSpec {
-    ToolSpec {
-        name: "shell".to_string(),
-        description: format!(
-            "Run a command with `bash -c` in the workspace root and return its exit code and output (stdout and \
-             stderr interleaved). No input is available: interactive commands fail. The output keeps the first {} KiB \
-             and the last {} KiB with a marker where the middle was cut. The command runs in its own process group, \
-             which is killed when the command ends (background processes do not survive it) or when it times out. \
-             The task's shell policy may refuse commands; the refusal names the rule. Never commit, push, reset, \
-             check out or stash with git: kkrun records the work itself.",
-            SHELL_HEAD_BYTES / 1024,
-            SHELL_TAIL_BYTES / 1024
-        ),
-        parameters: json!({
-            "type": "object",
-            "properties": {
-                "command": {"type": "string", "description": "The bash command line to run."},
-                "timeout_secs": {"type": "integer", "minimum": 1, "description": "Kill the command after this many seconds. Default and maximum: the task's shell timeout."}
-            },
-            "required": ["command"],
-            "additionalProperties": false
-        }),
-    }
-}
-
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ShellArgs {
+    /// The bash command line to run.
     command: String,
+    /// Kill the command after this many seconds. Default and maximum: the task's shell timeout.
     #[serde(default)]
+    #[schemars(range(min = 1))]
     timeout_secs: Option<u64>,
 }
 
@@ -90,22 +67,7 @@ pub(crate) async fn shell(ctx: &ToolContext, args: ShellArgs) -> Result<String, 
     }
 }
 
-pub(crate) fn run_checks_spec() -> ToolSpec {
-    ToolSpec {
-        name: "run_checks".to_string(),
-        description: "Run the task's checks (the commands that decide whether the task passes), in order, and return \
-                      pass/fail for each with the last lines of output of the failing ones. The same checks run again \
-                      after this stage and decide the outcome, so use this to see what still fails."
-            .to_string(),
-        parameters: json!({
-            "type": "object",
-            "properties": {},
-            "additionalProperties": false
-        }),
-    }
-}
-
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RunChecksArgs {}
 

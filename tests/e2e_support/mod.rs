@@ -16,6 +16,8 @@
 //! Each test binary uses a different subset, hence `dead_code` is allowed.
 #![allow(dead_code)]
 
+pub mod redact;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -303,6 +305,21 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Copies `tasks/` and `examples/` into a fresh git repository, as a user's
+/// clone would have them.
+pub fn example_checkout() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["tasks", "examples"] {
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join(sub),
+            &dir.path().join(sub),
+        );
+    }
+    git(dir.path(), &["init", "-q", "-b", "main"]);
+    commit_all(dir.path(), "clone");
+    dir
 }
 
 /// Stages everything in `repo` and commits it, with an identity given on

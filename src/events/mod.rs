@@ -1,16 +1,46 @@
 //! The one event stream of a run. Every part of kkrun reports what happens
 //! as typed [`Event`]s through an [`EventSink`]; the run directory's
-//! `events.jsonl`, `--json` on stdout and the human console all read it.
+//! `events.jsonl`, `--json` on stdout, the human console and the report
+//! aggregator ([`crate::report::aggregate`]) all read it.
+//!
+//! The stream is the record of a run: every fact in `report.json`,
+//! `junit.xml` and `summary.md` comes from an event, so `kkrun report
+//! rebuild` can reproduce them from `events.jsonl` alone.
+//!
+//! # Adding an event
+//! 1. Add a variant to [`EventKind`] with a dotted `type` name and a doc
+//!    comment on every field; enumerations are typed ([`values`]), never
+//!    strings. A new field on an existing event gets `#[serde(default)]` so
+//!    older streams still parse.
+//! 2. Emit it through the sink scoped to its task and stage.
+//! 3. Handle it in every consumer; they match [`EventKind`] exhaustively, so
+//!    the compiler lists them: the console (`src/console.rs`) and the
+//!    aggregator (`src/report/aggregate.rs`, which puts what the report
+//!    needs into the report and its schema).
+//! 4. Document it in `docs/outputs.md`; the insta snapshots of the event
+//!    lines (`tests/snapshots/`) show the change for review.
 
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+mod sink;
+pub mod values;
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use sink::EventSink;
+pub use values::{
+    ArtifactKind, CheckPhase, CheckSpec, Review, StageEndKind, TaskOutcome, ToolOutcome, Verdict,
+};
+
+use crate::agent::BudgetKind;
 use crate::provider::Usage;
+use crate::snapshot::FileChange;
 use crate::task::Stage;
+use crate::tools::checks::CheckResult;
 
 /// Version of the event wire format, written in the `run.started` event.
+/// New events and new fields keep the version; a removed, renamed or
+/// retyped field bumps it.
 pub const EVENTS_SCHEMA_VERSION: u32 = 1;
 
 /// One thing that happened, with when and where.
@@ -31,18 +61,6 @@ pub struct Event {
     pub kind: EventKind,
 }
 
-/// Outcome of one tool call, as events and transcripts report it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ToolOutcome {
-    /// The tool ran and succeeded.
-    Ok,
-    /// The tool ran and reported an error back to the model.
-    Error,
-    /// The call was refused before running (policy, confinement, unknown tool).
-    Refused,
-}
-
 /// Everything kkrun reports, tagged by `type` with dotted names.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -59,6 +77,28 @@ pub enum EventKind {
         kkrun_version: String,
         /// Names of the tasks, in the order they will run.
         tasks: Vec<String>,
+        /// The command line, with secrets redacted.
+        #[serde(default)]
+        command_line: Vec<String>,
+    },
+    /// What the run will do for one task; one per task, in run order, right
+    /// after `run.started`.
+    #[serde(rename = "task.planned")]
+    TaskPlanned {
+        /// The task file, as the user named it.
+        file: String,
+        /// Line of the task's `name:` key in its file.
+        line: u64,
+        /// The task's one-line description.
+        description: String,
+        /// `fix`, `refactor`, `feature` or `bug-hunt`.
+        kind: String,
+        /// The workspace directory.
+        workspace: String,
+        /// The `provider:model` the task runs with.
+        model: String,
+        /// The task's checks, in order.
+        checks: Vec<CheckSpec>,
     },
     /// A task began.
     #[serde(rename = "task.started")]
@@ -67,6 +107,10 @@ pub enum EventKind {
         file: String,
         /// The `provider:model` the task runs with.
         model: String,
+        /// Commit id of HEAD in the workspace (`null` on an unborn branch or
+        /// when the repository could not be read).
+        #[serde(default)]
+        base_commit: Option<String>,
     },
     /// A stage began.
     #[serde(rename = "stage.started")]
@@ -74,12 +118,11 @@ pub enum EventKind {
         /// Debug round (1-based) for code and debug stages entered from a loop-back; 1 otherwise.
         round: u32,
     },
-    /// A stage ended.
+    /// A stage ended (or was skipped).
     #[serde(rename = "stage.finished")]
     StageFinished {
-        /// How it ended: `finished`, `return_to_code`, `skipped`, `max_turns`,
-        /// `max_tokens`, `max_cost`, `timeout`, `stuck`, `error`, `interrupted`.
-        end: String,
+        /// How it ended.
+        end: StageEndKind,
         /// Model turns taken.
         turns: u32,
         /// Tokens used by the stage.
@@ -88,18 +131,34 @@ pub enum EventKind {
         cost_usd: Option<f64>,
         /// How long the stage took.
         duration_ms: u64,
+        /// Debug round the stage belongs to (1 for the first pass).
+        #[serde(default = "first_round")]
+        round: u32,
+        /// Detail of the end: the stuck reason, the skip reason, the error.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+        /// Tool calls by tool name (finishing tools included).
+        #[serde(default)]
+        tool_calls: BTreeMap<String, u32>,
     },
     /// kkrun ran the task's checks itself.
     #[serde(rename = "checks.finished")]
     ChecksFinished {
-        /// `baseline` (untouched base), `debug` (start of a debug round) or `final`.
-        phase: String,
+        /// Which run of the checks this was.
+        phase: CheckPhase,
         /// Checks that passed (flaky ones included).
         passed: usize,
         /// Checks that failed.
         failed: usize,
         /// Names of the failed checks.
         failed_names: Vec<String>,
+        /// These results decide the task: the final run, or a debug-phase
+        /// run in which every check passed, which ends the debug loop.
+        #[serde(default)]
+        decides_outcome: bool,
+        /// Every check's result, in the task's order.
+        #[serde(default)]
+        results: Vec<CheckResult>,
     },
     /// A ghost snapshot was written.
     #[serde(rename = "snapshot.taken")]
@@ -108,12 +167,50 @@ pub enum EventKind {
         ref_name: String,
         /// The commit id.
         commit: String,
+        /// What the snapshot records: `base`, a stage name, `interrupted`,
+        /// `error` or `safety`.
+        #[serde(default)]
+        snapshot_stage: String,
+    },
+    /// The blueprint stage submitted its plan.
+    #[serde(rename = "plan.submitted")]
+    PlanSubmitted {
+        /// The plan, as validated.
+        plan: serde_json::Value,
+    },
+    /// The preview stage submitted its review.
+    #[serde(rename = "review.submitted")]
+    ReviewSubmitted {
+        /// The review.
+        review: Review,
+    },
+    /// A file of the task was written into the run directory.
+    #[serde(rename = "artifact.written")]
+    ArtifactWritten {
+        /// Which file.
+        artifact: ArtifactKind,
+        /// Its path relative to the run directory.
+        path: String,
+    },
+    /// The files the task changed, from `00-base` to its last snapshot,
+    /// measured before any restore.
+    #[serde(rename = "diff.computed")]
+    DiffComputed {
+        /// Every changed file, sorted by path.
+        files_changed: Vec<FileChange>,
+    },
+    /// The work tree was restored to `00-base` after the task (a safety
+    /// snapshot, announced before, holds what was there).
+    #[serde(rename = "workspace.restored")]
+    WorkspaceRestored {
+        /// Why it was restored.
+        reason: String,
     },
     /// A task ended.
     #[serde(rename = "task.finished")]
     TaskFinished {
-        /// The outcome: `passed`, `failed`, `budget_exhausted`, `timed_out`, `error`, `interrupted`.
-        outcome: String,
+        /// The outcome.
+        outcome: TaskOutcome,
         /// Why, in one line.
         reason: String,
         /// Tokens used by the task.
@@ -200,8 +297,8 @@ pub enum EventKind {
     /// A budget decision that ended (or will end) the stage.
     #[serde(rename = "budget.exhausted")]
     BudgetExhausted {
-        /// Which budget: `max_turns`, `max_tokens`, `max_cost` or `timeout`.
-        budget: String,
+        /// Which budget ran out.
+        budget: BudgetKind,
         /// What was used.
         used: f64,
         /// The limit.
@@ -250,101 +347,15 @@ pub enum EventKind {
     },
 }
 
-type Listener = Box<dyn FnMut(&Event) + Send>;
-
-struct SinkShared {
-    start: Instant,
-    listeners: Mutex<Vec<Listener>>,
+fn first_round() -> u32 {
+    1
 }
 
-/// A cheap, cloneable handle that stamps and delivers events to every
-/// listener. Scoped copies ([`EventSink::for_task`], [`EventSink::for_stage`])
-/// fill in the task and stage.
-#[derive(Clone)]
-pub struct EventSink {
-    shared: Arc<SinkShared>,
-    task: Option<String>,
-    stage: Option<Stage>,
-}
-
-impl std::fmt::Debug for EventSink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventSink")
-            .field("task", &self.task)
-            .field("stage", &self.stage)
-            .finish()
-    }
-}
-
-impl Default for EventSink {
-    fn default() -> Self {
-        EventSink::new()
-    }
-}
-
-impl EventSink {
-    /// A sink with no listeners; the run's start time is now.
-    pub fn new() -> EventSink {
-        EventSink {
-            shared: Arc::new(SinkShared {
-                start: Instant::now(),
-                listeners: Mutex::new(Vec::new()),
-            }),
-            task: None,
-            stage: None,
-        }
-    }
-
-    /// Adds a listener that receives every event emitted from now on,
-    /// through this sink or any copy of it.
-    pub fn subscribe(&self, listener: impl FnMut(&Event) + Send + 'static) {
-        let mut listeners = self
-            .shared
-            .listeners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        listeners.push(Box::new(listener));
-    }
-
-    /// A copy whose events carry `task`.
-    pub fn for_task(&self, task: &str) -> EventSink {
-        EventSink {
-            shared: self.shared.clone(),
-            task: Some(task.to_string()),
-            stage: None,
-        }
-    }
-
-    /// A copy whose events carry `stage` (and this sink's task).
-    pub fn for_stage(&self, stage: Stage) -> EventSink {
-        EventSink {
-            shared: self.shared.clone(),
-            task: self.task.clone(),
-            stage: Some(stage),
-        }
-    }
-
-    /// Milliseconds since the sink was created.
-    pub fn elapsed_ms(&self) -> u64 {
-        u64::try_from(self.shared.start.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    /// Stamps `kind` and delivers it to every listener, in order.
-    pub fn emit(&self, kind: EventKind) {
-        let event = Event {
-            ts: jiff::Timestamp::now().to_string(),
-            elapsed_ms: self.elapsed_ms(),
-            task: self.task.clone(),
-            stage: self.stage,
-            kind,
-        };
-        let mut listeners = self
-            .shared
-            .listeners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        for listener in listeners.iter_mut() {
-            listener(&event);
-        }
-    }
+/// One event as its `events.jsonl` line (without the newline). An event
+/// that cannot be serialized becomes an `error` line instead of a panic.
+pub fn to_json_line(event: &Event) -> String {
+    serde_json::to_string(event).unwrap_or_else(|e| {
+        serde_json::json!({"type": "error", "ts": event.ts, "message": format!("event not serializable: {e}")})
+            .to_string()
+    })
 }

@@ -1,18 +1,71 @@
-//! The `kkrun snapshots`, `diff`, `rollback` and `gc` commands.
+//! The `kkrun snapshots`, `diff`, `rollback` and `gc` commands: the front
+//! ends of the snapshot machinery in [`crate::snapshot`].
 //!
 //! Results go to stdout; errors are returned and printed once by `main`.
 
-use std::io::Write;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{DiffArgs, GcArgs, RollbackArgs, SnapshotsArgs};
+use super::print;
 use crate::error::Error;
-use crate::exit_codes;
+use crate::snapshot::{SnapshotError, SnapshotInfo, SnapshotStore};
 
-use super::{SnapshotInfo, SnapshotStore};
+/// What `kkrun snapshots` lists.
+#[derive(Debug, Clone)]
+pub struct SnapshotsOptions {
+    /// Run id (default: list all runs).
+    pub run: Option<String>,
+    /// Task name (default: every task of the run).
+    pub task: Option<String>,
+    /// The git repository (or a directory inside it).
+    pub repo: PathBuf,
+}
+
+/// What `kkrun diff` shows.
+#[derive(Debug, Clone)]
+pub struct DiffOptions {
+    /// Run id.
+    pub run: String,
+    /// Task name.
+    pub task: String,
+    /// Snapshot to diff from: a stage name, a ref label or `base`.
+    pub from: String,
+    /// Snapshot to diff to (default: the task's last); `worktree` for the live tree.
+    pub to: Option<String>,
+    /// Only the file list with +/- counts.
+    pub stat: bool,
+    /// The git repository (or a directory inside it).
+    pub repo: PathBuf,
+}
+
+/// What `kkrun rollback` restores.
+#[derive(Debug, Clone)]
+pub struct RollbackOptions {
+    /// Run id.
+    pub run: String,
+    /// Task name.
+    pub task: String,
+    /// Snapshot to restore: a stage name, a ref label or `base`.
+    pub to: String,
+    /// The git repository (or a directory inside it).
+    pub repo: PathBuf,
+}
+
+/// What `kkrun gc` removes.
+#[derive(Debug, Clone)]
+pub struct GcOptions {
+    /// Keep the newest N runs, remove the rest.
+    pub keep_last: Option<usize>,
+    /// Remove runs whose last snapshot is older than this (`7d`, `12h`).
+    pub older_than: Option<String>,
+    /// Print what would be removed; remove nothing.
+    pub dry_run: bool,
+    /// The git repository (or a directory inside it).
+    pub repo: PathBuf,
+}
 
 /// `kkrun snapshots`: lists runs, tasks and their snapshots.
-pub fn snapshots(args: &SnapshotsArgs) -> Result<i32, Error> {
+pub fn snapshots(args: &SnapshotsOptions) -> Result<i32, Error> {
     let store = SnapshotStore::open(&args.repo)?;
     let mut out = String::new();
     match (&args.run, &args.task) {
@@ -46,7 +99,7 @@ pub fn snapshots(args: &SnapshotsArgs) -> Result<i32, Error> {
                     match runs.iter().find(|r| &r.run_id == run) {
                         Some(found) => found.tasks.clone(),
                         None => {
-                            return Err(super::SnapshotError::UnknownRun {
+                            return Err(SnapshotError::UnknownRun {
                                 run: run.clone(),
                                 known: runs.into_iter().map(|r| r.run_id).collect(),
                             }
@@ -99,7 +152,7 @@ fn snapshot_table(run: &str, task: &str, list: &[SnapshotInfo]) -> String {
 
 /// `kkrun diff`: prints the patch between two snapshots, or between a
 /// snapshot and the live work tree.
-pub fn diff(args: &DiffArgs) -> Result<i32, Error> {
+pub fn diff(args: &DiffOptions) -> Result<i32, Error> {
     let store = SnapshotStore::open(&args.repo)?;
     let from = store.resolve(&args.run, &args.task, &args.from)?;
     let to = match args.to.as_deref() {
@@ -148,7 +201,7 @@ fn plural(n: usize) -> &'static str {
 
 /// `kkrun rollback`: restores the task's workspace to a snapshot, after a
 /// safety snapshot of the current state.
-pub fn rollback(args: &RollbackArgs) -> Result<i32, Error> {
+pub fn rollback(args: &RollbackOptions) -> Result<i32, Error> {
     let store = SnapshotStore::open(&args.repo)?;
     let target = store.resolve(&args.run, &args.task, &args.to)?;
     let scoped = store.scoped_to(&target.workspace)?;
@@ -171,7 +224,7 @@ pub fn rollback(args: &RollbackArgs) -> Result<i32, Error> {
 }
 
 /// `kkrun gc`: removes the refs of old runs.
-pub fn gc(args: &GcArgs) -> Result<i32, Error> {
+pub fn gc(args: &GcOptions) -> Result<i32, Error> {
     let max_age = match args.older_than.as_deref() {
         Some(text) => Some(parse_age(text)?),
         None => None,
@@ -271,18 +324,4 @@ fn parse_age(text: &str) -> Result<Duration, Error> {
              `12h` or `2weeks`)"
         ))
     })
-}
-
-/// Writes `text` to stdout; a closed pipe (`kkrun diff | head`) is not an
-/// error.
-fn print(text: &str) -> Result<i32, Error> {
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Ok(()) => Ok(exit_codes::SUCCESS),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(exit_codes::SUCCESS),
-        Err(e) => Err(Error::io("write to stdout", e)),
-    }
 }

@@ -1,0 +1,38 @@
+//! The front ends of kkrun's commands: each takes plain options that
+//! [`crate::cli`] resolved from the command line, drives the machinery it
+//! names, prints its result on stdout and returns the exit code. Errors are
+//! returned and printed once by `main`.
+
+pub mod report;
+pub mod run;
+pub mod schema;
+pub mod snapshots;
+pub mod validate;
+
+use std::io::Write;
+
+use crate::error::Error;
+use crate::exit_codes;
+
+/// Writes `text` to stdout and returns [`exit_codes::SUCCESS`]; a closed
+/// pipe (`kkrun diff | head`) is not an error.
+pub(crate) fn print(text: &str) -> Result<i32, Error> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(exit_codes::SUCCESS),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(exit_codes::SUCCESS),
+        Err(e) => Err(Error::io("cannot write to stdout", e)),
+    }
+}
+
+/// Prints every task-file error to stderr and returns the exit code for
+/// invalid input; stdout stays empty.
+pub(crate) fn report_task_file_errors(errors: &crate::task::TaskFileErrors, color: bool) -> i32 {
+    let _ = std::io::stderr()
+        .lock()
+        .write_all(errors.render(color).as_bytes());
+    exit_codes::INVALID_INPUT
+}

@@ -1,0 +1,239 @@
+//! `kkrun report rebuild RUN_DIR`: the reports come from `events.jsonl`
+//! alone. For the README example (passing) and a failing run, the rebuilt
+//! files are byte-identical to the ones the run wrote; a stream cut off
+//! before `run.finished` still gives a complete, valid report.
+
+mod e2e_support;
+
+use std::path::Path;
+
+use e2e_support::{
+    Fixture, Run, break_mul, example_checkout, finish, fix_add, kkrun, plan, review,
+};
+use serde_json::{Value, json};
+
+const REPORTS: [&str; 3] = ["report.json", "junit.xml", "summary.md"];
+
+/// Deletes the run's reports, rebuilds them, and asserts they are the same
+/// bytes as before.
+fn assert_rebuild_is_byte_identical(cwd: &Path, run_dir: &Path) {
+    let written: Vec<Vec<u8>> = REPORTS
+        .iter()
+        .map(|name| std::fs::read(run_dir.join(name)).unwrap())
+        .collect();
+    for name in REPORTS {
+        std::fs::remove_file(run_dir.join(name)).unwrap();
+    }
+    let output = kkrun(cwd, &["report", "rebuild"])
+        .arg(run_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.starts_with("rebuilt report.json, junit.xml and summary.md in "),
+        "{stdout}"
+    );
+    for (name, before) in REPORTS.iter().zip(&written) {
+        let after = std::fs::read(run_dir.join(name)).unwrap();
+        assert!(
+            &after == before,
+            "{name} differs after the rebuild:\n--- written by the run\n{}\n--- rebuilt\n{}",
+            String::from_utf8_lossy(before),
+            String::from_utf8_lossy(&after)
+        );
+    }
+}
+
+#[test]
+fn the_readme_example_rebuilds_byte_for_byte() {
+    let dir = example_checkout();
+    let output = kkrun(
+        dir.path(),
+        &["tasks/fix-iso-weeks.yaml", "--restore", "always"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let run_dir = dir.path().join(".kkrun/runs/latest");
+    assert_rebuild_is_byte_identical(dir.path(), &run_dir);
+}
+
+fn failing_run(fx: &Fixture, out: &str) -> Run {
+    let task = fx.task(
+        "failing",
+        "stages:\n  debug: { max_rounds: 1 }\n",
+        &[
+            plan(),
+            fix_add(),
+            break_mul(),
+            finish("code"),
+            finish("debug"),
+            review("request_changes"),
+        ],
+    );
+    let run = fx.run(out, &[&task]);
+    run.expect_code(1);
+    run
+}
+
+#[test]
+fn a_failing_run_rebuilds_byte_for_byte() {
+    let fx = Fixture::new();
+    let run = failing_run(&fx, "out");
+    assert_rebuild_is_byte_identical(fx.root(), &run.out);
+}
+
+fn validate_against_the_committed_schema(report: &Value) {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schemas/report.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(report)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}\n{report:#}");
+}
+
+#[test]
+fn a_stream_without_run_finished_gives_a_valid_report_of_interrupted_tasks() {
+    let fx = Fixture::new();
+    // Two tasks, so the cut leaves one mid-way and one never started.
+    let first = fx.task(
+        "first",
+        "",
+        &[plan(), fix_add(), finish("code"), review("approve")],
+    );
+    let second = fx.task(
+        "second",
+        "",
+        &[plan(), fix_add(), finish("code"), review("approve")],
+    );
+    let run = fx.run("out", &[&first, &second]);
+    run.expect_code(0);
+    let text = run.file("events.jsonl");
+
+    // Cut the stream inside the first task's code stage, as a SIGKILL would,
+    // leaving half a line behind.
+    let lines: Vec<&str> = text.lines().collect();
+    let code_started = lines
+        .iter()
+        .position(|l| l.contains(r#""type":"stage.started""#) && l.contains(r#""stage":"code""#))
+        .unwrap();
+    let killed = fx.root().join("killed");
+    std::fs::create_dir_all(&killed).unwrap();
+    let mut cut = lines[..=code_started + 1].join("\n");
+    cut.push('\n');
+    cut.push_str(&lines[code_started + 2][..10]);
+    std::fs::write(killed.join("events.jsonl"), &cut).unwrap();
+
+    let output = kkrun(fx.root(), &["report", "rebuild", "killed"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("cut off mid-write"), "{stdout}");
+    assert!(
+        stdout.contains("2 unfinished task(s) reported as interrupted"),
+        "{stdout}"
+    );
+
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(killed.join("report.json")).unwrap())
+            .unwrap();
+    validate_against_the_committed_schema(&report);
+    assert!(
+        report["rebuilt"]
+            .as_str()
+            .unwrap()
+            .contains("ends without run.finished"),
+        "{report:#}"
+    );
+    assert_eq!(report["exit_code"], 130);
+    let tasks = report["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 2);
+    for task in tasks {
+        assert_eq!(task["outcome"], "interrupted", "{task:#}");
+        assert_eq!(task["reason"], "the run ended without its final record");
+        assert_eq!(
+            task["file"],
+            format!("tasks/{}.yaml", task["name"].as_str().unwrap())
+        );
+    }
+    let first = &tasks[0];
+    let stages: Vec<(&str, &str)> = first["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["stage"].as_str().unwrap(), s["end"].as_str().unwrap()))
+        .collect();
+    assert_eq!(stages, [("blueprint", "finished"), ("code", "interrupted")]);
+    assert!(first["plan"].is_object(), "{first:#}");
+    assert_eq!(first["checks"][0]["status"], "not_run");
+    assert_eq!(first["checks"][0]["baseline"]["passed"], false);
+    assert_eq!(tasks[1]["stages"], json!([]));
+    assert_eq!(report["totals"]["outcomes"], json!({"interrupted": 2}));
+
+    let junit = std::fs::read_to_string(killed.join("junit.xml")).unwrap();
+    assert!(junit.contains(r#"<error type="interrupted""#), "{junit}");
+    let summary = std::fs::read_to_string(killed.join("summary.md")).unwrap();
+    assert!(
+        summary.starts_with("# kkrun: 0 of 2 tasks passed"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn a_damaged_stream_is_refused_naming_its_line() {
+    let fx = Fixture::new();
+    let run = failing_run(&fx, "out");
+    let text = run.file("events.jsonl");
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines[2] = "{\"type\": \"no.such.event\"}".to_string();
+    std::fs::write(run.out.join("events.jsonl"), lines.join("\n") + "\n").unwrap();
+    let before = std::fs::read(run.out.join("report.json")).unwrap();
+
+    let output = kkrun(fx.root(), &["report", "rebuild", "out"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("events.jsonl:3: not a kkrun event"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(run.out.join("report.json")).unwrap(),
+        before,
+        "a refused rebuild leaves the reports alone"
+    );
+
+    let output = kkrun(fx.root(), &["report", "rebuild", "nowhere"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("nowhere/events.jsonl: no such file"),
+        "{stderr}"
+    );
+}
