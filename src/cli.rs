@@ -256,6 +256,21 @@ pub struct GcArgs {
     pub repo: PathBuf,
 }
 
+/// Parses the process's arguments. For `--help`, `--version` and usage
+/// errors clap's text is printed (help on stdout, errors on stderr) and the
+/// exit code to end with is returned as the error.
+pub fn parse() -> Result<Cli, i32> {
+    Cli::try_parse().map_err(|err| {
+        let code = if err.use_stderr() {
+            crate::exit_codes::INVALID_INPUT
+        } else {
+            crate::exit_codes::SUCCESS
+        };
+        let _ = err.print();
+        code
+    })
+}
+
 /// Runs the parsed command line and returns the exit code.
 pub fn run(cli: Cli) -> Result<i32, Error> {
     let terminal = Terminal::detect();

@@ -3,21 +3,10 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = match kkrun::cli::Cli::try_parse() {
+    let cli = match kkrun::cli::parse() {
         Ok(cli) => cli,
-        Err(err) => {
-            // clap prints help/version to stdout and usage errors to stderr.
-            let code = if err.use_stderr() {
-                kkrun::exit_codes::INVALID_INPUT
-            } else {
-                0
-            };
-            let _ = err.print();
-            return exit(code);
-        }
+        Err(code) => return exit(code),
     };
     match kkrun::cli::run(cli) {
         Ok(code) => exit(code),

@@ -128,10 +128,10 @@ async fn run_tasks(
     let run_id = store::new_run_id();
     let run_dir = RunDir::create(&cwd, options.out.as_deref(), &run_id)?;
 
-    // Subscribed in this order: the record first, then the reports built
-    // from it, then what people watch.
+    // Subscribed in this order: the reports first, so that they are on
+    // disk by the time anyone sees `run.finished` (in events.jsonl or on
+    // stdout); then the record; then what people watch.
     let events = EventSink::new();
-    run_dir.record_events(&events)?;
     let reports = aggregate::attach(
         &events,
         Outputs {
@@ -141,6 +141,7 @@ async fn run_tasks(
             }),
         },
     );
+    run_dir.record_events(&events)?;
     let console = Console::attach(&events, options.console.clone());
 
     let interrupt = Arc::new(Interrupt::new());

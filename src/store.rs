@@ -118,10 +118,7 @@ impl JsonlWriter {
         if self.failed {
             return;
         }
-        let line = serde_json::to_string(event).unwrap_or_else(|e| {
-            serde_json::json!({"type": "error", "ts": event.ts, "message": format!("event not serializable: {e}")})
-                .to_string()
-        });
+        let line = crate::events::to_json_line(event);
         let written = writeln!(self.file, "{line}").and_then(|()| self.file.flush());
         if let Err(e) = written {
             eprintln!("kkrun: warning: events.jsonl is no longer written: {e}");

@@ -8,7 +8,8 @@ mod e2e_support;
 use std::path::Path;
 
 use e2e_support::{
-    Fixture, Run, break_mul, example_checkout, finish, fix_add, kkrun, plan, review,
+    Fixture, Run, break_mul, committed_schema_errors, example_checkout, finish, fix_add,
+    fix_and_approve, kkrun, plan, review,
 };
 use serde_json::{Value, json};
 
@@ -93,37 +94,12 @@ fn a_failing_run_rebuilds_byte_for_byte() {
     assert_rebuild_is_byte_identical(fx.root(), &run.out);
 }
 
-fn validate_against_the_committed_schema(report: &Value) {
-    let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/schemas/report.schema.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(report)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
-    assert!(errors.is_empty(), "{errors:#?}\n{report:#}");
-}
-
 #[test]
 fn a_stream_without_run_finished_gives_a_valid_report_of_interrupted_tasks() {
     let fx = Fixture::new();
     // Two tasks, so the cut leaves one mid-way and one never started.
-    let first = fx.task(
-        "first",
-        "",
-        &[plan(), fix_add(), finish("code"), review("approve")],
-    );
-    let second = fx.task(
-        "second",
-        "",
-        &[plan(), fix_add(), finish("code"), review("approve")],
-    );
+    let first = fx.task("first", "", &fix_and_approve());
+    let second = fx.task("second", "", &fix_and_approve());
     let run = fx.run("out", &[&first, &second]);
     run.expect_code(0);
     let text = run.file("events.jsonl");
@@ -160,7 +136,8 @@ fn a_stream_without_run_finished_gives_a_valid_report_of_interrupted_tasks() {
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(killed.join("report.json")).unwrap())
             .unwrap();
-    validate_against_the_committed_schema(&report);
+    let errors = committed_schema_errors(&report);
+    assert!(errors.is_empty(), "{errors:#?}\n{report:#}");
     assert!(
         report["rebuilt"]
             .as_str()

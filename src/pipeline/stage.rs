@@ -211,7 +211,8 @@ impl TaskRun<'_, '_> {
         } else {
             stage.as_str()
         };
-        let snapshot = self.snapshot_through(&sink, label, ending.end.as_str(), usage, cost);
+        // Taken while the stage is open: the report ties it to the stage.
+        let snapshot = self.snapshot(label, ending.end.as_str(), usage, cost);
         sink.emit(EventKind::StageFinished {
             end: ending.end,
             turns,

@@ -185,19 +185,6 @@ impl<'e, 'a> TaskRun<'e, 'a> {
         usage: Usage,
         cost: Option<f64>,
     ) -> Result<(), Stop> {
-        self.snapshot_through(&self.events.clone(), stage, status, usage, cost)
-    }
-
-    /// [`TaskRun::snapshot`] announced through `sink` (a stage's, so the
-    /// report ties the snapshot to the stage).
-    pub(super) fn snapshot_through(
-        &mut self,
-        sink: &EventSink,
-        stage: &str,
-        status: &str,
-        usage: Usage,
-        cost: Option<f64>,
-    ) -> Result<(), Stop> {
         let Some(store) = &self.store else {
             return Err(Stop::new(TaskOutcome::Error, "no repository to snapshot"));
         };
@@ -210,7 +197,7 @@ impl<'e, 'a> TaskRun<'e, 'a> {
         let info = store
             .take(self.env.run_id, &self.task.name, &meta)
             .map_err(|e| Stop::error(&format!("snapshot after {stage} failed"), &e))?;
-        announce_snapshot(sink, &info);
+        announce_snapshot(&self.events, &info);
         self.snapshots.push(info);
         Ok(())
     }

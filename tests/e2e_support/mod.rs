@@ -429,6 +429,29 @@ pub fn break_mul() -> ScriptedTurn {
     )
 }
 
+/// A task that plans, fixes `add` and is approved: every check passes.
+pub fn fix_and_approve() -> Vec<ScriptedTurn> {
+    vec![plan(), fix_add(), finish("code"), review("approve")]
+}
+
+/// The errors of `report` against `schemas/report.schema.json`, the
+/// committed report schema.
+pub fn committed_schema_errors(report: &Value) -> Vec<String> {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schemas/report.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    validator
+        .iter_errors(report)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect()
+}
+
 /// Ends the current stage.
 pub fn finish(id: &str) -> ScriptedTurn {
     call(id, "finish_stage", json!({"summary": "changed calc.py"}))

@@ -9,18 +9,17 @@
 //! needs is a field of an event. See the checklist in [`crate::events`] for
 //! adding one.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+mod live;
+mod rebuild;
 
-use super::github::GithubOutput;
+pub use live::{LiveReports, Outputs, attach};
+pub use rebuild::{Rebuilt, rebuild};
+
 use super::model::{
     Artifacts, CheckReport, CheckStatus, REPORT_SCHEMA_VERSION, Report, SnapshotReport,
     StageReport, TaskReport, Totals,
 };
-use crate::error::Error;
-use crate::events::{
-    ArtifactKind, CheckSpec, Event, EventKind, EventSink, StageEndKind, TaskOutcome,
-};
+use crate::events::{ArtifactKind, CheckSpec, Event, EventKind, StageEndKind, TaskOutcome};
 use crate::exit_codes;
 use crate::provider::Usage;
 use crate::tools::checks::CheckResult;
@@ -500,149 +499,12 @@ impl TaskState {
     }
 }
 
-fn find(results: &[CheckResult], name: &str) -> Option<super::model::CheckRun> {
+fn find(results: &[CheckResult], name: &str) -> Option<crate::report::CheckRun> {
     results
         .iter()
         .find(|r| r.name == name)
         .map(|r| r.run.clone())
 }
 
-/// Where a live run's aggregator writes.
-#[derive(Debug, Clone)]
-pub struct Outputs {
-    /// The run directory: `report.json`, `junit.xml`, `summary.md`.
-    pub dir: PathBuf,
-    /// The GitHub Actions output, when running there.
-    pub github: Option<GithubOutput>,
-}
-
-/// A live run's aggregator. At `run.finished` it writes the reports and
-/// the GitHub output; [`LiveReports::finish`] says how that went.
-pub struct LiveReports {
-    state: Arc<Mutex<LiveState>>,
-}
-
-struct LiveState {
-    aggregator: Aggregator,
-    outputs: Outputs,
-    written: Option<Result<(), Error>>,
-    warnings: Vec<String>,
-}
-
-/// Subscribes an aggregator to `sink`: every event from now on goes into
-/// it, and `run.finished` writes the reports into `outputs`.
-pub fn attach(sink: &EventSink, outputs: Outputs) -> LiveReports {
-    let state = Arc::new(Mutex::new(LiveState {
-        aggregator: Aggregator::new(),
-        outputs,
-        written: None,
-        warnings: Vec::new(),
-    }));
-    let listener = state.clone();
-    sink.subscribe(move |event: &Event| {
-        let mut state = listener.lock().unwrap_or_else(|e| e.into_inner());
-        state.aggregator.on_event(event);
-        if matches!(event.kind, EventKind::RunFinished { .. }) {
-            state.publish();
-        }
-    });
-    LiveReports { state }
-}
-
-impl LiveState {
-    fn publish(&mut self) {
-        let report = self.aggregator.report();
-        // What GitHub's limits made findings.sarif leave out is said where
-        // the run's other last words go: after run.finished, no event can.
-        self.written = Some(super::write_all(&self.outputs.dir, &report).map(|dropped| {
-            self.warnings
-                .extend(dropped.iter().map(ToString::to_string));
-        }));
-        if let Some(output) = &self.outputs.github
-            && let Err(warning) = output.publish(&report)
-        {
-            self.warnings.push(warning);
-        }
-    }
-}
-
-impl LiveReports {
-    /// Whether the reports were written (an error when they could not be,
-    /// or when the run never finished), and the warnings of publishing them.
-    pub fn finish(self) -> (Result<(), Error>, Vec<String>) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let written = state.written.take().unwrap_or_else(|| {
-            Err(Error::io(
-                "writing the reports",
-                std::io::Error::other("the run ended without run.finished"),
-            ))
-        });
-        (written, std::mem::take(&mut state.warnings))
-    }
-}
-
-/// What [`rebuild`] did.
-#[derive(Debug, Clone)]
-pub struct Rebuilt {
-    /// The report written.
-    pub report: Report,
-    /// Events read.
-    pub events: usize,
-    /// Whether the stream ended with `run.finished`.
-    pub complete: bool,
-    /// A torn last line (the process died while writing it) was skipped.
-    pub torn_last_line: bool,
-}
-
-/// Rebuilds `report.json`, `junit.xml` and `summary.md` in `run_dir` from
-/// its `events.jsonl` alone.
-pub fn rebuild(run_dir: &Path) -> Result<Rebuilt, Error> {
-    let path = run_dir.join("events.jsonl");
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::InvalidInput(format!(
-                "{}: no such file (hint: give a run directory, such as .kkrun/runs/latest or an \
-                 --out directory)",
-                path.display()
-            ))
-        } else {
-            Error::io(format!("reading {}", path.display()), e)
-        }
-    })?;
-    let mut aggregator = Aggregator::new();
-    let mut torn_last_line = false;
-    let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    for (index, line) in lines.iter().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<Event>(line) {
-            Ok(event) => aggregator.on_event(&event),
-            // Events are flushed one line at a time: a last line without
-            // its newline is a write the killed process did not finish.
-            Err(_) if index + 1 == lines.len() && !line.ends_with('\n') => torn_last_line = true,
-            Err(e) => {
-                return Err(Error::InvalidInput(format!(
-                    "{}:{}: not a kkrun event: {e} (hint: the file must be the events.jsonl a run \
-                     wrote, unedited)",
-                    path.display(),
-                    index + 1
-                )));
-            }
-        }
-    }
-    if aggregator.events_seen() == 0 {
-        return Err(Error::InvalidInput(format!(
-            "{}: no events to rebuild from (hint: the run stopped before it started; run it again)",
-            path.display()
-        )));
-    }
-    let report = aggregator.report();
-    super::write_all(run_dir, &report)?;
-    Ok(Rebuilt {
-        report,
-        events: aggregator.events_seen(),
-        complete: aggregator.is_finished(),
-        torn_last_line,
-    })
-}
+#[cfg(test)]
+mod tests;
