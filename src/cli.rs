@@ -157,6 +157,10 @@ pub struct RunArgs {
     /// every task (changes stay in snapshots and final.patch), `never`.
     #[arg(long, value_enum, default_value_t = RestoreArg::Auto, value_name = "WHEN")]
     pub restore: RestoreArg,
+    /// A previous run's findings.sarif or report.json: bug-hunt findings
+    /// whose fingerprint is in it are `known`, the others `new`.
+    #[arg(long, value_name = "FILE")]
+    pub baseline_findings: Option<PathBuf>,
     /// Also replace VALUE with `[redacted]` in everything kkrun writes
     /// (repeatable; secret-looking environment variables and API keys are
     /// redacted without it).
@@ -411,6 +415,7 @@ fn run_command(
             RestoreArg::Never => RestorePolicy::Never,
         },
         redact: args.redact,
+        baseline_findings: args.baseline_findings,
         command_line: std::env::args().collect(),
     }
 }

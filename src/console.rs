@@ -352,6 +352,13 @@ impl ConsoleState {
                 Some(format!("{prefix}: {}warning:{} mcp server {server} {status} during the task; its tools now fail{tail}", s.yellow, s.reset))
             }
             EventKind::McpServerStopped { server } => (verbose >= 1).then(|| format!("{prefix}: mcp server {server} stopped")),
+            EventKind::FindingReported { finding } => (!quiet).then(|| {
+                format!("{prefix}: finding {} {} {} at {}: {}", finding.id, finding.severity.as_str(), finding.rule_id, finding.location(), finding.title)
+            }),
+            EventKind::FindingWithdrawn { id, reason } => (!quiet).then(|| format!("{prefix}: finding {id} withdrawn: {reason}")),
+            EventKind::FindingReproduced { id, status, reproduction } => (!quiet).then(|| {
+                format!("{prefix}: finding {id} {} (reproducer {})", status.as_str(), reproduction.result.as_str())
+            }),
             EventKind::Warning { message } => Some(format!("{prefix}: {}warning:{} {message}", s.yellow, s.reset)),
             EventKind::Error { message } => Some(format!("{prefix}: {}error:{} {message}", s.red, s.reset)),
             EventKind::PolicyViolation { command, reason, .. } => {

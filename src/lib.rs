@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod exit_codes;
 pub mod guard;
+pub mod findings;
 mod json_schema;
 pub mod mcp;
 pub mod pipeline;

@@ -12,6 +12,7 @@ use crate::console::{Console, ConsoleOptions};
 use crate::error::Error;
 use crate::events::{CheckSpec, EVENTS_SCHEMA_VERSION, EventKind, EventSink, TaskOutcome};
 use crate::exit_codes;
+use crate::findings::BaselineFindings;
 use crate::pipeline::{self, Interrupt, TaskEnv};
 use crate::provider::{Provider, ProviderOptions};
 use crate::redact::{self, Redactor};
@@ -51,6 +52,9 @@ pub struct RunOptions {
     /// `--require-sandbox`: exit 2 before anything runs when the sandbox
     /// cannot be fully enforced for a task's commands or checks.
     pub require_sandbox: bool,
+    /// `--baseline-findings`: a previous run's findings, against which a bug
+    /// hunt's findings are `new` or `known`.
+    pub baseline_findings: Option<BaselineFindings>,
 }
 
 /// Runs `tasks` and returns the run's exit code. Errors are for problems
@@ -258,6 +262,7 @@ async fn run_tasks(
             interrupt: &interrupt,
             restore_after: restore_after(index),
             require_sandbox: options.require_sandbox,
+            baseline_findings: options.baseline_findings.as_ref(),
         };
         // A panic inside a task must not lose the run's record: it becomes
         // the task's `error` outcome.

@@ -88,10 +88,11 @@ fn the_readme_example_runs_offline_through_all_four_stages() {
 }
 
 #[test]
-fn every_example_task_passes_offline_from_the_same_base() {
+fn every_example_task_runs_offline_from_the_same_base() {
     let dir = example_checkout();
     let output = kkrun(dir.path(), &["run", "tasks/"]).output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    // The bug hunt finds a new confirmed bug, which fails it by design.
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     let report = report(dir.path());
     let outcomes: Vec<(&str, &str)> = report["tasks"]
         .as_array()
@@ -101,7 +102,78 @@ fn every_example_task_passes_offline_from_the_same_base() {
         .collect();
     assert_eq!(
         outcomes,
-        [("week-date-errors", "passed"), ("fix-iso-weeks", "passed")]
+        [
+            ("week-date-errors", "passed"),
+            ("fix-iso-weeks", "passed"),
+            ("hunt-paging", "failed")
+        ]
+    );
+}
+
+#[test]
+fn the_bug_hunt_example_runs_offline_and_writes_sarif() {
+    let dir = example_checkout();
+    let output = kkrun(
+        dir.path(),
+        &["tasks/hunt-paging.yaml", "--restore", "always"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let report = report(dir.path());
+    let task = &report["tasks"][0];
+    assert_eq!(task["outcome"], "failed");
+    let findings: Vec<(&str, &str)> = task["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["rule_id"].as_str().unwrap(),
+                f["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        findings,
+        [
+            ("off-by-one", "confirmed"),
+            ("short-last-page", "withdrawn")
+        ]
+    );
+    let sarif: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join(".kkrun/runs/latest/findings.sarif")).unwrap(),
+    )
+    .unwrap();
+    let result = &sarif["runs"][0]["results"][0];
+    assert_eq!(result["ruleId"], "off-by-one");
+    assert_eq!(
+        result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "examples/paging/paging.py"
+    );
+    assert_eq!(sarif["runs"][0]["results"].as_array().unwrap().len(), 1);
+    // The hunt changed nothing the user keeps: its reproduction test is in
+    // the snapshots and the patch only.
+    assert_eq!(git(dir.path(), &["status", "--porcelain"]), "");
+
+    // Tomorrow's run with tonight's findings as the baseline passes.
+    let output = kkrun(
+        dir.path(),
+        &[
+            "tasks/hunt-paging.yaml",
+            "--restore",
+            "always",
+            "--baseline-findings",
+            ".kkrun/runs/latest/findings.sarif",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let tomorrow = self::report(dir.path());
+    assert_eq!(
+        tomorrow["tasks"][0]["findings"][0]["baseline_state"],
+        "known"
     );
 }
 
@@ -337,12 +409,157 @@ fn week_date_errors_turns() -> Vec<ScriptedTurn> {
     ]
 }
 
+/// The reproduction test the hunter writes: it prints what it saw (no
+/// traceback, whose paths would differ between machines) and exits 1 while
+/// the last page is lost.
+const REPRO_LAST_PAGE: &str = r#""""Reproduces the lost last page: exits 1 while the bug is there."""
+import sys
+
+from paging import page, page_count
+
+items = list(range(10))
+pages = page_count(len(items), 3)
+print(f"page_count(10, 3) == {pages}, expected 4")
+try:
+    last = page(items, 4, 3)
+except IndexError as err:
+    print(f"page(items, 4, 3) raised IndexError: {err}")
+    sys.exit(1)
+print(f"page(items, 4, 3) == {last}")
+sys.exit(0 if pages == 4 and last == [9] else 1)
+"#;
+
+/// The model's side of `hunt-paging`: it plans the hunt, writes a
+/// reproduction test and runs it, reports the off-by-one in `page_count`
+/// (confirmed on the base) and a short last page that is in fact the
+/// documented behaviour (its reproducer passes), which the preview
+/// withdraws.
+fn hunt_paging_turns() -> Vec<ScriptedTurn> {
+    vec![
+        turn(
+            vec![(
+                "call_b1",
+                "submit_plan",
+                json!({
+                    "goal": "Find the bugs in paging.py and prove each one with a reproducer that fails on the current code.",
+                    "steps": [
+                        "Check page_count on totals that are not a multiple of the page size.",
+                        "Check page() at both ends of the range, including the last, partial page.",
+                        "Write a reproduction test for each bug and report it with report_finding."
+                    ],
+                    "files": ["paging.py", "test_repro_last_page.py"],
+                    "risks": ["test_paging.py only uses lists that fill every page, so it cannot show a rounding bug."],
+                    "verification": "Each reproducer exits non-zero on the untouched code."
+                }),
+            )],
+            Some(
+                "page_count uses floor division; a partial last page would be lost. Planning the hunt.",
+            ),
+            2300,
+            210,
+        ),
+        turn(
+            vec![(
+                "call_c1",
+                "write_file",
+                json!({"path": "test_repro_last_page.py", "content": REPRO_LAST_PAGE}),
+            )],
+            None,
+            2500,
+            230,
+        ),
+        turn(
+            vec![(
+                "call_c2",
+                "shell",
+                json!({"command": "python3 test_repro_last_page.py"}),
+            )],
+            None,
+            2800,
+            20,
+        ),
+        turn(
+            vec![(
+                "call_c3",
+                "report_finding",
+                json!({
+                    "file": "paging.py",
+                    "start_line": 8,
+                    "severity": "high",
+                    "rule_id": "off-by-one",
+                    "title": "page_count drops the last, partial page",
+                    "message": "`total // size` rounds down, so a list whose length is not a multiple of the page size loses its last page: page() then refuses that page with IndexError. Use ceiling division: `-(-total // size)` or `(total + size - 1) // size`.",
+                    "evidence": "page_count(10, 3) returns 3 instead of 4, and page(list(range(10)), 4, 3) raises IndexError instead of returning [9].",
+                    "reproduce": "python3 test_repro_last_page.py"
+                }),
+            )],
+            Some("Confirmed locally: page_count(10, 3) == 3."),
+            3100,
+            260,
+        ),
+        turn(
+            vec![(
+                "call_c4",
+                "report_finding",
+                json!({
+                    "file": "paging.py",
+                    "start_line": 16,
+                    "severity": "low",
+                    "rule_id": "short-last-page",
+                    "title": "page() may return fewer than size items",
+                    "message": "The slice can return a short page; callers that expect exactly `size` items could misbehave.",
+                    "evidence": "The slice items[start:start + size] is not padded.",
+                    "reproduce": "python3 -c 'import sys; from paging import page; sys.exit(0 if len(page(list(range(6)), 2, 3)) == 3 else 1)'"
+                }),
+            )],
+            None,
+            3400,
+            180,
+        ),
+        turn(
+            vec![(
+                "call_c5",
+                "finish_stage",
+                json!({"summary": "Reported the off-by-one in page_count (reproducer: test_repro_last_page.py) and a possible short last page."}),
+            )],
+            None,
+            3600,
+            50,
+        ),
+        turn(
+            vec![(
+                "call_p1",
+                "withdraw_finding",
+                json!({"id": "F2", "reason": "A short last page is the documented behaviour (\"at most size of them\"), and its reproducer passes on the base."}),
+            )],
+            Some("F1 is confirmed by its reproducer. F2 is not a bug."),
+            4000,
+            90,
+        ),
+        turn(
+            vec![(
+                "call_p2",
+                "submit_review",
+                json!({
+                    "verdict": "approve",
+                    "summary": "One confirmed bug: `page_count` rounds down (`total // size`), so the last, partial page of a list is lost and `page()` raises `IndexError` for it. `test_repro_last_page.py` shows it on the untouched code. The second finding was withdrawn: a short last page is documented.",
+                    "risks": ["test_paging.py never uses a partial page, which is why the suite passes."]
+                }),
+            )],
+            None,
+            4300,
+            160,
+        ),
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "re-records tasks/cassettes/*.jsonl; run after changing prompts or tools"]
 async fn record_example_cassettes() {
     for (task, turns) in [
         ("fix-iso-weeks", fix_iso_weeks_turns()),
         ("week-date-errors", week_date_errors_turns()),
+        ("hunt-paging", hunt_paging_turns()),
     ] {
         let replies = turns
             .iter()
@@ -351,11 +568,13 @@ async fn record_example_cassettes() {
         let server = support::TestServer::start(replies).await;
         let dir = example_checkout();
         let cassette: PathBuf = dir.path().join("recorded.jsonl");
-        let file = if task == "fix-iso-weeks" {
-            "tasks/fix-iso-weeks.yaml"
-        } else {
-            "tasks/dates-nightly.yaml"
+        let file = match task {
+            "fix-iso-weeks" => "tasks/fix-iso-weeks.yaml",
+            "hunt-paging" => "tasks/hunt-paging.yaml",
+            _ => "tasks/dates-nightly.yaml",
         };
+        // The hunt fails by design: it finds a new confirmed bug.
+        let expected = if task == "hunt-paging" { 1 } else { 0 };
         let mut cmd = kkrun(
             dir.path(),
             &[
@@ -374,7 +593,7 @@ async fn record_example_cassettes() {
             .unwrap();
         assert_eq!(
             output.status.code(),
-            Some(0),
+            Some(expected),
             "{task}: {}",
             describe(&output)
         );

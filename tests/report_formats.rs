@@ -82,6 +82,7 @@ fn task(name: &str, file: &str, outcome: TaskOutcome) -> TaskReport {
         },
         cost_usd: Some(0.05),
         tool_calls: BTreeMap::new(),
+        findings: Vec::new(),
         artifacts: Artifacts {
             plan: None,
             transcript: None,

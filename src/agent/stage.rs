@@ -230,6 +230,7 @@ impl<'a> StageRun<'a> {
             )));
         }
         let mut tools = ctx.tools.specs(request.tool_set);
+        tools.extend(ctx.extra_specs());
         for finish in &request.finish_tools {
             if tools.iter().any(|t| t.name == finish.spec.name) {
                 return Err(AgentError::InvalidRequest(format!(
@@ -408,7 +409,9 @@ impl<'a> StageRun<'a> {
                     });
                 }
                 result
-            } else if !self.ctx.tools.offers(self.tool_set, &call.name) {
+            } else if !self.ctx.tools.offers(self.tool_set, &call.name)
+                && !self.ctx.offers_extra(&call.name)
+            {
                 self.refuse_unoffered(call)
             } else {
                 let run = execute(self.ctx, self.tool_set, call);

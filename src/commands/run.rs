@@ -29,6 +29,8 @@ pub struct RunCommand {
     pub restore: RestorePolicy,
     /// Values to redact from everything written (`--redact`).
     pub redact: Vec<String>,
+    /// `--baseline-findings`: a previous run's findings.sarif or report.json.
+    pub baseline_findings: Option<PathBuf>,
     /// How progress is shown, `--json` included.
     pub console: ConsoleOptions,
     /// The command line, for the report.
@@ -68,7 +70,15 @@ pub fn run(command: RunCommand) -> Result<i32, Error> {
             task.model = Some(format!("replay:{}", path.display()));
         }
     }
+    let baseline_findings = match &command.baseline_findings {
+        Some(path) => Some(
+            crate::findings::BaselineFindings::load(path)
+                .map_err(|e| Error::InvalidInput(e.to_string()))?,
+        ),
+        None => None,
+    };
     let run_options = crate::runner::RunOptions {
+        baseline_findings,
         out: command.out,
         console: command.console,
         restore: command.restore,

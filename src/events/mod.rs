@@ -375,6 +375,31 @@ pub enum EventKind {
         /// The server's name.
         server: String,
     },
+    /// A bug hunt's agent reported a finding (checked against the workspace,
+    /// not yet reproduced).
+    #[serde(rename = "finding.reported")]
+    FindingReported {
+        /// The finding as recorded.
+        finding: Box<crate::findings::Finding>,
+    },
+    /// The preview stage withdrew a finding as false.
+    #[serde(rename = "finding.withdrawn")]
+    FindingWithdrawn {
+        /// The finding's id (`F1`).
+        id: String,
+        /// Why.
+        reason: String,
+    },
+    /// kkrun ran a finding's reproducer on the untouched base.
+    #[serde(rename = "finding.reproduced")]
+    FindingReproduced {
+        /// The finding's id.
+        id: String,
+        /// `confirmed` or `unconfirmed`.
+        status: crate::findings::FindingStatus,
+        /// How the reproducer ended.
+        reproduction: crate::findings::Reproduction,
+    },
     /// A non-fatal problem worth a line in the log.
     #[serde(rename = "warning")]
     Warning {

@@ -48,6 +48,14 @@ impl TaskRun<'_, '_> {
             let code_summary =
                 finish::parse_finish(&arguments).map_err(|e| Stop::new(TaskOutcome::Error, e))?;
 
+            if self.desk.is_some() {
+                self.skip_stage(
+                    Stage::Debug,
+                    round,
+                    "a bug hunt reports bugs; it does not fix failing checks",
+                );
+                break;
+            }
             if self.task.checks.is_empty() {
                 self.skip_stage(Stage::Debug, round, "the task has no checks");
                 break;
@@ -92,6 +100,9 @@ impl TaskRun<'_, '_> {
         }
         let final_checks = self.final_checks.clone().unwrap_or_default();
 
+        // A bug hunt's findings are confirmed by kkrun before the review.
+        self.reproduce_findings().await?;
+
         // Preview.
         let diff = self.diff_from_base().map(|d| d.patch).unwrap_or_default();
         let diff = if diff.len() > MAX_PREVIEW_DIFF_BYTES {
@@ -103,8 +114,11 @@ impl TaskRun<'_, '_> {
         } else {
             diff
         };
-        let message =
+        let mut message =
             prompts::preview_message(self.task, Some(&plan), &diff, &self.baseline, &final_checks);
+        if let Some(desk) = &self.desk {
+            message.push_str(&super::hunt::preview_section(&desk.findings()));
+        }
         let request = self.request(
             Stage::Preview,
             prompts::preview_system(),

@@ -15,6 +15,7 @@
 mod context;
 pub mod finish;
 mod flow;
+mod hunt;
 mod interrupt;
 mod mcp;
 pub mod prompts;
@@ -54,6 +55,8 @@ pub struct TaskEnv<'a> {
     /// `--require-sandbox`: commands whose sandbox cannot be fully enforced
     /// do not run.
     pub require_sandbox: bool,
+    /// A previous run's findings (`--baseline-findings`), for bug hunts.
+    pub baseline_findings: Option<&'a crate::findings::BaselineFindings>,
 }
 
 /// Why the pipeline stopped before its natural end.
@@ -117,7 +120,14 @@ pub async fn run_task(env: &TaskEnv<'_>, task: &Task) -> TaskOutcome {
     run.stop_mcp().await;
     let (outcome, reason) = match driven {
         Ok(()) => run.judge(),
-        Err(stop) => (stop.outcome, stop.reason),
+        Err(stop) => {
+            // A hunt that ended early still confirms what it found, unless
+            // the user interrupted it.
+            if stop.outcome != TaskOutcome::Interrupted {
+                let _ = run.reproduce_findings().await;
+            }
+            (stop.outcome, stop.reason)
+        }
     };
     run.finish(outcome, reason);
     outcome

@@ -64,8 +64,11 @@ fn task_header(task: &Task) -> String {
     let _ = writeln!(text, "Kind: {}", task.kind.as_str());
     if task.kind == TaskKind::BugHunt {
         text.push_str(
-            "This is a bug hunt: the goal is findings. Fix only what the task asks; report what you find in your \
-             summaries.\n",
+            "This is a bug hunt: the result is findings, not edits. Report every bug you find with report_finding \
+             (file, lines, severity, a stable kebab-case rule_id, evidence) as soon as you are sure of it, and give \
+             a `reproduce` command that fails because of the bug: kkrun runs it on the untouched original code and \
+             only a failing run confirms the finding. You may write small reproduction tests for that; do not fix \
+             the bugs. There is no debug stage; the preview reviews the findings.\n",
         );
     }
     let _ = write!(text, "\n## Goal\n{}\n", task.prompt.trim_end());

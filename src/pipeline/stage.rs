@@ -143,12 +143,17 @@ impl TaskRun<'_, '_> {
         request: StageRequest,
     ) -> Result<(String, Value), Stop> {
         let sink = self.events.for_stage(stage);
+        self.tools.findings = self
+            .desk
+            .as_ref()
+            .map(|desk| desk.for_stage(stage, Some(super::hunt::tools_for(stage)), sink.clone()));
         let tools = self
             .tools
             .tools
             .specs(request.tool_set)
             .into_iter()
             .chain(request.finish_tools.iter().map(|f| f.spec.clone()))
+            .chain(self.tools.extra_specs())
             .map(|spec| spec.name)
             .collect();
         sink.emit(EventKind::StageStarted { round, tools });

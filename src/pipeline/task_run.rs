@@ -14,6 +14,7 @@ use crate::snapshot::{SnapshotDiff, SnapshotInfo, SnapshotMeta, SnapshotStore};
 use crate::task::Task;
 use crate::tools::ToolContext;
 use crate::tools::checks::{CheckResult, run_checks};
+use crate::tools::findings::FindingsDesk;
 
 /// One task's run through the pipeline.
 pub(super) struct TaskRun<'e, 'a> {
@@ -32,6 +33,10 @@ pub(super) struct TaskRun<'e, 'a> {
     pub(super) transcript_announced: bool,
     /// The task's MCP servers, once started (their tools are in `tools`).
     pub(super) mcp: Option<std::sync::Arc<crate::mcp::McpSession>>,
+    /// A bug hunt's findings; `None` for other kinds of task.
+    pub(super) desk: Option<FindingsDesk>,
+    /// Whether the findings' reproducers have run.
+    pub(super) reproduced: bool,
 }
 
 /// Whether a run of the checks decides the task's outcome.
@@ -65,6 +70,47 @@ impl<'e, 'a> TaskRun<'e, 'a> {
             review: None,
             transcript_announced: false,
             mcp: None,
+            desk: None,
+            reproduced: false,
+        }
+    }
+
+    /// Runs the reproducers of a bug hunt's findings on the untouched base
+    /// (once; interruptible).
+    pub(super) async fn reproduce_findings(&mut self) -> Result<(), Stop> {
+        if self.reproduced {
+            return Ok(());
+        }
+        let (Some(desk), Some(store), Some(base)) =
+            (&self.desk, &self.store, self.snapshots.first())
+        else {
+            return Ok(());
+        };
+        self.reproduced = true;
+        let env = crate::findings::reproduce::ReproduceEnv {
+            store: store.clone(),
+            base: base.clone(),
+            latest: self.snapshots.last().cloned(),
+            shell: self.task.shell.clone(),
+            env: self.task.env.clone(),
+            timeout: super::hunt::reproduce_timeout(self.task),
+        };
+        let mut findings = desk.findings();
+        let finished = {
+            let run = super::hunt::reproduce_all(&env, &mut findings, &self.events);
+            tokio::select! {
+                () = run => true,
+                () = self.env.interrupt.wait() => false,
+            }
+        };
+        desk.replace(findings);
+        if finished {
+            Ok(())
+        } else {
+            Err(Stop::new(
+                TaskOutcome::Interrupted,
+                "interrupted while reproducing the findings",
+            ))
         }
     }
 
@@ -84,6 +130,12 @@ impl<'e, 'a> TaskRun<'e, 'a> {
         let base = store
             .head_commit()
             .map_err(|e| Stop::error("cannot read HEAD", &e))?;
+        if self.task.kind == crate::task::TaskKind::BugHunt {
+            self.desk = Some(FindingsDesk::new(
+                store.workdir(),
+                self.env.baseline_findings.cloned(),
+            ));
+        }
         self.store = Some(store);
         Ok(base)
     }

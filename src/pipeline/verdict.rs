@@ -8,6 +8,9 @@ use crate::tools::checks::CheckResult;
 impl TaskRun<'_, '_> {
     /// The outcome and its one-line reason.
     pub(super) fn judge(&self) -> (TaskOutcome, String) {
+        if let Some(desk) = &self.desk {
+            return super::hunt::judge(self.task, &desk.findings());
+        }
         let checks = self.final_checks.as_deref().unwrap_or_default();
         let failed: Vec<&CheckResult> = checks.iter().filter(|c| !c.run.passed).collect();
         if !failed.is_empty() {

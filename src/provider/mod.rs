@@ -38,5 +38,6 @@ pub use endpoint::{ANTHROPIC_DEFAULT_BASE_URL, OPENAI_DEFAULT_BASE_URL};
 pub use error::ProviderError;
 pub use options::{ProviderEnv, ProviderOptions, RetryPolicy};
 pub use pricing::ModelPrice;
+pub use redact::redact_credentials;
 pub use types::{Message, StopReason, ToolCall, ToolSpec, TurnRequest, TurnResponse, Usage};
 pub use wire::WireFormat;

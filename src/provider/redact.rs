@@ -140,6 +140,13 @@ impl<'a> TextScrubber<'a> {
     }
 }
 
+/// `text` with anything shaped like a credential (an `sk-…` key, a bearer
+/// token, an `api_key=…` pair) replaced by `[redacted]`: for text written
+/// by other parts of kkrun that never saw the provider's key.
+pub fn redact_credentials(text: &str) -> String {
+    Redactor::default().redact(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

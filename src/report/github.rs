@@ -40,14 +40,14 @@ impl GithubOutput {
 }
 
 /// Escapes the message part of a workflow command.
-fn escape_data(text: &str) -> String {
+pub(crate) fn escape_data(text: &str) -> String {
     text.replace('%', "%25")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
 }
 
 /// Escapes a property value (`file=`, `title=`) of a workflow command.
-fn escape_property(text: &str) -> String {
+pub(crate) fn escape_property(text: &str) -> String {
     escape_data(text).replace(':', "%3A").replace(',', "%2C")
 }
 
@@ -104,6 +104,9 @@ impl Annotation {
 /// Errors: a failed check (newly broken before still failing) at the line of
 /// the check's `name:` in its task file, and every task that did not pass at
 /// its own `name:` line. Warnings: a check that passed only on a retry.
+///
+/// Then a bug hunt's findings at their own file and line
+/// ([`super::findings::annotations`], capped the same way per level).
 pub fn annotations(report: &Report) -> Vec<String> {
     let mut all = Vec::new();
     for task in &report.tasks {
@@ -189,6 +192,7 @@ pub fn annotations(report: &Report) -> Vec<String> {
             }
         ));
     }
+    lines.extend(super::findings::annotations(&report.tasks));
     lines
 }
 

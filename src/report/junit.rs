@@ -13,6 +13,8 @@ use quick_xml::events::{BytesDecl, BytesText, Event};
 
 use super::model::{CheckReport, Report, TaskOutcome, TaskReport};
 use super::text::xml_safe;
+use crate::findings::{Finding, FindingStatus};
+use crate::provider::redact_credentials;
 
 /// One `<testcase>` before serialization.
 struct Case {
@@ -30,9 +32,18 @@ struct Case {
 
 enum CaseResult {
     Passed,
-    Failed { message: String, body: String },
-    Error { kind: String, message: String },
-    Skipped { message: String },
+    Failed {
+        kind: &'static str,
+        message: String,
+        body: String,
+    },
+    Error {
+        kind: String,
+        message: String,
+    },
+    Skipped {
+        message: String,
+    },
 }
 
 /// Renders the report as JUnit XML.
@@ -138,12 +149,13 @@ fn write_case(w: &mut Writer<Vec<u8>>, case: &Case) -> io::Result<()> {
     element.write_inner_content(|w| {
         match &case.result {
             CaseResult::Passed => {}
-            CaseResult::Failed { message, body } => {
+            CaseResult::Failed {
+                kind,
+                message,
+                body,
+            } => {
                 w.create_element("failure")
-                    .with_attributes([
-                        ("type", "check_failed"),
-                        ("message", xml_safe(message).as_str()),
-                    ])
+                    .with_attributes([("type", *kind), ("message", xml_safe(message).as_str())])
                     .write_text_content(BytesText::new(&xml_safe(body)))?;
             }
             CaseResult::Error { kind, message } => {
@@ -207,7 +219,86 @@ fn task_cases(task: &TaskReport) -> Vec<Case> {
         .map(|check| check_case(task, check))
         .collect();
     cases.push(review_case(task));
+    cases.extend(
+        task.findings
+            .iter()
+            .map(|finding| finding_case(task, finding)),
+    );
     cases
+}
+
+/// A bug hunt's finding: a failure when confirmed, skipped when unconfirmed
+/// or withdrawn (nothing proved it, or the review judged it false).
+fn finding_case(task: &TaskReport, finding: &Finding) -> Case {
+    let headline = format!(
+        "{} {} at {}: {}",
+        finding.severity.as_str(),
+        finding.rule_id,
+        finding.location(),
+        finding.title
+    );
+    let mut body = format!(
+        "{}
+
+Evidence: {}
+",
+        finding.message, finding.evidence
+    );
+    if let Some(command) = &finding.reproduce {
+        body.push_str(&format!(
+            "
+Reproducer: {command}
+"
+        ));
+    }
+    if let Some(run) = &finding.reproduction {
+        body.push_str(&format!(
+            "Result on the base: {}
+{}
+",
+            run.result.as_str(),
+            run.output_tail
+        ));
+    }
+    let body = redact_credentials(&body);
+    let result = match finding.status {
+        FindingStatus::Confirmed => CaseResult::Failed {
+            kind: "finding_confirmed",
+            message: redact_credentials(&format!(
+                "{headline} ({} finding, confirmed by its reproducer)",
+                finding.baseline_state.as_str()
+            )),
+            body: body.clone(),
+        },
+        FindingStatus::Unconfirmed => CaseResult::Skipped {
+            message: redact_credentials(&format!(
+                "unconfirmed ({}): {headline}",
+                match &finding.reproduction {
+                    None if finding.reproduce.is_none() => "no reproducer".to_string(),
+                    None => "reproducer not run".to_string(),
+                    Some(run) => format!("reproducer {}", run.result.as_str()),
+                }
+            )),
+        },
+        FindingStatus::Withdrawn => CaseResult::Skipped {
+            message: redact_credentials(&format!(
+                "withdrawn ({}): {headline}",
+                finding
+                    .withdrawn_reason
+                    .as_deref()
+                    .unwrap_or("no reason given")
+            )),
+        },
+    };
+    Case {
+        classname: format!("{}.findings", task.name),
+        name: format!("{} {}", finding.id, finding.rule_id),
+        time_ms: finding.reproduction.as_ref().map_or(0, |r| r.duration_ms),
+        system_out: (finding.status != FindingStatus::Confirmed).then_some(body),
+        result,
+        flaky_attempts: Vec::new(),
+        rerun_failures: Vec::new(),
+    }
 }
 
 /// Why a task produced no final result, for testcases that could not run.
@@ -268,6 +359,7 @@ fn check_case(task: &TaskReport, check: &CheckReport) -> Case {
             String::new()
         };
         CaseResult::Failed {
+            kind: "check_failed",
             message: format!(
                 "{}: check {} ({}:{line}): `{}` failed ({how}{attempts}; {baseline})",
                 check.status.as_str().replace('_', " "),
@@ -310,9 +402,11 @@ fn review_case(task: &TaskReport) -> Case {
     let (result, system_out) = match &task.review {
         None => (ended_early(task), None),
         Some(review) => {
-            let blocking = review.blocks();
+            // A bug hunt's findings decide it, never the verdict.
+            let blocking = review.blocks() && task.kind != crate::task::TaskKind::BugHunt.as_str();
             let result = if blocking {
                 CaseResult::Failed {
+                    kind: "check_failed",
                     message: "the review requested changes".to_string(),
                     body: review_text(review),
                 }

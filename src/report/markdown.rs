@@ -64,6 +64,9 @@ fn task_section(md: &mut String, report: &Report, task: &TaskReport) {
         let _ = writeln!(md, "{}\n", task.description);
     }
     let _ = writeln!(md, "**Result:** {}\n", task.reason);
+    if task.kind == crate::task::TaskKind::BugHunt.as_str() {
+        md.push_str(&super::findings::markdown_section(task));
+    }
     if !task.checks.is_empty() {
         md.push_str("### Checks\n\n| check | baseline | final | status |\n|---|---|---|---|\n");
         for check in &task.checks {

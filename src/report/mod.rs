@@ -3,10 +3,12 @@
 //! [`aggregate::Aggregator`] from the run's event stream.
 
 pub mod aggregate;
+pub mod findings;
 pub mod github;
 pub mod junit;
 pub mod markdown;
 mod model;
+pub mod sarif;
 pub mod text;
 
 pub use model::{
@@ -25,17 +27,28 @@ pub fn report_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(Report)).unwrap_or_default()
 }
 
-/// Writes `report.json`, `junit.xml` and `summary.md` into `dir`, each
-/// atomically (a reader never sees half a file).
-pub fn write_all(dir: &Path, report: &Report) -> Result<(), Error> {
+/// Writes `report.json`, `junit.xml`, `summary.md` and, when the run has a
+/// bug hunt, `findings.sarif` into `dir`, each atomically (a reader never
+/// sees half a file). Returns what GitHub's limits made the SARIF file
+/// leave out.
+pub fn write_all(dir: &Path, report: &Report) -> Result<Vec<sarif::Dropped>, Error> {
     let json = serde_json::to_string_pretty(report)
         .map_err(|e| Error::io("serializing report.json", e.into()))?;
     write_atomic(&dir.join("report.json"), format!("{json}\n").as_bytes())?;
     let junit = junit::render(report).map_err(|e| Error::io("rendering junit.xml", e))?;
     write_atomic(&dir.join("junit.xml"), junit.as_bytes())?;
     write_atomic(&dir.join("summary.md"), markdown::render(report).as_bytes())?;
-    Ok(())
+    let Some(sarif) = sarif::render(report, sarif::SarifLimits::default()) else {
+        return Ok(Vec::new());
+    };
+    let text = serde_json::to_string_pretty(&sarif.log)
+        .map_err(|e| Error::io("serializing findings.sarif", e.into()))?;
+    write_atomic(&dir.join(SARIF_FILE), format!("{text}\n").as_bytes())?;
+    Ok(sarif.dropped)
 }
+
+/// The SARIF file's name in the run directory.
+pub const SARIF_FILE: &str = "findings.sarif";
 
 /// Writes `bytes` to `path` through a temporary file and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {

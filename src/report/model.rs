@@ -13,7 +13,7 @@ pub use crate::snapshot::FileChange;
 pub use crate::tools::checks::CheckRun;
 
 /// Version of the report format; bumped on any incompatible change.
-pub const REPORT_SCHEMA_VERSION: u32 = 1;
+pub const REPORT_SCHEMA_VERSION: u32 = 2;
 
 /// The complete record of one run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -119,6 +119,9 @@ pub struct TaskReport {
     pub cost_usd: Option<f64>,
     /// Tool calls by tool name, over all stages.
     pub tool_calls: BTreeMap<String, u32>,
+    /// A bug hunt's findings, in the order reported (withdrawn ones
+    /// included); empty for other kinds of task.
+    pub findings: Vec<crate::findings::Finding>,
     /// Files of this task in the run directory, relative to it.
     pub artifacts: Artifacts,
     /// What the sandbox enforced for the agent's commands (checks get the

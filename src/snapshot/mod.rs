@@ -15,6 +15,7 @@ mod export;
 mod message;
 mod names;
 mod scan;
+mod scratch;
 mod store;
 mod worktree;
 

@@ -22,5 +22,7 @@ pub use duration::format as format_duration;
 pub use load::{LoadOptions, MAX_FILE_BYTES, load_tasks, load_tasks_with};
 pub use parse::PROVIDERS;
 pub use plan::render_plan;
-pub use resolved::{Budget, Check, OnFailure, ShellPolicy, Stage, StageSettings, Task, TaskKind};
+pub use resolved::{
+    Budget, Check, FailOn, OnFailure, ShellPolicy, Stage, StageSettings, Task, TaskKind,
+};
 pub use schema::task_schema;

@@ -137,6 +137,9 @@ pub fn render_plan(tasks: &[Task], cwd: &Path) -> String {
                 super::OnFailure::Rollback => "rollback",
             }
         );
+        if task.kind == super::TaskKind::BugHunt {
+            let _ = writeln!(out, "  fail_on:     {}", task.fail_on.as_str());
+        }
     }
     out
 }

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde_saphyr::Spanned;
 
-use super::resolved::{OnFailure, TaskKind};
+use super::resolved::{FailOn, OnFailure, TaskKind};
 
 /// A kkrun task file (version 1): one task at the top level, or a `tasks:`
 /// list whose entries share `defaults:`.
@@ -115,6 +115,12 @@ pub(crate) struct TaskSettings {
     /// What to do with the work tree when the task fails (default `keep`).
     #[schemars(with = "Option<OnFailure>")]
     pub(crate) on_failure: Option<Spanned<OnFailure>>,
+    /// Which findings fail a `bug-hunt` task (default `new-confirmed`):
+    /// `new-confirmed` (confirmed and not in `--baseline-findings`),
+    /// `confirmed`, `any` (confirmed or not) or `never`. Only bug hunts take
+    /// it.
+    #[schemars(with = "Option<FailOn>")]
+    pub(crate) fail_on: Option<Spanned<FailOn>>,
     /// Extra environment variables for shell tools and checks.
     #[schemars(with = "Option<std::collections::BTreeMap<String, EnvValue>>")]
     pub(crate) env: Option<Vec<(Spanned<String>, Spanned<String>)>>,

@@ -21,7 +21,7 @@ use super::raw::{
     BudgetSettings, DebugLimits, PreviewLimits, ShellSettings, StageLimits, StagesSettings,
     TaskEntry, TaskSettings, ToolsSettings,
 };
-use super::resolved::{Budget, Check, ShellPolicy, StageSettings, Task};
+use super::resolved::{Budget, Check, ShellPolicy, StageSettings, Task, TaskKind};
 use crate::provider::ModelPrice;
 
 /// Default check timeout.
@@ -77,6 +77,7 @@ pub(crate) fn merge(task: TaskSettings, defaults: &TaskSettings) -> TaskSettings
             }),
         }),
         on_failure: task.on_failure.or(defaults.on_failure),
+        fail_on: task.fail_on.or(defaults.fail_on),
         env: merge_maps(task.env, defaults.env, |task, defaults| {
             let mut merged: Vec<_> = defaults
                 .into_iter()
@@ -114,6 +115,20 @@ pub(crate) fn resolve(
 ) -> Option<Task> {
     let dir = base_dir(&source.path);
     let name_location = entry.name.referenced;
+    if let Some(fail_on) = &settings.fail_on
+        && settings.kind.as_ref().map(|k| k.value) != Some(TaskKind::BugHunt)
+    {
+        errors.push(
+            Problem::new(
+                format!(
+                    "`fail_on` applies only to `kind: bug-hunt`, and task `{}` is not a bug hunt",
+                    entry.name.value
+                ),
+                "remove `fail_on`, or set `kind: bug-hunt` (in `defaults:`, give `fail_on` to the bug hunts themselves)",
+            )
+            .at(source.at(fail_on.referenced)),
+        );
+    }
     let workspace = check_workspace(source, &dir, settings.workspace.as_ref(), name_location);
     let model = match &settings.model {
         Some(spec) => match resolve_model(&spec.value, &dir) {
@@ -225,6 +240,7 @@ pub(crate) fn resolve(
         budget,
         shell,
         on_failure: settings.on_failure.map(|o| o.value).unwrap_or_default(),
+        fail_on: settings.fail_on.map(|f| f.value).unwrap_or_default(),
         env: settings
             .env
             .unwrap_or_default()

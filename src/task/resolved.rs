@@ -38,6 +38,8 @@ pub struct Task {
     pub shell: ShellPolicy,
     /// What to do with the work tree when the task fails.
     pub on_failure: OnFailure,
+    /// Which findings fail a bug hunt (`new-confirmed` by default).
+    pub fail_on: FailOn,
     /// Extra environment for shell tools and checks.
     pub env: BTreeMap<String, String>,
     /// Price of the task's model from the task file, replacing the built-in
@@ -256,4 +258,34 @@ pub enum OnFailure {
     Keep,
     /// Restore the `00-base` snapshot (snapshots stay, so nothing is lost).
     Rollback,
+}
+
+/// Which findings make a bug hunt fail.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailOn {
+    /// A confirmed finding that is not in `--baseline-findings` (every
+    /// confirmed finding when there is no baseline).
+    #[default]
+    NewConfirmed,
+    /// Any confirmed finding.
+    Confirmed,
+    /// Any finding not withdrawn, confirmed or not.
+    Any,
+    /// Never: the hunt passes whatever it finds.
+    Never,
+}
+
+impl FailOn {
+    /// The value as written in task files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailOn::NewConfirmed => "new-confirmed",
+            FailOn::Confirmed => "confirmed",
+            FailOn::Any => "any",
+            FailOn::Never => "never",
+        }
+    }
 }

@@ -4,9 +4,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::findings::FindingsDesk;
 use super::registry::ToolTable;
 use crate::guard::{GitGuard, PolicyViolation};
 use crate::sandbox::SandboxOptions;
+use crate::provider::ToolSpec;
 use crate::task::{Check, ShellPolicy};
 
 /// Everything the tools need to know about the task they work for.
@@ -31,6 +33,9 @@ pub struct ToolContext {
     pub git_guard: Option<Arc<GitGuard>>,
     /// How commands and checks are sandboxed; from `shell`, not strict.
     pub sandbox: SandboxOptions,
+    /// A bug hunt's findings and the finding tool the current stage is
+    /// offered besides its tool set; `None` outside bug hunts.
+    pub findings: Option<FindingsDesk>,
 }
 
 impl ToolContext {
@@ -64,6 +69,7 @@ impl ToolContext {
             env,
             checks,
             tools: ToolTable::builtin(),
+            findings: None,
         }
     }
 
@@ -73,6 +79,20 @@ impl ToolContext {
         self.git_guard
             .as_ref()
             .map(|guard| guard.take_violations())
+            .unwrap_or_default()
+    }
+
+    /// Whether the current stage is offered `tool` besides its tool set (a
+    /// bug hunt's finding tools).
+    pub fn offers_extra(&self, tool: &str) -> bool {
+        self.findings.as_ref().is_some_and(|desk| desk.offers(tool))
+    }
+
+    /// The specs of the tools offered besides the stage's tool set.
+    pub fn extra_specs(&self) -> Vec<ToolSpec> {
+        self.findings
+            .as_ref()
+            .map(FindingsDesk::specs)
             .unwrap_or_default()
     }
 }

@@ -9,6 +9,7 @@ pub mod checks;
 mod confine;
 mod context;
 mod edit;
+pub mod findings;
 mod fs;
 mod git_watch;
 mod invocation;

@@ -13,7 +13,7 @@ use schemars::generate::SchemaSettings;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{ToolContext, ToolError, edit, fs, patch, search, shell};
+use super::{ToolContext, ToolError, edit, findings, fs, patch, search, shell};
 use crate::events::ToolOutcome;
 use crate::json_schema::forbid_null;
 use crate::provider::{ToolCall, ToolSpec};
@@ -412,11 +412,25 @@ pub async fn execute(ctx: &ToolContext, set: ToolSet, call: &ToolCall) -> ToolRe
 
 async fn dispatch(ctx: &ToolContext, set: ToolSet, call: &ToolCall) -> Result<String, ToolError> {
     let name = call.name.as_str();
+    if let Some(desk) = ctx.findings.as_ref().filter(|desk| desk.offers(name)) {
+        let arguments = call.parsed_arguments().map_err(|e| {
+            ToolError::Failed(format!(
+                "the arguments of `{name}` are not valid JSON ({e}); send a JSON object matching the tool's schema"
+            ))
+        })?;
+        return match name {
+            "report_finding" => {
+                findings::report_finding(ctx, desk, parse_arguments(name, arguments)?)
+            }
+            _ => findings::withdraw_finding(desk, parse_arguments(name, arguments)?),
+        };
+    }
     let tool = ctx.tools.get(name);
     let Some(tool) = tool.filter(|tool| set.offers(tool)) else {
         let offered: Vec<&str> = ctx.tools.offered(set).map(Tool::name).collect();
         let offered = offered.join(", ");
-        return Err(ToolError::Refused(if tool.is_some() {
+        let known = tool.is_some() || findings::all_specs().iter().any(|s| s.name == name);
+        return Err(ToolError::Refused(if known {
             format!(
                 "`{name}` is not available in {}; the tools here are: {offered}",
                 set.describe()

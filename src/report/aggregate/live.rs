@@ -54,7 +54,14 @@ pub fn attach(sink: &EventSink, outputs: Outputs) -> LiveReports {
 impl LiveState {
     fn publish(&mut self) {
         let report = self.aggregator.report();
-        self.written = Some(crate::report::write_all(&self.outputs.dir, &report));
+        // What GitHub's limits made findings.sarif leave out is said where
+        // the run's other last words go: after run.finished, no event can.
+        self.written = Some(
+            crate::report::write_all(&self.outputs.dir, &report).map(|dropped| {
+                self.warnings
+                    .extend(dropped.iter().map(ToString::to_string));
+            }),
+        );
         if let Some(output) = &self.outputs.github
             && let Err(warning) = output.publish(&report)
         {

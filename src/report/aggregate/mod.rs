@@ -247,6 +247,27 @@ impl Aggregator {
                     task.report.plan = Some(plan.clone());
                 }
             }
+            EventKind::FindingReported { finding } => {
+                if let Some(task) = self.task_of(event) {
+                    task.report.findings.push((**finding).clone());
+                }
+            }
+            EventKind::FindingReproduced {
+                id,
+                status,
+                reproduction,
+            } => {
+                if let Some(finding) = self.finding_of(event, id) {
+                    finding.status = *status;
+                    finding.reproduction = Some(reproduction.clone());
+                }
+            }
+            EventKind::FindingWithdrawn { id, reason } => {
+                if let Some(finding) = self.finding_of(event, id) {
+                    finding.status = crate::findings::FindingStatus::Withdrawn;
+                    finding.withdrawn_reason = Some(reason.clone());
+                }
+            }
             EventKind::ReviewSubmitted { review } => {
                 if let Some(task) = self.task_of(event) {
                     task.report.review = Some(review.clone());
@@ -377,6 +398,15 @@ impl Aggregator {
         }
     }
 
+    /// The finding `id` of the task an event belongs to.
+    fn finding_of(&mut self, event: &Event, id: &str) -> Option<&mut crate::findings::Finding> {
+        self.task_of(event)?
+            .report
+            .findings
+            .iter_mut()
+            .find(|finding| finding.id == id)
+    }
+
     /// The task an event belongs to, added at the end when the stream did
     /// not announce it in `run.started`.
     fn task_of(&mut self, event: &Event) -> Option<&mut TaskState> {
@@ -457,6 +487,7 @@ impl TaskState {
                 usage: Usage::default(),
                 cost_usd: None,
                 tool_calls: Default::default(),
+                findings: Vec::new(),
                 artifacts: Artifacts {
                     plan: None,
                     transcript: None,

@@ -12,7 +12,7 @@ use crate::task::raw::{
     BudgetSettings, CheckEntry, DebugLimits, PreviewLimits, PricingSettings, ShellSettings,
     StageLimits, StagesSettings, TaskSettings, ToolsSettings,
 };
-use crate::task::resolved::{OnFailure, TaskKind};
+use crate::task::resolved::{FailOn, OnFailure, TaskKind};
 
 pub(super) const SETTINGS_KEYS: &[&str] = &[
     "kind",
@@ -24,6 +24,7 @@ pub(super) const SETTINGS_KEYS: &[&str] = &[
     "budget",
     "tools",
     "on_failure",
+    "fail_on",
     "env",
     "pricing",
     "context_window",
@@ -39,6 +40,7 @@ const PRICING_KEYS: &[&str] = &["input", "cached_input", "output"];
 const MIN_CONTEXT_WINDOW: u64 = 1024;
 pub(super) const KINDS: &[&str] = &["fix", "refactor", "feature", "bug-hunt"];
 const ON_FAILURE: &[&str] = &["keep", "rollback"];
+const FAIL_ON: &[&str] = &["new-confirmed", "confirmed", "any", "never"];
 const MODEL_HELP: &str = "write `provider:model` with provider openai, anthropic or replay, such as `openai:gpt-4.1` \
      or `replay:cassettes/run.jsonl`";
 
@@ -79,6 +81,19 @@ impl Walker<'_> {
                                 OnFailure::Rollback
                             } else {
                                 OnFailure::Keep
+                            },
+                            value,
+                        )
+                    })
+                }
+                "fail_on" => {
+                    settings.fail_on = self.choice(value, &key, FAIL_ON).map(|choice| {
+                        spanned(
+                            match choice {
+                                "confirmed" => FailOn::Confirmed,
+                                "any" => FailOn::Any,
+                                "never" => FailOn::Never,
+                                _ => FailOn::NewConfirmed,
                             },
                             value,
                         )
