@@ -78,6 +78,7 @@ fn check(name: &str, run: &str, network: bool) -> Check {
         run: run.into(),
         timeout: Duration::from_secs(30),
         retries: 0,
+        line: 0,
         network,
     }
 }
