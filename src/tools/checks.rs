@@ -262,6 +262,8 @@ mod tests {
             run: "cd app && pytest -q".into(),
             timeout: std::time::Duration::from_secs(1),
             retries: 0,
+            line: 0,
+            network: true,
         };
         let warning = command_not_found_warning(
             &check,
