@@ -7,8 +7,8 @@ use std::sync::Arc;
 use super::findings::FindingsDesk;
 use super::registry::ToolTable;
 use crate::guard::{GitGuard, PolicyViolation};
-use crate::sandbox::SandboxOptions;
 use crate::provider::ToolSpec;
+use crate::sandbox::SandboxOptions;
 use crate::task::{Check, ShellPolicy};
 
 /// Everything the tools need to know about the task they work for.
