@@ -320,18 +320,23 @@ fn a_task_whose_agent_moves_a_branch_fails_and_reports_it() {
     let main_before = run_git(&repo, &["rev-parse", "main"]);
     let script = "git -c user.name=a -c user.email=a@example.com update-ref refs/heads/main \
                   \"$(git -c user.name=a -c user.email=a@example.com commit-tree 'HEAD^{tree}' -m evil)\"\n";
-    let task = fx.add_task(&TaskFile::new(
-        "moves-main",
-        &[
-            plan(),
-            call(
-                "write",
-                "write_file",
-                json!({"path": "move.sh", "content": script}),
-            ),
-            call("run", "shell", json!({"command": "bash move.sh"})),
-        ],
-    ));
+    // The sandbox keeps `.git/` read-only; the task grants it here so that
+    // the guard, which holds with or without the sandbox, is what is tested.
+    let task = fx.add_task(
+        &TaskFile::new(
+            "moves-main",
+            &[
+                plan(),
+                call(
+                    "write",
+                    "write_file",
+                    json!({"path": "move.sh", "content": script}),
+                ),
+                call("run", "shell", json!({"command": "bash move.sh"})),
+            ],
+        )
+        .yaml("tools:\n  shell:\n    writable: [\".git\"]\n"),
+    );
     let (code, report) = fx.run_tasks(&[&task]);
     assert_eq!(code, 1, "{report:#}");
     let task_report = &report["tasks"][0];

@@ -134,13 +134,16 @@ fn skip_unless(enforced: bool, what: &str, status: &SandboxStatus) -> bool {
 }
 
 /// A TCP listener on loopback of the test's own network namespace, and the
-/// bash line that connects to it.
+/// command line that connects to it.
 fn listener() -> (std::net::TcpListener, String) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     (
         listener,
-        format!("exec 3<>/dev/tcp/127.0.0.1/{port} && echo connected"),
+        format!(
+            "python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}), 5)' \
+             && echo connected"
+        ),
     )
 }
 

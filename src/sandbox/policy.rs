@@ -61,10 +61,14 @@ impl SandboxPolicy {
         let mut writable = vec![workspace.to_path_buf(), std::env::temp_dir()];
         writable.extend(DEVICES.iter().map(PathBuf::from));
         writable.extend(extra.iter().cloned());
+        // A path the task declares writable itself (`writable: [".git"]`)
+        // is the owner's explicit choice and is not made read-only; the
+        // git-state guard still reverts what the agent changes there.
         let read_only = READ_ONLY_IN_WORKSPACE
             .iter()
             .map(|name| workspace.join(name))
             .filter(|path| path.symlink_metadata().is_ok())
+            .filter(|path| !extra.iter().any(|granted| granted == path))
             .collect();
         SandboxPolicy {
             writable: existing(writable),
