@@ -140,7 +140,10 @@ fn the_action_runs_the_example_task_under_act() {
         return;
     };
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let temp = tempfile::tempdir().unwrap();
+    // Under target/ rather than the system temp directory: act copies the
+    // fixture and the release archive holds a kkrun binary, and CI runners'
+    // temp directories can be small.
+    let temp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let fixture = temp.path().join("repo");
     std::fs::create_dir_all(fixture.join(".github/workflows")).unwrap();
     std::fs::copy(manifest.join("action.yml"), fixture.join("action.yml")).unwrap();
