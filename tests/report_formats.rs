@@ -397,3 +397,56 @@ fn github_annotations_are_capped_most_important_first_with_a_notice() {
         "{errors:#?}"
     );
 }
+
+fn finding(id: &str, severity: kkrun::findings::Severity) -> kkrun::findings::Finding {
+    kkrun::findings::Finding {
+        id: id.into(),
+        rule_id: "off-by-one".into(),
+        severity,
+        title: format!("bug {id}"),
+        message: "wrong".into(),
+        evidence: "seen".into(),
+        file: "src/lib.rs".into(),
+        start_line: 3,
+        end_line: 4,
+        reproduce: None,
+        status: kkrun::findings::FindingStatus::Unconfirmed,
+        fingerprint: format!("fp-{id}"),
+        baseline_state: kkrun::findings::BaselineState::New,
+        reproduction: None,
+        withdrawn_reason: None,
+        stage: kkrun::task::Stage::Blueprint,
+    }
+}
+
+#[test]
+fn findings_share_the_annotation_cap_with_the_checks() {
+    use kkrun::findings::Severity;
+    let mut report = sample_report();
+    report.tasks.clear();
+    let mut hunt = task("hunt", "tasks/hunt.yaml", TaskOutcome::Failed);
+    hunt.findings = (1..=12)
+        .map(|n| finding(&format!("F{n}"), Severity::High))
+        .chain((13..=24).map(|n| finding(&format!("F{n}"), Severity::Low)))
+        .collect();
+    report.tasks.push(hunt);
+    let lines = kkrun::report::github::annotations(&report);
+    let count = |prefix: &str| lines.iter().filter(|l| l.starts_with(prefix)).count();
+    // 1 failed task + 12 high findings are errors; 12 low findings notices.
+    assert_eq!(count("::error "), 10, "{lines:#?}");
+    assert_eq!(count("::warning "), 0, "{lines:#?}");
+    // Nine notices and the one that counts what was left out: GitHub's ten.
+    assert_eq!(count("::notice "), 10, "{lines:#?}");
+    assert!(
+        lines[0].contains("title=kkrun hunt%3A failed"),
+        "the task leads: {lines:#?}"
+    );
+    assert!(
+        lines[1].starts_with("::error file=src/lib.rs,line=3,endLine=4,"),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        lines.last().unwrap(),
+        "::notice title=kkrun::6 more annotations in the step summary"
+    );
+}

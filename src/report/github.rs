@@ -65,20 +65,37 @@ pub fn group_end() -> &'static str {
 /// per step, and drops the rest without a word.
 pub const MAX_ANNOTATIONS_PER_LEVEL: usize = 10;
 
+/// How loud an annotation is; GitHub caps each level separately.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Level {
+pub(super) enum Level {
     Error,
     Warning,
+    Notice,
 }
 
 /// One annotation before it is written, with its importance (lower first).
-struct Annotation {
-    level: Level,
-    rank: u8,
-    file: String,
-    line: u64,
-    title: String,
-    message: String,
+pub(super) struct Annotation {
+    pub(super) level: Level,
+    pub(super) rank: u8,
+    /// The path as the annotation names it (see [`annotation_path`]).
+    pub(super) path: String,
+    pub(super) line: u64,
+    pub(super) end_line: Option<u64>,
+    pub(super) title: String,
+    pub(super) message: String,
+}
+
+/// Ranks of error annotations: what broke first, then the tasks, then a bug
+/// hunt's findings, then what was already failing.
+pub(super) mod rank {
+    /// A check that passed at the base and fails now.
+    pub const NEWLY_BROKEN: u8 = 0;
+    /// A task that did not pass.
+    pub const TASK: u8 = 1;
+    /// A bug hunt's finding (ordered among themselves by severity).
+    pub const FINDING: u8 = 2;
+    /// A check that failed at the base too.
+    pub const STILL_FAILING: u8 = 3;
 }
 
 impl Annotation {
@@ -86,10 +103,15 @@ impl Annotation {
         let level = match self.level {
             Level::Error => "error",
             Level::Warning => "warning",
+            Level::Notice => "notice",
         };
+        let end_line = self
+            .end_line
+            .map(|end| format!(",endLine={end}"))
+            .unwrap_or_default();
         format!(
-            "::{level} file={},line={},title={}::{}",
-            escape_property(&annotation_path(&self.file)),
+            "::{level} file={},line={}{end_line},title={}::{}",
+            escape_property(&self.path),
             self.line.max(1),
             escape_property(&self.title),
             escape_data(&self.message)
@@ -98,18 +120,19 @@ impl Annotation {
 }
 
 /// The workflow-command annotations of a run, most important first, at most
-/// [`MAX_ANNOTATIONS_PER_LEVEL`] errors and as many warnings, then one
+/// [`MAX_ANNOTATIONS_PER_LEVEL`] per level (error, warning, notice), then one
 /// `::notice` counting the ones left out (they are all in the step summary).
 ///
-/// Errors: a failed check (newly broken before still failing) at the line of
-/// the check's `name:` in its task file, and every task that did not pass at
-/// its own `name:` line. Warnings: a check that passed only on a retry.
-///
-/// Then a bug hunt's findings at their own file and line
-/// ([`super::findings::annotations`], capped the same way per level).
+/// Errors: a failed check (newly broken first, still failing last) at the
+/// line of the check's `name:` in its task file, every task that did not
+/// pass at its own `name:` line, and a bug hunt's critical and high findings
+/// at their own file and lines. Warnings: a check that passed only on a
+/// retry, and medium findings. Notices: low and note findings. Findings
+/// share the one cap with everything else, since GitHub counts them all.
 pub fn annotations(report: &Report) -> Vec<String> {
     let mut all = Vec::new();
     for task in &report.tasks {
+        let task_path = annotation_path(&task.file);
         for check in &task.checks {
             let Some(run) = check.final_run.as_ref() else {
                 continue;
@@ -124,8 +147,9 @@ pub fn annotations(report: &Report) -> Vec<String> {
                     all.push(Annotation {
                         level: Level::Warning,
                         rank: 0,
-                        file: task.file.clone(),
+                        path: task_path.clone(),
                         line,
+                        end_line: None,
                         title: format!("kkrun {}: check {} is flaky", task.name, check.name),
                         message: format!(
                             "`{}` failed {} time(s), then passed on attempt {}",
@@ -143,12 +167,13 @@ pub fn annotations(report: &Report) -> Vec<String> {
             all.push(Annotation {
                 level: Level::Error,
                 rank: if check.status == CheckStatus::NewlyBroken {
-                    0
+                    rank::NEWLY_BROKEN
                 } else {
-                    2
+                    rank::STILL_FAILING
                 },
-                file: task.file.clone(),
+                path: task_path.clone(),
                 line,
+                end_line: None,
                 title: format!("kkrun {}: check {} {status}", task.name, check.name),
                 message: format!(
                     "{status}: `{}` failed\n{}",
@@ -160,26 +185,48 @@ pub fn annotations(report: &Report) -> Vec<String> {
         if task.outcome != TaskOutcome::Passed {
             all.push(Annotation {
                 level: Level::Error,
-                rank: 1,
-                file: task.file.clone(),
+                rank: rank::TASK,
+                path: task_path.clone(),
                 line: task.line,
+                end_line: None,
                 title: format!("kkrun {}: {}", task.name, task.outcome.as_str()),
                 message: task.reason.clone(),
             });
         }
     }
+    all.extend(super::findings::annotations(&report.tasks));
+    capped(all)
+}
+
+/// The commands of `all`, most important first, [`MAX_ANNOTATIONS_PER_LEVEL`]
+/// per level, then the notice counting what was left out (itself a notice,
+/// so it takes one of the notices' places).
+fn capped(mut all: Vec<Annotation>) -> Vec<String> {
     // Stable: equally important annotations keep the run's order.
     all.sort_by_key(|a| (a.level, a.rank));
+    let count = |level| all.iter().filter(|a| a.level == level).count();
+    let over = |level, cap: usize| count(level).saturating_sub(cap);
+    let mut notice_cap = MAX_ANNOTATIONS_PER_LEVEL;
+    if over(Level::Error, MAX_ANNOTATIONS_PER_LEVEL)
+        + over(Level::Warning, MAX_ANNOTATIONS_PER_LEVEL)
+        > 0
+        || over(Level::Notice, MAX_ANNOTATIONS_PER_LEVEL) > 0
+    {
+        notice_cap -= 1;
+    }
     let mut lines = Vec::new();
     let mut left_out = 0;
-    for level in [Level::Error, Level::Warning] {
-        let of_level: Vec<&Annotation> = all.iter().filter(|a| a.level == level).collect();
-        left_out += of_level.len().saturating_sub(MAX_ANNOTATIONS_PER_LEVEL);
+    for (level, cap) in [
+        (Level::Error, MAX_ANNOTATIONS_PER_LEVEL),
+        (Level::Warning, MAX_ANNOTATIONS_PER_LEVEL),
+        (Level::Notice, notice_cap),
+    ] {
+        left_out += over(level, cap);
         lines.extend(
-            of_level
-                .iter()
-                .take(MAX_ANNOTATIONS_PER_LEVEL)
-                .map(|a| a.command()),
+            all.iter()
+                .filter(|a| a.level == level)
+                .take(cap)
+                .map(Annotation::command),
         );
     }
     if left_out > 0 {
@@ -192,7 +239,6 @@ pub fn annotations(report: &Report) -> Vec<String> {
             }
         ));
     }
-    lines.extend(super::findings::annotations(&report.tasks));
     lines
 }
 
