@@ -310,6 +310,45 @@ fn a_run_directory_is_never_the_merge_output() {
         merged.stderr()
     );
     assert_eq!(first.file("report.json"), before);
+    // A directory of other files is refused too; an earlier merge is
+    // replaced whole.
+    std::fs::create_dir_all(dir.path().join(".kkrun/mine")).unwrap();
+    std::fs::write(dir.path().join(".kkrun/mine/notes.txt"), "keep").unwrap();
+    let merged = merge(dir.path(), &["s1", "s2"], "mine");
+    merged.expect_code(2);
+    assert!(
+        merged.stderr().contains("not an earlier merge"),
+        "{}",
+        merged.stderr()
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join(".kkrun/mine"))
+            .unwrap()
+            .count(),
+        1
+    );
+    merge(dir.path(), &["s1", "s2"], "merged").expect_code(1);
+    let again = merge(dir.path(), &["s1"], "merged");
+    again.expect_code(3);
+    let kept: Vec<String> = std::fs::read_dir(&again.out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.contains('.'))
+        .collect();
+    let ran: Vec<String> = first.report()["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    let mut kept = kept;
+    kept.sort();
+    let mut ran = ran;
+    ran.sort();
+    assert_eq!(
+        kept, ran,
+        "only the tasks of the new merge have directories"
+    );
     // A directory that is not a run directory is refused by name.
     let output = kkrun(
         dir.path(),

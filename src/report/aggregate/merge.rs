@@ -76,7 +76,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, command_line: Vec<String>) -> Result<
     check_versions(&shards)?;
     let all_tasks = check_task_sets(&shards)?;
     check_duplicates(&shards)?;
-    check_out(out, &shards)?;
+    let earlier = check_out(out, &shards)?;
 
     let ran: BTreeSet<&str> = shards
         .iter()
@@ -100,6 +100,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, command_line: Vec<String>) -> Result<
     }
     let report = aggregator.report();
 
+    remove_earlier(&earlier)?;
     std::fs::create_dir_all(out)
         .map_err(|e| Error::io(format!("creating {}", out.display()), e))?;
     let mut jsonl = String::new();
@@ -243,8 +244,10 @@ fn check_duplicates(shards: &[Shard]) -> Result<(), Error> {
     Ok(())
 }
 
-/// `out` is neither a shard nor another run's directory.
-fn check_out(out: &Path, shards: &[Shard]) -> Result<(), Error> {
+/// The files of an earlier merge in `out` (to remove before writing), when
+/// `out` may be written: it is absent, empty, or an earlier merge's output.
+/// Never a shard, a run's own directory, or a directory of other files.
+fn check_out(out: &Path, shards: &[Shard]) -> Result<Vec<PathBuf>, Error> {
     let refuse = |why: String| {
         Err(Error::InvalidInput(format!(
             "--out {}: {why} (hint: name a new directory, e.g. --out merged)",
@@ -258,22 +261,54 @@ fn check_out(out: &Path, shards: &[Shard]) -> Result<(), Error> {
             }
         }
     }
-    if out.exists() && !out.is_dir() {
+    if !out.exists() {
+        return Ok(Vec::new());
+    }
+    if !out.is_dir() {
         return refuse("that is not a directory".to_string());
     }
-    // A previous merge may be replaced; a run's own record may not.
-    if out.join("events.jsonl").exists() {
-        let previous_merge = read_events(out).is_ok_and(|s| {
-            matches!(
-                &s.events[0].kind,
-                EventKind::RunStarted {
-                    merged: Some(_),
-                    ..
-                }
-            )
-        });
-        if !previous_merge {
-            return refuse("that holds a run's record, which the merge would replace".to_string());
+    let mut entries =
+        std::fs::read_dir(out).map_err(|e| Error::io(format!("reading {}", out.display()), e))?;
+    if entries.next().is_none() {
+        return Ok(Vec::new());
+    }
+    if !out.join("events.jsonl").exists() {
+        return refuse("that holds files that are not an earlier merge".to_string());
+    }
+    // An earlier merge is replaced whole, so none of its tasks' files stay
+    // behind to be mistaken for this merge's; a run's own record never is.
+    let earlier = read_events(out).ok().and_then(|s| match &s.events[0].kind {
+        EventKind::RunStarted {
+            merged: Some(_),
+            tasks,
+            ..
+        } => Some(tasks.clone()),
+        _ => None,
+    });
+    let Some(tasks) = earlier else {
+        return refuse("that holds a run's record, which the merge would replace".to_string());
+    };
+    let mut files: Vec<PathBuf> = ["events.jsonl", "report.json", "junit.xml", "summary.md"]
+        .iter()
+        .chain(&[crate::report::SARIF_FILE])
+        .map(|name| out.join(name))
+        .collect();
+    files.extend(tasks.iter().map(|task| out.join(task)));
+    Ok(files)
+}
+
+/// Removes an earlier merge's files and task directories.
+fn remove_earlier(files: &[PathBuf]) -> Result<(), Error> {
+    for path in files {
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(path)
+        } else {
+            std::fs::remove_file(path)
+        };
+        match removed {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(format!("removing {}", path.display()), e)),
         }
     }
     Ok(())
