@@ -360,3 +360,81 @@ fn a_run_directory_is_never_the_merge_output() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("tasks/events.jsonl: no such file"));
     assert!(!dir.path().join(".kkrun/m2").exists());
 }
+
+#[test]
+fn a_killed_shard_merges_as_its_stream_says_and_interrupted_outranks_failed() {
+    let dir = example_checkout();
+    // slice:1/2 is week-date-errors (passes) and hunt-paging (fails): exit 1.
+    let first = run(dir.path(), "s1", &["--partition", "slice:1/2", "tasks/"]);
+    first.expect_code(1);
+    let second = run(dir.path(), "s2", &["--partition", "slice:2/2", "tasks/"]);
+    second.expect_code(0);
+    // Cut the second shard's stream inside its task, as a SIGKILL would.
+    let events = second.file("events.jsonl");
+    let lines: Vec<&str> = events.lines().collect();
+    let code_started = lines
+        .iter()
+        .position(|l| l.contains(r#""type":"stage.started""#) && l.contains(r#""stage":"code""#))
+        .unwrap();
+    let killed = dir.path().join(".kkrun/killed");
+    std::fs::create_dir_all(&killed).unwrap();
+    std::fs::write(
+        killed.join("events.jsonl"),
+        format!("{}\n", lines[..=code_started].join("\n")),
+    )
+    .unwrap();
+
+    let merged = merge(dir.path(), &["s1", "killed"], "merged");
+    // interrupted (130) > failed (1) > passed (0).
+    merged.expect_code(130);
+    assert!(
+        merged
+            .stderr()
+            .contains(".kkrun/killed: the shard's events end without run.finished"),
+        "{}",
+        merged.stderr()
+    );
+    let report = merged.report();
+    let got: Vec<(String, String)> = outcomes(&report)
+        .into_iter()
+        .map(|(name, outcome, _)| (name, outcome))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("week-date-errors".to_string(), "passed".to_string()),
+            ("fix-iso-weeks".to_string(), "interrupted".to_string()),
+            ("hunt-paging".to_string(), "failed".to_string()),
+        ]
+    );
+    let shards = report["merged"]["shards"].as_array().unwrap();
+    assert_eq!(shards[1]["exit_code"], Value::Null);
+    assert_eq!(committed_schema_errors(&report), Vec::<String>::new());
+}
+
+#[test]
+fn a_task_name_that_is_a_path_is_refused() {
+    let dir = example_checkout();
+    let lone = run(dir.path(), "s2", &["--partition", "slice:2/2", "tasks/"]);
+    lone.expect_code(0);
+    // An artifact edited to name a task outside the merged directory.
+    let events = lone.file("events.jsonl");
+    let first = events.lines().next().unwrap();
+    let edited = first.replacen(
+        r#""tasks":["fix-iso-weeks"]"#,
+        r#""tasks":["../escape"]"#,
+        1,
+    );
+    assert_ne!(edited, first);
+    std::fs::write(
+        lone.out.join("events.jsonl"),
+        events.replacen(first, &edited, 1),
+    )
+    .unwrap();
+    let merged = merge(dir.path(), &["s2"], "merged");
+    assert_refused(
+        &merged,
+        "names the task `../escape`, which is not a plain file name",
+    );
+    assert!(!dir.path().join(".kkrun/escape").exists());
+}

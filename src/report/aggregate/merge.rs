@@ -158,6 +158,17 @@ fn read_shard(dir: &Path) -> Result<Shard, Error> {
             first.ts
         ))
     })?;
+    let all_tasks = partition
+        .as_ref()
+        .map_or_else(|| tasks.clone(), |p| p.all_tasks.clone());
+    // Task names become directory names of the merged run: a downloaded
+    // artifact must not name a path outside it.
+    if let Some(bad) = tasks.iter().chain(&all_tasks).find(|t| !is_plain_name(t)) {
+        return Err(Error::InvalidInput(format!(
+            "{shown}/events.jsonl:1: run.started names the task `{bad}`, which is not a plain file \
+             name (hint: give run directories that kkrun wrote, unedited)"
+        )));
+    }
     let exit_code = stream.events.iter().rev().find_map(|e| match e.kind {
         EventKind::RunFinished { exit_code, .. } => Some(exit_code),
         _ => None,
@@ -168,15 +179,22 @@ fn read_shard(dir: &Path) -> Result<Shard, Error> {
         run_id: run_id.clone(),
         kkrun_version: kkrun_version.clone(),
         tasks: tasks.clone(),
-        all_tasks: partition
-            .as_ref()
-            .map_or_else(|| tasks.clone(), |p| p.all_tasks.clone()),
+        all_tasks,
         partition: partition.as_ref().map(|p| p.spec.clone()),
         shard_number: partition.as_ref().map_or(0, |p| p.shard),
         started,
         exit_code,
         events: stream.events,
     })
+}
+
+/// Whether `name` is one plain path component (what a task's directory in
+/// a run directory is named after).
+fn is_plain_name(name: &str) -> bool {
+    let mut components = Path::new(name).components();
+    matches!(components.next(), Some(std::path::Component::Normal(_)))
+        && components.next().is_none()
+        && !name.contains(['/', '\\'])
 }
 
 /// Every shard was written by the same kkrun version.
@@ -454,4 +472,19 @@ fn copy_dir(from: &Path, to: &Path) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_plain_name;
+
+    #[test]
+    fn only_plain_names_are_task_directories() {
+        for good in ["fix-iso-weeks", "a", "task@openai-gpt-4.1"] {
+            assert!(is_plain_name(good), "{good}");
+        }
+        for bad in ["", ".", "..", "../x", "a/b", "/abs", "a\\b"] {
+            assert!(!is_plain_name(bad), "{bad}");
+        }
+    }
 }
