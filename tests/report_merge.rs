@@ -137,10 +137,20 @@ fn merged_shards_give_the_outcome_and_counts_of_one_unsharded_run() {
     );
     assert!(shape.1.starts_with("tests=8 failures=1"), "{shape:?}");
     assert_eq!(shape, junit_shape(&whole.file("junit.xml")));
+    let summary = merged.file("summary.md");
     assert!(
-        merged
-            .file("summary.md")
-            .contains("Merged from 2 run directories")
+        summary.contains("Merged from 2 run directories"),
+        "{summary}"
+    );
+    // Commands that need the snapshots name the shard's run, which has them.
+    let shard_run = first.report()["run_id"].as_str().unwrap().to_string();
+    let shard_task = first.report()["tasks"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        summary.contains(&format!("`kkrun diff {shard_run} {shard_task}`")),
+        "{summary}"
     );
     // The tasks' files came along, so the report's artifact paths resolve.
     for task in report["tasks"].as_array().unwrap() {

@@ -214,18 +214,27 @@ fn task_section(md: &mut String, report: &Report, task: &TaskReport) {
                  `git apply` it)"
             ));
         }
+        let run = task_run_id(report, task);
         ways.push(format!(
             "as a branch for a pull request: `kkrun export {run} {task} --branch kkrun/{task}`",
-            run = report.run_id,
             task = task.name
         ));
         ways.push(format!(
             "where it ran: `kkrun diff {run} {task}`, undo with `kkrun rollback {run} {task} --to base`",
-            run = report.run_id,
             task = task.name
         ));
         let _ = writeln!(md, "**Inspect / undo**: {}", ways.join(" · "));
     }
+}
+
+/// The run whose snapshots hold the task: in a merged report, the shard
+/// that ran it (the merged run has no snapshots of its own).
+fn task_run_id<'r>(report: &'r Report, task: &TaskReport) -> &'r str {
+    report
+        .merged
+        .as_ref()
+        .and_then(|merged| merged.shards.iter().find(|s| s.tasks.contains(&task.name)))
+        .map_or(report.run_id.as_str(), |shard| shard.run_id.as_str())
 }
 
 fn outcome_badge(outcome: TaskOutcome) -> &'static str {
