@@ -1,6 +1,8 @@
 """Unit tests of kkrun_action.py: run by `cargo test --test action_script`."""
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -132,6 +134,38 @@ class RunStep(unittest.TestCase):
             self.assertEqual(lines["run-dir"], "")
             with open(summary) as file:
                 self.assertIn("kkrun exited 2 (invalid) before writing a report", file.read())
+
+    def test_the_partition_input_reaches_kkrun(self):
+        kkrun = os.environ.get("KKRUN_BIN")
+        if not kkrun:
+            self.skipTest("KKRUN_BIN is not set")
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with tempfile.TemporaryDirectory() as tmp:
+            repo = os.path.join(tmp, "repo")
+            for sub in ("tasks", "examples"):
+                shutil.copytree(os.path.join(root, sub), os.path.join(repo, sub),
+                                ignore=shutil.ignore_patterns("__pycache__"))
+            git = ["git", "-C", repo, "-c", "user.name=t", "-c", "user.email=t@t"]
+            subprocess.run(git + ["init", "-q", "-b", "main"], check=True)
+            subprocess.run(git + ["add", "-A"], check=True)
+            subprocess.run(git + ["commit", "-q", "-m", "clone"], check=True)
+            outputs = os.path.join(tmp, "out")
+            summary = os.path.join(tmp, "summary")
+            env = dict(os.environ, GITHUB_OUTPUT=outputs, GITHUB_STEP_SUMMARY=summary,
+                       KKRUN_BIN=kkrun, KKRUN_INPUT_TASKS="tasks/",
+                       KKRUN_INPUT_PARTITION="slice:2/2", KKRUN_INPUT_ARGS="--restore always",
+                       KKRUN_INPUT_WORKING_DIRECTORY=repo, KKRUN_INPUT_UPLOAD_ARTIFACT="true")
+            subprocess.run([sys.executable, kkrun_action.__file__, "run"], env=env, check=True,
+                           capture_output=True)
+            with open(outputs) as file:
+                lines = dict(line.rstrip("\n").split("=", 1) for line in file)
+            self.assertEqual(lines["exit-code"], "0")
+            self.assertTrue(lines["artifact-name"].endswith("-slice-2of2"), lines["artifact-name"])
+            with open(lines["report"]) as file:
+                report = json.load(file)
+            self.assertEqual(report["partition"]["spec"], "slice:2/2")
+            self.assertEqual(report["partition"]["total_tasks"], 3)
+            self.assertEqual([t["name"] for t in report["tasks"]], ["fix-iso-weeks"])
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::commands;
 use crate::console::{self, ConsoleOptions, Terminal};
 use crate::error::Error;
-use crate::runner::RestorePolicy;
+use crate::runner::{Partition, RestorePolicy};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -23,6 +23,10 @@ Examples:
   kkrun rollback RUN TASK --to code  restore the work tree to a stage
   kkrun report rebuild .kkrun/runs/latest
                                      rebuild the reports from events.jsonl
+  kkrun run --partition hash:1/4 tasks/
+                                     run shard 1 of 4 (in a CI matrix)
+  kkrun report merge shards/* --out merged
+                                     join the shards' run directories
   kkrun export latest TASK --branch kkrun/TASK
                                      the task's change as a branch to push
 
@@ -109,6 +113,23 @@ pub enum ReportCommand {
     /// (the run was killed) still gives a complete report: unfinished tasks
     /// are `interrupted` and the report is marked `rebuilt`.
     Rebuild(RebuildArgs),
+    /// Join the run directories of a CI matrix's shards (`--partition`) into
+    /// one: report.json, junit.xml, summary.md and events.jsonl in --out,
+    /// built from the shards' events, and the combined exit code. Refuses
+    /// (exit 2) run directories of different task sets or kkrun versions and
+    /// a task run by two of them; a task no shard ran is reported as `error`.
+    Merge(MergeArgs),
+}
+
+/// Arguments of `kkrun report merge`.
+#[derive(Debug, Clone, Args)]
+pub struct MergeArgs {
+    /// The shards' run directories (e.g. downloaded CI artifacts).
+    #[arg(value_name = "RUN_DIR", required = true)]
+    pub run_dirs: Vec<PathBuf>,
+    /// Write the merged run directory here.
+    #[arg(long, value_name = "DIR", required = true)]
+    pub out: PathBuf,
 }
 
 /// Arguments of `kkrun report rebuild`.
@@ -166,6 +187,17 @@ pub struct RunArgs {
     /// redacted without it).
     #[arg(long, value_name = "VALUE", value_parser = parse_redact_value)]
     pub redact: Vec<String>,
+    /// Run only shard K of N of the tasks, for a CI matrix: `hash:K/N` by a
+    /// stable hash of the task's name (adding a task moves no other one),
+    /// `slice:K/N` round-robin in run order. Shards count from 1; join the
+    /// shards' run directories with `kkrun report merge`.
+    #[arg(long, value_name = "hash:K/N|slice:K/N", value_parser = parse_partition)]
+    pub partition: Option<Partition>,
+}
+
+/// A `--partition` value; clap adds the flag's name to the message.
+fn parse_partition(value: &str) -> Result<Partition, String> {
+    value.parse::<Partition>().map_err(|e| e.to_string())
 }
 
 /// A `--redact` value: long enough not to mangle ordinary words.
@@ -377,6 +409,9 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Some(Command::Report(ReportCommand::Rebuild(args))) => {
             commands::report::rebuild(&args.run_dir)
         }
+        Some(Command::Report(ReportCommand::Merge(args))) => {
+            commands::report::merge(&args.run_dirs, &args.out, std::env::args().collect())
+        }
         Some(Command::Export(args)) => commands::export::export(&commands::export::ExportOptions {
             run: args.run,
             task: args.task,
@@ -416,6 +451,7 @@ fn run_command(
         },
         redact: args.redact,
         baseline_findings: args.baseline_findings,
+        partition: args.partition,
         command_line: std::env::args().collect(),
     }
 }
@@ -444,6 +480,33 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert!(Cli::try_parse_from(["kkrun", "report", "rebuild"]).is_err());
+    }
+
+    #[test]
+    fn report_merge_takes_run_directories_and_an_out_directory() {
+        let cli =
+            Cli::try_parse_from(["kkrun", "report", "merge", "a", "b", "--out", "m"]).unwrap();
+        match cli.command {
+            Some(Command::Report(ReportCommand::Merge(args))) => {
+                assert_eq!(args.run_dirs, [PathBuf::from("a"), PathBuf::from("b")]);
+                assert_eq!(args.out, PathBuf::from("m"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["kkrun", "report", "merge", "a"]).is_err());
+        assert!(Cli::try_parse_from(["kkrun", "report", "merge", "--out", "m"]).is_err());
+    }
+
+    #[test]
+    fn partition_parses_and_bad_values_name_the_flag() {
+        let cli = Cli::try_parse_from(["kkrun", "--partition", "slice:2/3", "t.yaml"]).unwrap();
+        assert_eq!(cli.run.partition.unwrap().to_string(), "slice:2/3");
+        for bad in ["3/2", "foo:1/2", "0/2", "hash:0/2", "hash:3/2"] {
+            let err = Cli::try_parse_from(["kkrun", "--partition", bad, "t.yaml"]).unwrap_err();
+            assert!(err.use_stderr());
+            let text = err.to_string();
+            assert!(text.contains("--partition"), "{bad}: {text}");
+        }
     }
 
     #[test]

@@ -241,9 +241,22 @@ impl ConsoleState {
         let quiet = self.options.quiet;
         let prefix = self.prefix(event);
         let line = match &event.kind {
-            EventKind::RunStarted { run_id, tasks, .. } => {
-                (!quiet).then(|| format!("{prefix}: run {run_id}, {} task(s)", tasks.len()))
-            }
+            EventKind::RunStarted {
+                run_id,
+                tasks,
+                partition,
+                ..
+            } => (!quiet).then(|| match partition {
+                Some(p) => format!(
+                    "{prefix}: run {run_id}, {} task(s): shard {} of {} ({}) of {} task(s)",
+                    tasks.len(),
+                    p.shard,
+                    p.shards,
+                    p.kind,
+                    p.total_tasks
+                ),
+                None => format!("{prefix}: run {run_id}, {} task(s)", tasks.len()),
+            }),
             EventKind::TaskPlanned { .. } => None,
             EventKind::TaskStarted { model, sandbox, .. } => {
                 self.task_tokens = 0;

@@ -2,6 +2,10 @@
 //! event stream, signals, tasks one after another, and the final record,
 //! which is written whatever happens.
 
+mod partition;
+
+pub use partition::{Partition, PartitionError, PartitionKind};
+
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,7 +14,9 @@ use futures_util::FutureExt as _;
 
 use crate::console::{Console, ConsoleOptions};
 use crate::error::Error;
-use crate::events::{CheckSpec, EVENTS_SCHEMA_VERSION, EventKind, EventSink, TaskOutcome};
+use crate::events::{
+    CheckSpec, EVENTS_SCHEMA_VERSION, EventKind, EventSink, PartitionRecord, TaskOutcome,
+};
 use crate::exit_codes;
 use crate::findings::BaselineFindings;
 use crate::pipeline::{self, Interrupt, TaskEnv};
@@ -55,12 +61,17 @@ pub struct RunOptions {
     /// `--baseline-findings`: a previous run's findings, against which a bug
     /// hunt's findings are `new` or `known`.
     pub baseline_findings: Option<BaselineFindings>,
+    /// `--partition`: run only this shard of the tasks.
+    pub partition: Option<Partition>,
 }
 
-/// Runs `tasks` and returns the run's exit code. Errors are for problems
-/// found before anything ran (exit 2) or a run directory that cannot be
-/// created (exit 3); everything after that ends up in the report.
+/// Runs `tasks` (with `--partition`, this shard of them) and returns the
+/// run's exit code. Errors are for problems found before anything ran
+/// (exit 2) or a run directory that cannot be created (exit 3); everything
+/// after that ends up in the report.
 pub fn run(tasks: Vec<Task>, options: RunOptions) -> Result<i32, Error> {
+    // Checked on the full set, so every shard of a CI matrix refuses the
+    // same command line, not only the shards that got several tasks.
     if tasks.len() > 1
         && let Some(record) = &options.record
         && !record.contains("{task}")
@@ -76,6 +87,7 @@ pub fn run(tasks: Vec<Task>, options: RunOptions) -> Result<i32, Error> {
             std::env::current_dir().map_err(|e| Error::io("reading the current directory", e))?;
         store::check_out_dir(&cwd, out)?;
     }
+    let (tasks, partition) = select_shard(tasks, options.partition.as_ref());
     let secrets = run_secrets(&tasks, &options.redact);
     if options.require_sandbox {
         require_sandbox(&tasks)?;
@@ -118,7 +130,20 @@ pub fn run(tasks: Vec<Task>, options: RunOptions) -> Result<i32, Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the async runtime", e))?;
-    runtime.block_on(run_tasks(tasks, providers, secrets, options))
+    runtime.block_on(run_tasks(tasks, providers, secrets, partition, options))
+}
+
+/// The tasks of the shard `partition` names, and what the run records of
+/// it; all of them without a partition.
+pub fn select_shard(
+    tasks: Vec<Task>,
+    partition: Option<&Partition>,
+) -> (Vec<Task>, Option<PartitionRecord>) {
+    let Some(partition) = partition else {
+        return (tasks, None);
+    };
+    let record = partition.record(tasks.iter().map(|t| t.name.clone()).collect());
+    (partition.select(tasks, |t| &t.name), Some(record))
 }
 
 /// Every secret of the run but the providers' keys: secret-looking
@@ -182,6 +207,7 @@ async fn run_tasks(
     tasks: Vec<Task>,
     providers: Vec<(String, Provider)>,
     secrets: Redactor,
+    partition: Option<PartitionRecord>,
     options: RunOptions,
 ) -> Result<i32, Error> {
     let cwd = std::env::current_dir().map_err(|e| Error::io("reading the current directory", e))?;
@@ -215,6 +241,8 @@ async fn run_tasks(
         kkrun_version: env!("CARGO_PKG_VERSION").to_string(),
         tasks: tasks.iter().map(|t| t.name.clone()).collect(),
         command_line: redact_command_line(&options.command_line),
+        partition,
+        merged: None,
     });
     for (task, (spec, _)) in tasks.iter().zip(&providers) {
         events.for_task(&task.name).emit(EventKind::TaskPlanned {

@@ -67,6 +67,8 @@ fn report(tasks: Vec<Value>) -> Report {
         exit_code: 1,
         totals: kkrun::report::Totals::from_tasks(&tasks),
         tasks,
+        partition: None,
+        merged: None,
         rebuilt: None,
     }
 }

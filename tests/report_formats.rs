@@ -174,6 +174,8 @@ fn sample_report() -> Report {
         exit_code: 4,
         totals: Totals::from_tasks(&tasks),
         tasks,
+        partition: None,
+        merged: None,
         rebuilt: None,
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::{print, report_task_file_errors};
 use crate::console::ConsoleOptions;
 use crate::error::Error;
-use crate::runner::RestorePolicy;
+use crate::runner::{Partition, RestorePolicy};
 
 /// What `kkrun run` does, resolved from the command line.
 #[derive(Debug, Clone)]
@@ -31,6 +31,8 @@ pub struct RunCommand {
     pub redact: Vec<String>,
     /// `--baseline-findings`: a previous run's findings.sarif or report.json.
     pub baseline_findings: Option<PathBuf>,
+    /// `--partition`: run only this shard of the tasks.
+    pub partition: Option<Partition>,
     /// How progress is shown, `--json` included.
     pub console: ConsoleOptions,
     /// The command line, for the report.
@@ -52,7 +54,18 @@ pub fn run(command: RunCommand) -> Result<i32, Error> {
         let cwd = std::env::current_dir()
             .and_then(|dir| dir.canonicalize())
             .unwrap_or_default();
-        return print(&crate::task::render_plan(&tasks, &cwd));
+        let (tasks, partition) = crate::runner::select_shard(tasks, command.partition.as_ref());
+        let mut text = String::new();
+        if let Some(p) = partition {
+            text.push_str(&format!(
+                "partition {}: {} of {} task(s)\n",
+                p.spec,
+                tasks.len(),
+                p.total_tasks
+            ));
+        }
+        text.push_str(&crate::task::render_plan(&tasks, &cwd));
+        return print(&text);
     }
     if let Some(replay) = &command.replay {
         let replay = replay.to_string_lossy();
@@ -86,6 +99,7 @@ pub fn run(command: RunCommand) -> Result<i32, Error> {
         redact: command.redact,
         command_line: command.command_line,
         require_sandbox: command.require_sandbox,
+        partition: command.partition,
     };
     crate::runner::run(tasks, run_options)
 }

@@ -20,6 +20,7 @@
 //! 4. Document it in `docs/outputs.md`; the insta snapshots of the event
 //!    lines (`tests/snapshots/`) show the change for review.
 
+mod shards;
 mod sink;
 pub mod values;
 
@@ -27,6 +28,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use shards::{MergeRecord, MergedShard, PartitionRecord};
 pub use sink::EventSink;
 pub use values::{
     ArtifactKind, CheckPhase, CheckSpec, Review, StageEndKind, TaskOutcome, ToolOutcome, Verdict,
@@ -76,11 +78,19 @@ pub enum EventKind {
         run_id: String,
         /// kkrun's version.
         kkrun_version: String,
-        /// Names of the tasks, in the order they will run.
+        /// Names of the tasks, in the order they will run (with
+        /// `--partition`, this shard's tasks only).
         tasks: Vec<String>,
         /// The command line, with secrets redacted.
         #[serde(default)]
         command_line: Vec<String>,
+        /// The shard this run is (`--partition`); absent for a whole run.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        partition: Option<PartitionRecord>,
+        /// The shards `kkrun report merge` joined into this run; absent for
+        /// a run kkrun ran itself.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        merged: Option<MergeRecord>,
     },
     /// What the run will do for one task; one per task, in run order, right
     /// after `run.started`.

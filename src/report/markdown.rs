@@ -34,6 +34,7 @@ pub fn render(report: &Report) -> String {
             .map(|c| format!(" · ${c:.2}"))
             .unwrap_or_default()
     );
+    shards_note(&mut md, report);
     md.push_str("| task | outcome | checks | files | tokens | cost | time |\n");
     md.push_str("|---|---|---|---|---|---|---|\n");
     for task in &report.tasks {
@@ -56,6 +57,52 @@ pub fn render(report: &Report) -> String {
         task_section(&mut md, report, task);
     }
     md
+}
+
+/// Which shard a run is, or which shards a merged run joins.
+fn shards_note(md: &mut String, report: &Report) {
+    if let Some(p) = &report.partition {
+        let _ = writeln!(
+            md,
+            "Shard {} of {} (`--partition {}`): {} of {} task{}; `kkrun report merge` joins the \
+             shards.\n",
+            p.shard,
+            p.shards,
+            p.spec,
+            report.tasks.len(),
+            p.total_tasks,
+            if p.total_tasks == 1 { "" } else { "s" }
+        );
+    }
+    if let Some(merged) = &report.merged {
+        let shards: Vec<String> = merged
+            .shards
+            .iter()
+            .map(|s| {
+                let code = s
+                    .exit_code
+                    .map_or_else(|| "unfinished".to_string(), |c| format!("exit {c}"));
+                match &s.partition {
+                    Some(p) => format!("`{}` ({p}, {code})", s.dir),
+                    None => format!("`{}` ({code})", s.dir),
+                }
+            })
+            .collect();
+        let _ = writeln!(
+            md,
+            "Merged from {} run director{}: {}.\n",
+            shards.len(),
+            if shards.len() == 1 { "y" } else { "ies" },
+            shards.join(", ")
+        );
+        if !merged.missing_tasks.is_empty() {
+            let _ = writeln!(
+                md,
+                "**Missing from every shard** (reported as error): {}.\n",
+                merged.missing_tasks.join(", ")
+            );
+        }
+    }
 }
 
 fn task_section(md: &mut String, report: &Report, task: &TaskReport) {
@@ -167,18 +214,27 @@ fn task_section(md: &mut String, report: &Report, task: &TaskReport) {
                  `git apply` it)"
             ));
         }
+        let run = task_run_id(report, task);
         ways.push(format!(
             "as a branch for a pull request: `kkrun export {run} {task} --branch kkrun/{task}`",
-            run = report.run_id,
             task = task.name
         ));
         ways.push(format!(
             "where it ran: `kkrun diff {run} {task}`, undo with `kkrun rollback {run} {task} --to base`",
-            run = report.run_id,
             task = task.name
         ));
         let _ = writeln!(md, "**Inspect / undo**: {}", ways.join(" · "));
     }
+}
+
+/// The run whose snapshots hold the task: in a merged report, the shard
+/// that ran it (the merged run has no snapshots of its own).
+fn task_run_id<'r>(report: &'r Report, task: &TaskReport) -> &'r str {
+    report
+        .merged
+        .as_ref()
+        .and_then(|merged| merged.shards.iter().find(|s| s.tasks.contains(&task.name)))
+        .map_or(report.run_id.as_str(), |shard| shard.run_id.as_str())
 }
 
 fn outcome_badge(outcome: TaskOutcome) -> &'static str {

@@ -39,6 +39,14 @@ pub struct Report {
     pub tasks: Vec<TaskReport>,
     /// Sums over all tasks.
     pub totals: Totals,
+    /// The shard this run is (`--partition`): its spec and the full task
+    /// count; absent for a whole run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<crate::events::PartitionRecord>,
+    /// Set by `kkrun report merge`: the shards this report joins and the
+    /// tasks none of them ran. Absent from a run's own report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<crate::events::MergeRecord>,
     /// Set when `kkrun report rebuild` made this report from an event
     /// stream that ends without `run.finished` (the run was killed): says
     /// so, and why tasks without a final record are `interrupted`. Absent

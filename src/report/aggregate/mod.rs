@@ -4,22 +4,29 @@
 //!
 //! The same code serves a live run ([`attach`], subscribed to the sink like
 //! the console and `events.jsonl`, writing everything at `run.finished`) and
-//! `kkrun report rebuild` ([`rebuild`], reading `events.jsonl`). The pipeline
+//! `kkrun report rebuild` ([`rebuild`], reading `events.jsonl`), and `kkrun
+//! report merge` ([`merge`], joining the streams of a CI matrix's shards
+//! into one). The pipeline
 //! and the runner never build report data themselves; a fact the report
 //! needs is a field of an event. See the checklist in [`crate::events`] for
 //! adding one.
 
 mod live;
+mod merge;
 mod rebuild;
 
 pub use live::{LiveReports, Outputs, attach};
+pub use merge::{MISSING_REASON, Merged, merge};
 pub use rebuild::{Rebuilt, rebuild};
 
 use super::model::{
     Artifacts, CheckReport, CheckStatus, McpServerReport, REPORT_SCHEMA_VERSION, Report,
     SnapshotReport, StageReport, TaskReport, Totals, ViolationReport,
 };
-use crate::events::{ArtifactKind, CheckSpec, Event, EventKind, StageEndKind, TaskOutcome};
+use crate::events::{
+    ArtifactKind, CheckSpec, Event, EventKind, MergeRecord, PartitionRecord, StageEndKind,
+    TaskOutcome,
+};
 use crate::exit_codes;
 use crate::provider::Usage;
 use crate::tools::checks::CheckResult;
@@ -40,6 +47,8 @@ pub struct Aggregator {
     kkrun_version: String,
     started_at: String,
     command_line: Vec<String>,
+    partition: Option<PartitionRecord>,
+    merged: Option<MergeRecord>,
     tasks: Vec<TaskState>,
     finished: Option<RunEnd>,
     /// Time and elapsed milliseconds of the last event seen.
@@ -109,9 +118,13 @@ impl Aggregator {
                 kkrun_version,
                 tasks,
                 command_line,
+                partition,
+                merged,
                 ..
             } => {
                 self.run_id = run_id.clone();
+                self.partition = partition.clone();
+                self.merged = merged.clone();
                 self.kkrun_version = kkrun_version.clone();
                 self.started_at = event.ts.clone();
                 self.command_line = command_line.clone();
@@ -455,6 +468,8 @@ impl Aggregator {
             exit_code,
             totals: Totals::from_tasks(&tasks),
             tasks,
+            partition: self.partition.clone(),
+            merged: self.merged.clone(),
             rebuilt,
         }
     }

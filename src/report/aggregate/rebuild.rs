@@ -21,9 +21,18 @@ pub struct Rebuilt {
     pub torn_last_line: bool,
 }
 
-/// Rebuilds `report.json`, `junit.xml` and `summary.md` in `run_dir` from
-/// its `events.jsonl` alone.
-pub fn rebuild(run_dir: &Path) -> Result<Rebuilt, Error> {
+/// A run directory's event stream, as read from its `events.jsonl`.
+#[derive(Debug, Clone)]
+pub(super) struct Stream {
+    /// The events, in order.
+    pub events: Vec<Event>,
+    /// A torn last line (the process died while writing it) was skipped.
+    pub torn_last_line: bool,
+}
+
+/// Reads `run_dir/events.jsonl`. A missing file, a line that is not an
+/// event and a stream without events are bad input (exit 2).
+pub(super) fn read_events(run_dir: &Path) -> Result<Stream, Error> {
     let path = run_dir.join("events.jsonl");
     let text = std::fs::read_to_string(&path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
@@ -36,7 +45,7 @@ pub fn rebuild(run_dir: &Path) -> Result<Rebuilt, Error> {
             Error::io(format!("reading {}", path.display()), e)
         }
     })?;
-    let mut aggregator = Aggregator::new();
+    let mut events = Vec::new();
     let mut torn_last_line = false;
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     for (index, line) in lines.iter().enumerate() {
@@ -44,7 +53,7 @@ pub fn rebuild(run_dir: &Path) -> Result<Rebuilt, Error> {
             continue;
         }
         match serde_json::from_str::<Event>(line) {
-            Ok(event) => aggregator.on_event(&event),
+            Ok(event) => events.push(event),
             // Events are flushed one line at a time: a last line without
             // its newline is a write the killed process did not finish.
             Err(_) if index + 1 == lines.len() && !line.ends_with('\n') => torn_last_line = true,
@@ -58,11 +67,25 @@ pub fn rebuild(run_dir: &Path) -> Result<Rebuilt, Error> {
             }
         }
     }
-    if aggregator.events_seen() == 0 {
+    if events.is_empty() {
         return Err(Error::InvalidInput(format!(
-            "{}: no events to rebuild from (hint: the run stopped before it started; run it again)",
+            "{}: no events to read (hint: the run stopped before it started; run it again)",
             path.display()
         )));
+    }
+    Ok(Stream {
+        events,
+        torn_last_line,
+    })
+}
+
+/// Rebuilds `report.json`, `junit.xml` and `summary.md` in `run_dir` from
+/// its `events.jsonl` alone.
+pub fn rebuild(run_dir: &Path) -> Result<Rebuilt, Error> {
+    let stream = read_events(run_dir)?;
+    let mut aggregator = Aggregator::new();
+    for event in &stream.events {
+        aggregator.on_event(event);
     }
     let report = aggregator.report();
     crate::report::write_all(run_dir, &report)?;
@@ -70,6 +93,6 @@ pub fn rebuild(run_dir: &Path) -> Result<Rebuilt, Error> {
         report,
         events: aggregator.events_seen(),
         complete: aggregator.is_finished(),
-        torn_last_line,
+        torn_last_line: stream.torn_last_line,
     })
 }

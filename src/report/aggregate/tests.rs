@@ -25,6 +25,8 @@ fn started(tasks: &[&str]) -> Event {
             kkrun_version: "0".into(),
             tasks: tasks.iter().map(|t| t.to_string()).collect(),
             command_line: vec!["kkrun".into()],
+            partition: None,
+            merged: None,
         },
     )
 }
