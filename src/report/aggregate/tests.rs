@@ -163,6 +163,7 @@ fn a_skipped_stage_has_no_snapshot_and_a_run_stage_gets_the_one_taken_while_open
                 round: 1,
                 detail: None,
                 tool_calls: [("read_file".to_string(), 2)].into(),
+                result: None,
             },
         )
     };
