@@ -46,7 +46,11 @@ fn git(dir: &Path, args: &[&str]) {
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .output()
         .unwrap();
-    assert!(output.status.success(), "git {args:?}: {}", describe(&output));
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        describe(&output)
+    );
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -91,13 +95,16 @@ fn checkout() -> tempfile::TempDir {
     dir
 }
 
+/// A check's name, status and whether its final run passed.
+type CheckOutcome = (String, String, Option<bool>);
+
 /// What must not depend on whether the run was killed: the example's
-/// files, the exit code, and per task its outcome and its checks' results.
+/// files, the exit code, and per task its name, outcome and checks.
 #[derive(Debug, PartialEq)]
 struct Result {
     tree: BTreeMap<PathBuf, String>,
     exit_code: i32,
-    tasks: Vec<(String, String, Vec<(String, String, Option<bool>)>)>,
+    tasks: Vec<(String, String, Vec<CheckOutcome>)>,
 }
 
 fn files(dir: &Path, base: &Path, into: &mut BTreeMap<PathBuf, String>) {
@@ -298,7 +305,10 @@ fn property(args: &[&str]) {
             "kill {kill} after {delay:?} (of {span:?})"
         );
     }
-    assert!(resumed >= KILLS / 2, "only {resumed} kills left a run to resume");
+    assert!(
+        resumed >= KILLS / 2,
+        "only {resumed} kills left a run to resume"
+    );
 }
 
 #[test]
@@ -331,13 +341,18 @@ fn a_run_killed_before_its_first_event_is_a_clear_error() {
         stderr.contains("no events") && stderr.contains("nothing to resume"),
         "{stderr}"
     );
-    assert_eq!(std::fs::read_to_string(run.join("events.jsonl")).unwrap(), "");
+    assert_eq!(
+        std::fs::read_to_string(run.join("events.jsonl")).unwrap(),
+        ""
+    );
 }
 
 #[test]
 fn a_finished_run_is_not_run_again() {
     let dir = checkout();
-    let output = kkrun(dir.path(), &["tasks/fix-iso-weeks.yaml"]).output().unwrap();
+    let output = kkrun(dir.path(), &["tasks/fix-iso-weeks.yaml"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     let events = dir.path().join(".kkrun/runs/latest/events.jsonl");
     let before = std::fs::read_to_string(&events).unwrap();
@@ -354,9 +369,12 @@ fn a_finished_run_is_not_run_again() {
 #[test]
 fn a_resumed_task_continues_after_its_last_stage_and_counts_both_attempts() {
     let dir = checkout();
-    let output = kkrun(dir.path(), &["tasks/fix-iso-weeks.yaml", "--restore", "always"])
-        .output()
-        .unwrap();
+    let output = kkrun(
+        dir.path(),
+        &["tasks/fix-iso-weeks.yaml", "--restore", "always"],
+    )
+    .output()
+    .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     let expected = result(dir.path());
     let uninterrupted = report(dir.path());

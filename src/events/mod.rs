@@ -107,8 +107,8 @@ pub enum EventKind {
         /// The snapshot the work tree was restored to (`null` when the task
         /// starts over: it had no snapshot yet).
         from_snapshot: Option<String>,
-        /// The step the task continues after, e.g. `code (round 1)`, or
-        /// `start`.
+        /// The step the task continues after, e.g. `code`, `debug (round 2)`
+        /// or `the final checks`; `start` when nothing was completed.
         after: String,
         /// Model exchanges of the kept steps; a replayed cassette resumes
         /// at the next one.

@@ -146,7 +146,8 @@ pub struct ResumedReport {
     /// The snapshot the last resume restored the work tree to (`null` when
     /// the task started over).
     pub from_snapshot: Option<String>,
-    /// The step the last resume continued after, e.g. `code (round 1)`.
+    /// The step the last resume continued after, e.g. `code`, `debug (round
+    /// 2)` or `the final checks`; `start` when the task started over.
     pub after: String,
     /// Every attempt, the first one first; the last is the one that
     /// finished the task (`ended` is then its outcome).
