@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod e2e_support;
+
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Kills per property test (the issue asks for at least 20).
@@ -211,6 +213,8 @@ fn events_in(dir: &Path) -> usize {
 /// byte for byte from the appended events.
 fn check_resumed_report(dir: &Path) {
     let report = report(dir);
+    let errors = e2e_support::committed_schema_errors(&report);
+    assert!(errors.is_empty(), "{errors:#?}");
     for task in report["tasks"].as_array().unwrap() {
         let Some(resumed) = task.get("resumed") else {
             continue;
@@ -364,6 +368,62 @@ fn a_finished_run_is_not_run_again() {
         describe(&output)
     );
     assert_eq!(std::fs::read_to_string(&events).unwrap(), before);
+}
+
+/// Cuts `events.jsonl` of the latest run after the first line `at` picks,
+/// as a kill there would leave it, and removes the reports.
+fn cut_stream(dir: &Path, mut at: impl FnMut(&str) -> bool) {
+    let events_path = dir.join(".kkrun/runs/latest/events.jsonl");
+    let text = std::fs::read_to_string(&events_path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let cut = lines.iter().position(|l| at(l)).unwrap();
+    let mut kept = lines[..=cut].join("\n");
+    kept.push('\n');
+    std::fs::write(&events_path, kept).unwrap();
+    std::fs::remove_file(dir.join(".kkrun/runs/latest/report.json")).unwrap();
+}
+
+#[test]
+fn the_budget_counts_what_the_cut_short_attempt_spent() {
+    let dir = checkout();
+    let output = kkrun(
+        dir.path(),
+        &["tasks/fix-iso-weeks.yaml", "--restore", "always"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let total = report(dir.path())["tasks"][0]["usage"].clone();
+    let total = total["input_tokens"].as_u64().unwrap() + total["output_tokens"].as_u64().unwrap();
+    // Killed after two turns of the code stage: they are lost work, done
+    // again by the resumed run, and still spent.
+    let mut code_turns = 0;
+    cut_stream(dir.path(), |line| {
+        if line.contains("\"type\":\"model.turn\"") && line.contains("\"stage\":\"code\"") {
+            code_turns += 1;
+        }
+        code_turns == 2
+    });
+    // A budget the uninterrupted run stays within.
+    let file = dir.path().join("tasks/fix-iso-weeks.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        format!("{text}budget:\n  max_tokens: {}\n", total + 100),
+    )
+    .unwrap();
+    let output = kkrun(dir.path(), &["resume"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(4), "{}", describe(&output));
+    let report = report(dir.path());
+    let task = &report["tasks"][0];
+    assert_eq!(task["outcome"], "budget_exhausted", "{task}");
+    let used = task["usage"]["input_tokens"].as_u64().unwrap()
+        + task["usage"]["output_tokens"].as_u64().unwrap();
+    assert!(used > total + 100, "{used} <= {}", total + 100);
+    let first = &task["resumed"]["attempts"][0];
+    assert_eq!(first["ended"], "killed");
+    assert_eq!(task["resumed"]["after"], "the plan");
+    check_resumed_report(dir.path());
 }
 
 #[test]
