@@ -62,10 +62,16 @@ pub fn resume(command: ResumeCommand) -> Result<i32, Error> {
             .iter()
             .map(|h| format!("{} {}", h.name, h.finished.map_or("?", |o| o.as_str())))
             .collect();
-        print(&format!(
+        let text = format!(
             "nothing to resume: every task of run {run_id} finished ({}); its exit code was {exit_code}\n",
             outcomes.join(", ")
-        ))?;
+        );
+        // With --json, stdout carries events only.
+        if command.console.json {
+            eprint!("kkrun: {text}");
+        } else {
+            print(&text)?;
+        }
         return Ok(exit_code);
     }
     let tasks = load_tasks(&cwd, &histories)?;

@@ -104,7 +104,8 @@ pub struct TaskReport {
     pub plan: Option<serde_json::Value>,
     /// The preview stage's review.
     pub review: Option<Review>,
-    /// Every snapshot of the task, in order.
+    /// Every snapshot of the task, in order (a resumed task's include those
+    /// of the steps its cut-short attempt lost).
     pub snapshots: Vec<SnapshotReport>,
     /// Whether the work tree was restored to `00-base` at the end, and why.
     pub restored_to_base: Option<String>,

@@ -136,8 +136,8 @@ impl TaskHistory {
     }
 }
 
-/// Every task of a stream, in the order the stream names them; `run_end_ms`
-/// is the stream's last `elapsed_ms`, where a killed attempt ends.
+/// Every task of a stream, in the order the stream names them. A killed
+/// attempt ends at the stream's last event.
 pub fn tasks(events: &[Event]) -> Vec<TaskHistory> {
     let mut names: Vec<String> = Vec::new();
     for event in events {

@@ -115,6 +115,12 @@ impl TaskState {
         for kept_event in &events {
             fresh.apply(kept_event);
         }
+        // The snapshots of what is forgotten stay listed: their refs exist.
+        for snapshot in &self.report.snapshots {
+            if !fresh.report.snapshots.contains(snapshot) {
+                fresh.report.snapshots.push(snapshot.clone());
+            }
+        }
         fresh.events = events;
         fresh.events.push(event.clone());
         // The task's clock and usage go on from every earlier attempt.

@@ -263,6 +263,15 @@ fn task_resumed_keeps_the_completed_steps_and_counts_every_attempt() {
         code_started.clone(),
         turn(100),
         event(
+            Some("t"),
+            None,
+            EventKind::SnapshotTaken {
+                ref_name: "refs/kkrun/r/t/00-interrupted".into(),
+                commit: "c0".into(),
+                snapshot_stage: "interrupted".into(),
+            },
+        ),
+        event(
             None,
             None,
             EventKind::RunResumed {
@@ -313,4 +322,7 @@ fn task_resumed_keeps_the_completed_steps_and_counts_every_attempt() {
         .map(|a| (a.usage.input_tokens, a.ended.as_str()))
         .collect();
     assert_eq!(attempts, [(100, KILLED), (40, "passed")]);
+    // The forgotten attempt's snapshot is still listed: its ref exists.
+    assert_eq!(task.snapshots.len(), 1);
+    assert_eq!(task.snapshots[0].stage, "interrupted");
 }
