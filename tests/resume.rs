@@ -462,6 +462,12 @@ fn a_resumed_task_continues_after_its_last_stage_and_counts_both_attempts() {
     let resumed = report(dir.path());
     let task = &resumed["tasks"][0];
     assert_eq!(task["resumed"]["after"], "code");
+    let summary =
+        std::fs::read_to_string(dir.path().join(".kkrun/runs/latest/summary.md")).unwrap();
+    assert!(
+        summary.contains("**Resumed** after code (2 attempts: killed, "),
+        "{summary}"
+    );
     let stages: Vec<&str> = task["stages"]
         .as_array()
         .unwrap()
