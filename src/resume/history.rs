@@ -367,3 +367,116 @@ fn history(name: &str, events: &[&Event], end_ms: u64) -> TaskHistory {
     }
     history
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn events(lines: &[Value]) -> Vec<Event> {
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, line)| {
+                let mut line = line.clone();
+                line["ts"] = json!("2026-12-02T00:00:00Z");
+                line["elapsed_ms"] = json!(i as u64 * 10);
+                serde_json::from_value(line).unwrap()
+            })
+            .collect()
+    }
+
+    fn turn(stage: &str) -> Value {
+        json!({"type": "model.turn", "task": "t", "stage": stage, "turn": 1,
+               "usage": {"input_tokens": 10, "cached_input_tokens": 0, "output_tokens": 1},
+               "cost_usd": null, "tool_calls": 0, "text_chars": 0, "duration_ms": 1})
+    }
+
+    fn snapshot(label: &str, stage: &str) -> Value {
+        json!({"type": "snapshot.taken", "task": "t", "ref_name": format!("refs/kkrun/r/t/{label}"),
+               "commit": "c", "snapshot_stage": stage})
+    }
+
+    fn started() -> Value {
+        json!({"type": "run.started", "schema_version": 1, "run_id": "r", "kkrun_version": "0",
+               "tasks": ["t", "u"]})
+    }
+
+    fn task_finished(task: &str, outcome: &str) -> Value {
+        json!({"type": "task.finished", "task": task, "outcome": outcome, "reason": "r",
+               "usage": {"input_tokens": 0, "cached_input_tokens": 0, "output_tokens": 0},
+               "cost_usd": null, "duration_ms": 5})
+    }
+
+    #[test]
+    fn the_steps_end_at_the_last_completed_one_and_the_replay_after_its_turns() {
+        let stream = events(&[
+            started(),
+            json!({"type": "task.started", "task": "t", "file": "t.yaml", "model": "m"}),
+            snapshot("00-base", "base"),
+            json!({"type": "checks.finished", "task": "t", "phase": "baseline", "passed": 0,
+                   "failed": 0, "failed_names": []}),
+            json!({"type": "stage.started", "task": "t", "stage": "blueprint", "round": 1}),
+            turn("blueprint"),
+            json!({"type": "provider.retry", "task": "t", "stage": "blueprint", "attempt": 1,
+                   "wait_ms": 0, "reason": "503"}),
+            turn("blueprint"),
+            snapshot("01-blueprint", "blueprint"),
+            json!({"type": "stage.finished", "task": "t", "stage": "blueprint", "end": "finished",
+                   "turns": 2, "usage": {"input_tokens": 20, "cached_input_tokens": 0,
+                   "output_tokens": 2}, "cost_usd": null, "duration_ms": 1, "result": {"goal": "g"}}),
+            json!({"type": "plan.submitted", "task": "t", "stage": "blueprint", "plan": {"goal": "g"}}),
+            json!({"type": "stage.started", "task": "t", "stage": "code", "round": 1}),
+            turn("code"),
+            snapshot("02-code", "code"),
+            task_finished("u", "passed"),
+        ]);
+        let histories = tasks(&stream);
+        assert_eq!(histories.len(), 2);
+        let t = &histories[0];
+        assert_eq!(t.finished, None);
+        assert_eq!(t.steps.len(), 4, "{:?}", t.steps);
+        assert_eq!(t.after(), "the plan");
+        // The task's 10th event (plan.submitted) is the last one kept.
+        assert_eq!(t.kept_events, 10);
+        assert_eq!(t.replay_position, 3, "two turns and a retry");
+        assert_eq!(
+            t.last_snapshot().map(|s| s.ref_name.as_str()),
+            Some("refs/kkrun/r/t/01-blueprint")
+        );
+        // Every turn was spent, the lost code turn too; the attempt ends
+        // where the stream ends.
+        let (usage, _, millis) = t.spent();
+        assert_eq!(usage.input_tokens, 30);
+        assert_eq!(millis, 130);
+        assert_eq!(histories[1].finished, Some(TaskOutcome::Passed));
+    }
+
+    #[test]
+    fn an_interrupted_task_resumes_and_a_second_resume_builds_on_the_first() {
+        let stream = events(&[
+            started(),
+            json!({"type": "task.started", "task": "t", "file": "t.yaml", "model": "m"}),
+            snapshot("00-base", "base"),
+            task_finished("t", "interrupted"),
+            json!({"type": "run.resumed", "attempt": 2, "tasks": ["t"]}),
+            json!({"type": "task.resumed", "task": "t", "kept_events": 2, "from_snapshot":
+                   "refs/kkrun/r/t/00-base", "after": "the base snapshot", "replay_position": 0,
+                   "previous": {"started_at": "x", "duration_ms": 20, "usage": {"input_tokens": 5,
+                   "cached_input_tokens": 0, "output_tokens": 0}, "cost_usd": null,
+                   "ended": "interrupted"}}),
+            json!({"type": "checks.finished", "task": "t", "phase": "baseline", "passed": 1,
+                   "failed": 0, "failed_names": []}),
+            turn("blueprint"),
+        ]);
+        let t = &tasks(&stream)[0];
+        assert_eq!(t.finished, None, "interrupted tasks run again");
+        // base snapshot, then the resumed attempt's baseline checks: the
+        // task's events are task.started, 00-base, task.resumed, checks.
+        assert_eq!(t.steps.len(), 2, "{:?}", t.steps);
+        assert_eq!(t.kept_events, 4);
+        assert_eq!(t.earlier_attempts.len(), 1);
+        let (usage, _, _) = t.spent();
+        assert_eq!(usage.input_tokens, 15);
+    }
+}
