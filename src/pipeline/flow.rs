@@ -89,12 +89,13 @@ impl TaskRun<'_, '_> {
             if round >= self.task.stages.debug_max_rounds {
                 // A resumed task said so the first time.
                 if !self.replaying() {
-                    self.events.for_stage(Stage::Debug).emit(EventKind::Warning {
-                    message: format!(
+                    let message = format!(
                         "return_to_code after the last of {} debug round(s): going on to the final checks",
                         self.task.stages.debug_max_rounds
-                    ),
-                });
+                    );
+                    self.events
+                        .for_stage(Stage::Debug)
+                        .emit(EventKind::Warning { message });
                 }
                 break;
             }
