@@ -21,6 +21,7 @@ Examples:
   kkrun schema task > task.schema.json
   kkrun snapshots                    list runs and their snapshots
   kkrun rollback RUN TASK --to code  restore the work tree to a stage
+  kkrun resume                       continue the latest run after a kill
   kkrun report rebuild .kkrun/runs/latest
                                      rebuild the reports from events.jsonl
   kkrun run --partition hash:1/4 tasks/
@@ -95,6 +96,10 @@ pub enum Command {
     Diff(DiffArgs),
     /// Restore the work tree to a snapshot (after a safety snapshot).
     Rollback(RollbackArgs),
+    /// Continue a run that was cut short (killed, cancelled, interrupted):
+    /// every task that had not finished goes on from its last completed
+    /// step; finished tasks are not run again.
+    Resume(ResumeArgs),
     /// Remove old snapshot refs.
     Gc(GcArgs),
     /// Work with a run's reports.
@@ -261,6 +266,27 @@ pub struct SnapshotsArgs {
     pub repo: PathBuf,
 }
 
+/// Arguments of `kkrun resume`.
+#[derive(Debug, Clone, Args)]
+pub struct ResumeArgs {
+    /// Run id, `latest`, or a run directory (such as an `--out` directory);
+    /// default: the latest run in `.kkrun/runs/`.
+    pub run: Option<String>,
+    /// Stream the new events as JSON lines on stdout (and nothing else on
+    /// stdout).
+    #[arg(long)]
+    pub json: bool,
+    /// When to restore a task's work tree to its `00-base` snapshot after
+    /// the task, as for `kkrun run`; default: what the run's command line
+    /// said (`auto` when it said nothing).
+    #[arg(long, value_enum, value_name = "WHEN")]
+    pub restore: Option<RestoreArg>,
+    /// Also replace VALUE with `[redacted]` in everything kkrun writes
+    /// (repeatable), as for `kkrun run`.
+    #[arg(long, value_name = "VALUE", value_parser = parse_redact_value)]
+    pub redact: Vec<String>,
+}
+
 /// Arguments of `kkrun diff`.
 #[derive(Debug, Clone, Args)]
 pub struct DiffArgs {
@@ -400,6 +426,19 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
                 repo: args.repo,
             })
         }
+        Some(Command::Resume(args)) => commands::resume::resume(commands::resume::ResumeCommand {
+            run: args.run,
+            restore: args.restore.map(Into::into),
+            redact: args.redact,
+            console: ConsoleOptions::new(
+                terminal,
+                global.color.into(),
+                global.quiet,
+                global.verbose,
+                args.json,
+            ),
+            command_line: std::env::args().collect(),
+        }),
         Some(Command::Gc(args)) => commands::snapshots::gc(&commands::snapshots::GcOptions {
             keep_last: args.keep_last,
             older_than: args.older_than,
@@ -444,15 +483,21 @@ fn run_command(
         record: args.record,
         require_sandbox: args.require_sandbox,
         out: args.out,
-        restore: match args.restore {
-            RestoreArg::Auto => RestorePolicy::Auto,
-            RestoreArg::Always => RestorePolicy::Always,
-            RestoreArg::Never => RestorePolicy::Never,
-        },
+        restore: args.restore.into(),
         redact: args.redact,
         baseline_findings: args.baseline_findings,
         partition: args.partition,
         command_line: std::env::args().collect(),
+    }
+}
+
+impl From<RestoreArg> for RestorePolicy {
+    fn from(arg: RestoreArg) -> RestorePolicy {
+        match arg {
+            RestoreArg::Auto => RestorePolicy::Auto,
+            RestoreArg::Always => RestorePolicy::Always,
+            RestoreArg::Never => RestorePolicy::Never,
+        }
     }
 }
 
@@ -469,6 +514,27 @@ impl From<ColorArg> for console::ColorChoice {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resume_takes_an_optional_run() {
+        let cli = Cli::try_parse_from(["kkrun", "resume"]).unwrap();
+        match cli.command {
+            Some(Command::Resume(args)) => {
+                assert_eq!(args.run, None);
+                assert_eq!(args.restore, None);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let cli =
+            Cli::try_parse_from(["kkrun", "resume", "latest", "--restore", "always"]).unwrap();
+        match cli.command {
+            Some(Command::Resume(args)) => {
+                assert_eq!(args.run.as_deref(), Some("latest"));
+                assert_eq!(args.restore, Some(RestoreArg::Always));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
 
     #[test]
     fn report_rebuild_takes_a_run_directory() {

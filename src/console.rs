@@ -258,6 +258,21 @@ impl ConsoleState {
                 None => format!("{prefix}: run {run_id}, {} task(s)", tasks.len()),
             }),
             EventKind::TaskPlanned { .. } => None,
+            EventKind::RunResumed { attempt, tasks, .. } => (!quiet).then(|| {
+                format!("{prefix}: resuming (attempt {attempt}): {} unfinished task(s)", tasks.len())
+            }),
+            EventKind::TaskResumed { after, from_snapshot, previous, .. } => {
+                self.task_tokens = previous.usage.total();
+                self.task_cost = previous.cost_usd;
+                if self.options.github {
+                    self.workflow_command(&github::group_start(&format!("kkrun task {} (resumed)", event.task.as_deref().unwrap_or(""))));
+                    self.group_open = true;
+                }
+                (!quiet).then(|| match from_snapshot {
+                    Some(snapshot) => format!("{prefix}: resumed after {after}, from {snapshot}"),
+                    None => format!("{prefix}: starting over (nothing was completed)"),
+                })
+            }
             EventKind::TaskStarted { model, sandbox, .. } => {
                 self.task_tokens = 0;
                 self.task_cost = Some(0.0);

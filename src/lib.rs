@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod provider;
 pub mod redact;
 pub mod report;
+pub mod resume;
 pub mod runner;
 pub mod sandbox;
 pub mod snapshot;

@@ -15,7 +15,7 @@ use futures_util::FutureExt as _;
 use crate::console::{Console, ConsoleOptions};
 use crate::error::Error;
 use crate::events::{
-    CheckSpec, EVENTS_SCHEMA_VERSION, EventKind, EventSink, PartitionRecord, TaskOutcome,
+    CheckSpec, EVENTS_SCHEMA_VERSION, Event, EventKind, EventSink, PartitionRecord, TaskOutcome,
 };
 use crate::exit_codes;
 use crate::findings::BaselineFindings;
@@ -24,6 +24,7 @@ use crate::provider::{Provider, ProviderOptions};
 use crate::redact::{self, Redactor};
 use crate::report::aggregate::{self, Outputs};
 use crate::report::github::GithubOutput;
+use crate::resume::TaskHistory;
 use crate::store::{self, RunDir};
 use crate::task::Task;
 
@@ -65,11 +66,59 @@ pub struct RunOptions {
     pub partition: Option<Partition>,
 }
 
+/// What `kkrun resume` continues: a run directory and the event stream it
+/// holds.
+#[derive(Debug)]
+pub struct Continuation {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// The run's id.
+    pub run_id: String,
+    /// Every event of `events.jsonl`, in order.
+    pub events: Vec<Event>,
+    /// Every task of the run, in run order, as its events tell it.
+    pub histories: Vec<TaskHistory>,
+    /// Which attempt the resumed run is (2 for the first resume).
+    pub attempt: u32,
+}
+
+impl Continuation {
+    fn history(&self, task: &str) -> Option<&TaskHistory> {
+        self.histories.iter().find(|h| h.name == task)
+    }
+
+    /// The outcome of `task` when it finished and does not run again.
+    fn finished(&self, task: &str) -> Option<TaskOutcome> {
+        self.history(task).and_then(|h| h.finished)
+    }
+}
+
 /// Runs `tasks` (with `--partition`, this shard of them) and returns the
 /// run's exit code. Errors are for problems found before anything ran
 /// (exit 2) or a run directory that cannot be created (exit 3); everything
 /// after that ends up in the report.
 pub fn run(tasks: Vec<Task>, options: RunOptions) -> Result<i32, Error> {
+    start(tasks, options, None)
+}
+
+/// Continues the run of `continuation`: `tasks` are all of its tasks, in
+/// run order; those that finished are not run again, the others continue
+/// from their last completed step. The new events go to the end of the
+/// same `events.jsonl`, and the reports are written again for the whole
+/// run.
+pub fn resume(
+    tasks: Vec<Task>,
+    continuation: Continuation,
+    options: RunOptions,
+) -> Result<i32, Error> {
+    start(tasks, options, Some(continuation))
+}
+
+fn start(
+    tasks: Vec<Task>,
+    options: RunOptions,
+    continuation: Option<Continuation>,
+) -> Result<i32, Error> {
     // Checked on the full set, so every shard of a CI matrix refuses the
     // same command line, not only the shards that got several tasks.
     if tasks.len() > 1
@@ -96,6 +145,14 @@ pub fn run(tasks: Vec<Task>, options: RunOptions) -> Result<i32, Error> {
     // missing API key stops the run with nothing done.
     let mut providers = Vec::with_capacity(tasks.len());
     for task in &tasks {
+        // A finished task of a resumed run needs no model.
+        if continuation
+            .as_ref()
+            .is_some_and(|c| c.finished(&task.name).is_some())
+        {
+            providers.push(None);
+            continue;
+        }
         let spec = model_spec(task)?;
         let provider_options = ProviderOptions {
             base_dir: task
@@ -117,11 +174,12 @@ pub fn run(tasks: Vec<Task>, options: RunOptions) -> Result<i32, Error> {
                 file: task.file.clone(),
                 source: Box::new(Error::Provider(e)),
             })?;
-        providers.push((spec, provider));
+        providers.push(Some((spec, provider)));
     }
     let secrets = secrets.with(
         providers
             .iter()
+            .flatten()
             .flat_map(|(_, provider)| provider.secrets().secrets().to_vec()),
     );
 
@@ -130,7 +188,14 @@ pub fn run(tasks: Vec<Task>, options: RunOptions) -> Result<i32, Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the async runtime", e))?;
-    runtime.block_on(run_tasks(tasks, providers, secrets, partition, options))
+    runtime.block_on(run_tasks(
+        tasks,
+        providers,
+        secrets,
+        partition,
+        options,
+        continuation,
+    ))
 }
 
 /// The tasks of the shard `partition` names, and what the run records of
@@ -205,22 +270,32 @@ fn model_spec(task: &Task) -> Result<String, Error> {
 
 async fn run_tasks(
     tasks: Vec<Task>,
-    providers: Vec<(String, Provider)>,
+    providers: Vec<Option<(String, Provider)>>,
     secrets: Redactor,
     partition: Option<PartitionRecord>,
     options: RunOptions,
+    continuation: Option<Continuation>,
 ) -> Result<i32, Error> {
     let cwd = std::env::current_dir().map_err(|e| Error::io("reading the current directory", e))?;
-    let run_id = store::new_run_id();
-    let run_dir = RunDir::create(&cwd, options.out.as_deref(), &run_id)?.redacting(secrets.clone());
+    let (run_id, run_dir) = match &continuation {
+        Some(c) => (c.run_id.clone(), RunDir::reopen(&c.run_dir, &c.run_id)),
+        None => {
+            let run_id = store::new_run_id();
+            let run_dir = RunDir::create(&cwd, options.out.as_deref(), &run_id)?;
+            (run_id, run_dir)
+        }
+    };
+    let run_dir = run_dir.redacting(secrets.clone());
 
     // Subscribed in this order: the reports first, so that they are on
     // disk by the time anyone sees `run.finished` (in events.jsonl or on
     // stdout); then the record; then what people watch. The sink removes
     // the run's secrets before any of them sees an event, so all of them
     // are clean.
-    let events = EventSink::redacting(secrets);
-    let reports = aggregate::attach(
+    let previous: &[Event] = continuation.as_ref().map_or(&[], |c| &c.events);
+    // A resumed run's clock goes on from the stream's last event.
+    let events = EventSink::continuing(secrets, previous.last().map_or(0, |e| e.elapsed_ms));
+    let reports = aggregate::attach_continuing(
         &events,
         Outputs {
             dir: run_dir.path().to_path_buf(),
@@ -228,40 +303,30 @@ async fn run_tasks(
                 commands_to_stderr: options.console.json,
             }),
         },
+        previous,
     );
-    run_dir.record_events(&events)?;
+    match &continuation {
+        Some(_) => run_dir.append_events(&events)?,
+        None => run_dir.record_events(&events)?,
+    }
     let console = Console::attach(&events, options.console.clone());
 
     let interrupt = Arc::new(Interrupt::new());
     let signals = tokio::spawn(watch_signals(interrupt.clone()));
 
-    events.emit(EventKind::RunStarted {
-        schema_version: EVENTS_SCHEMA_VERSION,
-        run_id: run_id.clone(),
-        kkrun_version: env!("CARGO_PKG_VERSION").to_string(),
-        tasks: tasks.iter().map(|t| t.name.clone()).collect(),
-        command_line: redact_command_line(&options.command_line),
-        partition,
-        merged: None,
-    });
-    for (task, (spec, _)) in tasks.iter().zip(&providers) {
-        events.for_task(&task.name).emit(EventKind::TaskPlanned {
-            file: display_path(&task.file, &cwd),
-            line: task.line,
-            description: task.description.clone(),
-            kind: task.kind.as_str().to_string(),
-            workspace: task.workspace.display().to_string(),
-            model: spec.clone(),
-            checks: task
-                .checks
+    match &continuation {
+        Some(c) => events.emit(EventKind::RunResumed {
+            attempt: c.attempt,
+            tasks: tasks
                 .iter()
-                .map(|c| CheckSpec {
-                    name: c.name.clone(),
-                    run: c.run.clone(),
-                    line: c.line,
-                })
+                .filter(|t| c.finished(&t.name).is_none())
+                .map(|t| t.name.clone())
                 .collect(),
-        });
+            command_line: redact_command_line(&options.command_line),
+        }),
+        None => announce(
+            &events, &tasks, &providers, &run_id, partition, &options, &cwd,
+        ),
     }
 
     let restore_after = |index: usize| match options.restore {
@@ -270,8 +335,20 @@ async fn run_tasks(
         RestorePolicy::Auto => index + 1 < tasks.len(),
     };
     let mut outcomes = Vec::with_capacity(tasks.len());
-    for (index, (task, (spec, provider))) in tasks.iter().zip(&providers).enumerate() {
+    for (index, (task, provider)) in tasks.iter().zip(&providers).enumerate() {
         let task_events = events.for_task(&task.name);
+        let (Some((spec, provider)), None) = (
+            provider,
+            continuation.as_ref().and_then(|c| c.finished(&task.name)),
+        ) else {
+            // Finished before the run was resumed: its record stands.
+            let outcome = continuation
+                .as_ref()
+                .and_then(|c| c.finished(&task.name))
+                .unwrap_or(TaskOutcome::Error);
+            outcomes.push(outcome);
+            continue;
+        };
         if interrupt.is_triggered() {
             task_events.emit(finished_by_runner(
                 TaskOutcome::Interrupted,
@@ -291,6 +368,7 @@ async fn run_tasks(
             restore_after: restore_after(index),
             require_sandbox: options.require_sandbox,
             baseline_findings: options.baseline_findings.as_ref(),
+            resume: continuation.as_ref().and_then(|c| c.history(&task.name)),
         };
         // A panic inside a task must not lose the run's record: it becomes
         // the task's `error` outcome.
@@ -340,6 +418,46 @@ async fn run_tasks(
     console.finish();
     written?;
     Ok(exit_code)
+}
+
+/// `run.started` and a `task.planned` per task: what a new run will do.
+fn announce(
+    events: &EventSink,
+    tasks: &[Task],
+    providers: &[Option<(String, Provider)>],
+    run_id: &str,
+    partition: Option<PartitionRecord>,
+    options: &RunOptions,
+    cwd: &Path,
+) {
+    events.emit(EventKind::RunStarted {
+        schema_version: EVENTS_SCHEMA_VERSION,
+        run_id: run_id.to_string(),
+        kkrun_version: env!("CARGO_PKG_VERSION").to_string(),
+        tasks: tasks.iter().map(|t| t.name.clone()).collect(),
+        command_line: redact_command_line(&options.command_line),
+        partition,
+        merged: None,
+    });
+    for (task, (spec, _)) in tasks.iter().zip(providers.iter().flatten()) {
+        events.for_task(&task.name).emit(EventKind::TaskPlanned {
+            file: display_path(&task.file, cwd),
+            line: task.line,
+            description: task.description.clone(),
+            kind: task.kind.as_str().to_string(),
+            workspace: task.workspace.display().to_string(),
+            model: spec.clone(),
+            checks: task
+                .checks
+                .iter()
+                .map(|c| CheckSpec {
+                    name: c.name.clone(),
+                    run: c.run.clone(),
+                    line: c.line,
+                })
+                .collect(),
+        });
+    }
 }
 
 /// The `task.finished` of a task the pipeline did not finish itself.

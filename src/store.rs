@@ -72,6 +72,16 @@ impl RunDir {
         })
     }
 
+    /// The existing directory of run `run_id`, to continue the run in it
+    /// (`kkrun resume`); nothing is created or cleared.
+    pub fn reopen(root: &Path, run_id: &str) -> RunDir {
+        RunDir {
+            root: root.to_path_buf(),
+            run_id: run_id.to_string(),
+            redactor: Redactor::default(),
+        }
+    }
+
     /// This directory, with `redactor`'s secrets removed from every file
     /// written through it.
     pub fn redacting(self, redactor: Redactor) -> RunDir {
@@ -107,14 +117,33 @@ impl RunDir {
         let path = self.root.join("events.jsonl");
         let file = File::create(&path)
             .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-        let writer = Arc::new(Mutex::new(JsonlWriter {
-            file: BufWriter::new(file),
-            failed: false,
-        }));
-        sink.subscribe(move |event: &Event| {
-            let mut writer = writer.lock().unwrap_or_else(|e| e.into_inner());
-            writer.append(event);
-        });
+        subscribe_writer(sink, file);
+        Ok(())
+    }
+
+    /// Appends every event of `sink` to the existing `events.jsonl`, as
+    /// [`RunDir::record_events`] does, for a resumed run. A last line the
+    /// killed process did not finish writing (no newline) is cut off
+    /// first, so the stream stays one event a line.
+    pub fn append_events(&self, sink: &EventSink) -> Result<(), Error> {
+        let path = self.root.join("events.jsonl");
+        let context = || format!("appending to {}", path.display());
+        let text = fs::read(&path).map_err(|e| Error::io(context(), e))?;
+        let complete = text
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |at| at + 1);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(context(), e))?;
+        if complete < text.len() {
+            file.set_len(complete as u64)
+                .map_err(|e| Error::io(context(), e))?;
+        }
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0))
+            .map_err(|e| Error::io(context(), e))?;
+        subscribe_writer(sink, file);
         Ok(())
     }
 
@@ -261,6 +290,18 @@ fn clear_previous_run(root: &Path) -> Result<(), Error> {
         let _ = fs::remove_dir(&dir);
     }
     Ok(())
+}
+
+/// Subscribes a [`JsonlWriter`] on `file` to every event of `sink`.
+fn subscribe_writer(sink: &EventSink, file: File) {
+    let writer = Arc::new(Mutex::new(JsonlWriter {
+        file: BufWriter::new(file),
+        failed: false,
+    }));
+    sink.subscribe(move |event: &Event| {
+        let mut writer = writer.lock().unwrap_or_else(|e| e.into_inner());
+        writer.append(event);
+    });
 }
 
 /// Writes events as JSON lines; after the first write error it stops trying,

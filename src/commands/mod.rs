@@ -6,6 +6,7 @@
 pub mod export;
 pub mod export_message;
 pub mod report;
+pub mod resume;
 pub mod run;
 pub mod schema;
 pub mod snapshots;

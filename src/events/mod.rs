@@ -92,6 +92,46 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         merged: Option<MergeRecord>,
     },
+    /// `kkrun resume` continued the run: appended to the same
+    /// `events.jsonl` by a new process, whose `elapsed_ms` goes on from the
+    /// last event of the stream.
+    #[serde(rename = "run.resumed")]
+    RunResumed {
+        /// Which attempt this is: 2 for the first resume.
+        attempt: u32,
+        /// The tasks that had not finished and run again, in run order.
+        tasks: Vec<String>,
+        /// The resuming command line, with secrets redacted.
+        #[serde(default)]
+        command_line: Vec<String>,
+    },
+    /// A task that had not finished continues. The report keeps the first
+    /// `kept_events` events of the task (everything up to its last
+    /// completed step) and forgets the rest of the attempt that was cut
+    /// short, except its time and usage, which `previous` records.
+    #[serde(rename = "task.resumed")]
+    TaskResumed {
+        /// How many of the task's events (those carrying its name, from
+        /// the start of the stream) the resumed task builds on.
+        kept_events: usize,
+        /// The snapshot the work tree was restored to (`null` when the task
+        /// starts over: it had no snapshot yet).
+        from_snapshot: Option<String>,
+        /// The step the task continues after, e.g. `code`, `debug (round 2)`
+        /// or `the final checks`; `start` when nothing was completed.
+        after: String,
+        /// Model exchanges of the kept steps; a replayed cassette resumes
+        /// at the next one.
+        replay_position: usize,
+        /// The attempt that was cut short.
+        previous: AttemptSummary,
+        /// Commit id of HEAD in the workspace now.
+        #[serde(default)]
+        base_commit: Option<String>,
+        /// What the sandbox enforces for the agent's commands now.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sandbox: Option<crate::sandbox::SandboxStatus>,
+    },
     /// What the run will do for one task; one per task, in run order, right
     /// after `run.started`.
     #[serde(rename = "task.planned")]
@@ -161,6 +201,13 @@ pub enum EventKind {
         /// Tool calls by tool name (finishing tools included).
         #[serde(default)]
         tool_calls: BTreeMap<String, u32>,
+        /// The arguments of the finishing tool the stage ended with (the
+        /// plan, the summary, `return_to_code`'s reason, the review), so
+        /// that `kkrun resume` can continue after the stage from the event
+        /// stream alone; absent when the stage did not finish normally, and
+        /// in streams written before kkrun could resume.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        result: Option<serde_json::Value>,
     },
     /// kkrun ran the task's checks itself.
     #[serde(rename = "checks.finished")]
@@ -416,6 +463,23 @@ pub enum EventKind {
         /// What happened and what to do.
         message: String,
     },
+}
+
+/// One attempt at a task that a later `kkrun resume` continued.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttemptSummary {
+    /// When the attempt started (RFC 3339, UTC).
+    pub started_at: String,
+    /// How long it ran, to its last event.
+    pub duration_ms: u64,
+    /// Tokens it used (every model turn, those of the lost step included).
+    pub usage: Usage,
+    /// What it cost in USD; `null` when a price was unknown.
+    pub cost_usd: Option<f64>,
+    /// How it ended: `killed` (the stream stops), or the outcome the task
+    /// was given (`interrupted`).
+    pub ended: String,
 }
 
 fn first_round() -> u32 {

@@ -11,6 +11,9 @@ type Listener = Box<dyn FnMut(&Event) + Send>;
 
 struct SinkShared {
     start: Instant,
+    /// Added to every `elapsed_ms`: a resumed run's clock goes on from the
+    /// stream it continues.
+    offset_ms: u64,
     redactor: Redactor,
     listeners: Mutex<Vec<Listener>>,
 }
@@ -56,9 +59,17 @@ impl EventSink {
     /// listener sees it, so the event log, `--json`, the console and the
     /// reports built from the events never hold a secret.
     pub fn redacting(redactor: Redactor) -> EventSink {
+        EventSink::continuing(redactor, 0)
+    }
+
+    /// Like [`EventSink::redacting`], with every `elapsed_ms` counted from
+    /// `offset_ms`: the events a resumed run appends go on from the last
+    /// `elapsed_ms` of the stream it continues.
+    pub fn continuing(redactor: Redactor, offset_ms: u64) -> EventSink {
         EventSink {
             shared: Arc::new(SinkShared {
                 start: Instant::now(),
+                offset_ms,
                 redactor,
                 listeners: Mutex::new(Vec::new()),
             }),
@@ -98,7 +109,9 @@ impl EventSink {
 
     /// Milliseconds since the sink was created.
     pub fn elapsed_ms(&self) -> u64 {
-        u64::try_from(self.shared.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+        u64::try_from(self.shared.start.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(self.shared.offset_ms)
     }
 
     /// The secrets this sink removes.

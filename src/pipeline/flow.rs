@@ -15,7 +15,13 @@ const MAX_PREVIEW_DIFF_BYTES: usize = 80 * 1024;
 impl TaskRun<'_, '_> {
     /// The pipeline proper; `Err` ends the task early with that outcome.
     pub(super) async fn drive(&mut self) -> Result<(), Stop> {
-        self.snapshot("base", "ok", Usage::default(), None)?;
+        let base = self.take_step(
+            |step| matches!(step, crate::resume::Step::Base(_)),
+            "the base snapshot",
+        )?;
+        if base.is_none() {
+            self.snapshot("base", "ok", Usage::default(), None)?;
+        }
         self.start_mcp().await?;
         self.baseline = self.checks(CheckPhase::Baseline, Decides::No).await?;
 
@@ -53,16 +59,16 @@ impl TaskRun<'_, '_> {
                     Stage::Debug,
                     round,
                     "a bug hunt reports bugs; it does not fix failing checks",
-                );
+                )?;
                 break;
             }
             if self.task.checks.is_empty() {
-                self.skip_stage(Stage::Debug, round, "the task has no checks");
+                self.skip_stage(Stage::Debug, round, "the task has no checks")?;
                 break;
             }
             let checks = self.checks(CheckPhase::Debug, Decides::IfAllPass).await?;
             if checks.iter().all(|c| c.run.passed) {
-                self.skip_stage(Stage::Debug, round, "every check passed after code");
+                self.skip_stage(Stage::Debug, round, "every check passed after code")?;
                 self.final_checks = Some(checks);
                 break;
             }
@@ -81,12 +87,16 @@ impl TaskRun<'_, '_> {
             let back =
                 finish::parse_return(&arguments).map_err(|e| Stop::new(TaskOutcome::Error, e))?;
             if round >= self.task.stages.debug_max_rounds {
-                self.events.for_stage(Stage::Debug).emit(EventKind::Warning {
-                    message: format!(
+                // A resumed task said so the first time.
+                if !self.replaying() {
+                    let message = format!(
                         "return_to_code after the last of {} debug round(s): going on to the final checks",
                         self.task.stages.debug_max_rounds
-                    ),
-                });
+                    );
+                    self.events
+                        .for_stage(Stage::Debug)
+                        .emit(EventKind::Warning { message });
+                }
                 break;
             }
             let checks_then = self.checks(CheckPhase::Debug, Decides::No).await?;
@@ -134,11 +144,17 @@ impl TaskRun<'_, '_> {
             risks: submitted.risks,
             advisory: self.task.stages.preview_advisory,
         };
-        self.events
-            .for_stage(Stage::Preview)
-            .emit(EventKind::ReviewSubmitted {
-                review: review.clone(),
-            });
+        let recorded = self.take_step(
+            |step| matches!(step, crate::resume::Step::Review),
+            "the review",
+        )?;
+        if recorded.is_none() {
+            self.events
+                .for_stage(Stage::Preview)
+                .emit(EventKind::ReviewSubmitted {
+                    review: review.clone(),
+                });
+        }
         self.review = Some(review);
         Ok(())
     }

@@ -19,6 +19,7 @@ mod hunt;
 mod interrupt;
 mod mcp;
 pub mod prompts;
+mod resume;
 mod stage;
 mod task_run;
 mod verdict;
@@ -57,6 +58,9 @@ pub struct TaskEnv<'a> {
     pub require_sandbox: bool,
     /// A previous run's findings (`--baseline-findings`), for bug hunts.
     pub baseline_findings: Option<&'a crate::findings::BaselineFindings>,
+    /// `kkrun resume`: what the task completed before the run was cut
+    /// short, to continue from; `None` runs it from the start.
+    pub resume: Option<&'a crate::resume::TaskHistory>,
 }
 
 /// Why the pipeline stopped before its natural end.
@@ -98,14 +102,21 @@ pub async fn run_task(env: &TaskEnv<'_>, task: &Task) -> TaskOutcome {
                 format!("the sandbox probe failed: {e}"),
             )
         });
-    run.events.emit(EventKind::TaskStarted {
-        file: env.file_display.clone(),
-        model: env.model_spec.to_string(),
-        base_commit: opened.as_ref().ok().cloned().flatten(),
-        sandbox: Some(sandbox),
-    });
+    let base_commit = opened.as_ref().ok().cloned().flatten();
+    let opened = match env.resume {
+        Some(history) => opened.and_then(|_| run.resume_from(history, sandbox, base_commit)),
+        None => {
+            run.events.emit(EventKind::TaskStarted {
+                file: env.file_display.clone(),
+                model: env.model_spec.to_string(),
+                base_commit,
+                sandbox: Some(sandbox),
+            });
+            opened.map(|_| ())
+        }
+    };
     let driven = match opened {
-        Ok(_) => run.drive().await,
+        Ok(()) => run.drive().await,
         Err(stop) => Err(stop),
     };
     // A budget that ran out does not say whether the work is done: the

@@ -142,6 +142,9 @@ impl TaskRun<'_, '_> {
         round: u32,
         request: StageRequest,
     ) -> Result<(String, Value), Stop> {
+        if let Some(recorded) = self.recorded_stage(stage, round)? {
+            return Ok(recorded);
+        }
         let sink = self.events.for_stage(stage);
         self.tools.findings = self
             .desk
@@ -241,6 +244,10 @@ impl TaskRun<'_, '_> {
             round,
             detail: ending.detail,
             tool_calls,
+            result: ending
+                .finished
+                .as_ref()
+                .map(|(_, arguments)| arguments.clone()),
         });
         snapshot?;
         match (ending.stop, ending.finished) {
@@ -282,7 +289,17 @@ impl TaskRun<'_, '_> {
     }
 
     /// Announces a stage that does not run, and why.
-    pub(super) fn skip_stage(&mut self, stage: Stage, round: u32, why: &str) {
+    pub(super) fn skip_stage(&mut self, stage: Stage, round: u32, why: &str) -> Result<(), Stop> {
+        let recorded = self.take_step(
+            |step| {
+                matches!(step, crate::resume::Step::Stage { stage: s, round: r, end, .. }
+                    if *s == stage && *r == round && *end == StageEndKind::Skipped)
+            },
+            &format!("skipping {stage} (round {round})"),
+        )?;
+        if recorded.is_some() {
+            return Ok(());
+        }
         self.events.for_stage(stage).emit(EventKind::StageFinished {
             end: StageEndKind::Skipped,
             turns: 0,
@@ -292,7 +309,9 @@ impl TaskRun<'_, '_> {
             round,
             detail: Some(why.to_string()),
             tool_calls: BTreeMap::new(),
+            result: None,
         });
+        Ok(())
     }
 
     /// Appends a stage's messages to `transcript.jsonl`; the file is

@@ -10,6 +10,7 @@ use super::{Stop, TaskEnv};
 use crate::agent::BudgetTracker;
 use crate::events::{ArtifactKind, CheckPhase, EventKind, EventSink, Review, TaskOutcome};
 use crate::provider::Usage;
+use crate::resume::Step;
 use crate::snapshot::{SnapshotDiff, SnapshotInfo, SnapshotMeta, SnapshotStore};
 use crate::task::Task;
 use crate::tools::ToolContext;
@@ -37,6 +38,9 @@ pub(super) struct TaskRun<'e, 'a> {
     pub(super) desk: Option<FindingsDesk>,
     /// Whether the findings' reproducers have run.
     pub(super) reproduced: bool,
+    /// A resumed task's completed steps not yet handed back (see
+    /// `resume.rs`); empty for a task that runs in one go.
+    pub(super) memo: std::collections::VecDeque<crate::resume::Step>,
 }
 
 /// Whether a run of the checks decides the task's outcome.
@@ -72,6 +76,7 @@ impl<'e, 'a> TaskRun<'e, 'a> {
             mcp: None,
             desk: None,
             reproduced: false,
+            memo: std::collections::VecDeque::new(),
         }
     }
 
@@ -146,6 +151,13 @@ impl<'e, 'a> TaskRun<'e, 'a> {
         phase: CheckPhase,
         decides: Decides,
     ) -> Result<Vec<CheckResult>, Stop> {
+        let recorded = self.take_step(
+            |step| matches!(step, Step::Checks { phase: p, .. } if *p == phase),
+            &format!("the {phase} checks"),
+        )?;
+        if let Some(Step::Checks { results, .. }) = recorded {
+            return Ok(results);
+        }
         let results = {
             let run = run_checks(
                 &self.task.checks,
@@ -244,6 +256,12 @@ impl<'e, 'a> TaskRun<'e, 'a> {
 
     /// Writes `plan.json` and announces the plan.
     pub(super) fn save_plan(&mut self, plan: &Value) -> Result<(), Stop> {
+        if self
+            .take_step(|step| matches!(step, Step::Plan), "the plan")?
+            .is_some()
+        {
+            return Ok(());
+        }
         let text = serde_json::to_string_pretty(plan).unwrap_or_default();
         self.write_artifact(
             ArtifactKind::Plan,

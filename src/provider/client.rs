@@ -165,6 +165,16 @@ impl Provider {
         self.replayed_mcp.as_deref()
     }
 
+    /// For `replay:`, serves the cassette from exchange `position` (0-based)
+    /// on: the completed steps of a resumed task used the ones before, so
+    /// the resumed run asks what the recorded run asked next. A live
+    /// endpoint is not affected.
+    pub fn resume_replay_at(&self, position: usize) {
+        if let Backend::Replay(replay) = &self.backend {
+            *replay.next.lock().unwrap_or_else(|e| e.into_inner()) = position;
+        }
+    }
+
     /// The spec this provider was built from.
     pub fn model_spec(&self) -> &str {
         &self.model_spec

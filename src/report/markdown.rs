@@ -111,6 +111,25 @@ fn task_section(md: &mut String, report: &Report, task: &TaskReport) {
         let _ = writeln!(md, "{}\n", task.description);
     }
     let _ = writeln!(md, "**Result:** {}\n", task.reason);
+    if let Some(resumed) = &task.resumed {
+        let _ = writeln!(
+            md,
+            "**Resumed** after {} ({} attempts: {}).\n",
+            resumed.after,
+            resumed.attempts.len(),
+            resumed
+                .attempts
+                .iter()
+                .map(|a| format!(
+                    "{}, {} tokens, {}",
+                    a.ended,
+                    a.usage.total(),
+                    human_duration(a.duration_ms)
+                ))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
     if task.kind == crate::task::TaskKind::BugHunt.as_str() {
         md.push_str(&super::findings::markdown_section(task));
     }

@@ -13,8 +13,8 @@ pub mod text;
 
 pub use model::{
     Artifacts, CheckReport, CheckRun, CheckStatus, FileChange, McpServerReport,
-    REPORT_SCHEMA_VERSION, Report, Review, SnapshotReport, StageReport, TaskOutcome, TaskReport,
-    Totals, Verdict, ViolationReport,
+    REPORT_SCHEMA_VERSION, Report, ResumedReport, Review, SnapshotReport, StageReport, TaskOutcome,
+    TaskReport, Totals, Verdict, ViolationReport,
 };
 
 use std::path::Path;

@@ -112,7 +112,8 @@ pub struct TaskReport {
     pub plan: Option<serde_json::Value>,
     /// The preview stage's review.
     pub review: Option<Review>,
-    /// Every snapshot of the task, in order.
+    /// Every snapshot of the task, in order (a resumed task's include those
+    /// of the steps its cut-short attempt lost).
     pub snapshots: Vec<SnapshotReport>,
     /// Whether the work tree was restored to `00-base` at the end, and why.
     pub restored_to_base: Option<String>,
@@ -139,6 +140,27 @@ pub struct TaskReport {
     /// The task's MCP servers (absent when it declares none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mcp_servers: Vec<McpServerReport>,
+    /// Set when `kkrun resume` continued the task after the run was cut
+    /// short; absent for a task that ran in one go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<ResumedReport>,
+}
+
+/// How a task was resumed: where it continued, and every attempt's time
+/// and usage. The task's own `usage`, `cost_usd` and `duration_ms` are the
+/// sums over its attempts (budgets count them all).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResumedReport {
+    /// The snapshot the last resume restored the work tree to (`null` when
+    /// the task started over).
+    pub from_snapshot: Option<String>,
+    /// The step the last resume continued after, e.g. `code`, `debug (round
+    /// 2)` or `the final checks`; `start` when the task started over.
+    pub after: String,
+    /// Every attempt, the first one first; the last is the one that
+    /// finished the task (`ended` is then its outcome).
+    pub attempts: Vec<crate::events::AttemptSummary>,
 }
 
 /// One MCP server of a task.

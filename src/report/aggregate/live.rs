@@ -34,8 +34,19 @@ struct LiveState {
 /// Subscribes an aggregator to `sink`: every event from now on goes into
 /// it, and `run.finished` writes the reports into `outputs`.
 pub fn attach(sink: &EventSink, outputs: Outputs) -> LiveReports {
+    attach_continuing(sink, outputs, &[])
+}
+
+/// Like [`attach`], for a resumed run: the aggregator first takes in
+/// `previous`, the stream the run continues, so the reports cover the
+/// whole run.
+pub fn attach_continuing(sink: &EventSink, outputs: Outputs, previous: &[Event]) -> LiveReports {
+    let mut aggregator = Aggregator::new();
+    for event in previous {
+        aggregator.on_event(event);
+    }
     let state = Arc::new(Mutex::new(LiveState {
-        aggregator: Aggregator::new(),
+        aggregator,
         outputs,
         written: None,
         warnings: Vec::new(),

@@ -14,22 +14,17 @@
 mod live;
 mod merge;
 mod rebuild;
+mod task;
 
-pub use live::{LiveReports, Outputs, attach};
+pub use live::{LiveReports, Outputs, attach, attach_continuing};
 pub use merge::{MISSING_REASON, Merged, merge};
 pub use rebuild::{Rebuilt, rebuild};
+pub use task::KILLED;
 
-use super::model::{
-    Artifacts, CheckReport, CheckStatus, McpServerReport, REPORT_SCHEMA_VERSION, Report,
-    SnapshotReport, StageReport, TaskReport, Totals, ViolationReport,
-};
-use crate::events::{
-    ArtifactKind, CheckSpec, Event, EventKind, MergeRecord, PartitionRecord, StageEndKind,
-    TaskOutcome,
-};
+use super::model::{REPORT_SCHEMA_VERSION, Report, TaskReport, Totals};
+use crate::events::{Event, EventKind, MergeRecord, PartitionRecord};
 use crate::exit_codes;
-use crate::provider::Usage;
-use crate::tools::checks::CheckResult;
+use task::TaskState;
 
 /// The reason given to a task whose stream ends without its `task.finished`.
 pub const UNFINISHED_REASON: &str = "the run ended without its final record";
@@ -61,35 +56,6 @@ struct RunEnd {
     at: String,
     elapsed_ms: u64,
     exit_code: i32,
-}
-
-/// One task while its events come in.
-#[derive(Debug)]
-struct TaskState {
-    report: TaskReport,
-    checks: Vec<CheckSpec>,
-    baseline: Vec<CheckResult>,
-    final_checks: Option<Vec<CheckResult>>,
-    stage: Option<OpenStage>,
-    started_elapsed_ms: Option<u64>,
-    finished: bool,
-    /// Sums of the task's model turns: its usage when `task.finished` is
-    /// missing.
-    turn_usage: Usage,
-    turn_cost: Option<f64>,
-}
-
-/// A stage between its `stage.started` and `stage.finished`.
-#[derive(Debug)]
-struct OpenStage {
-    name: String,
-    round: u32,
-    started_at: String,
-    started_elapsed_ms: u64,
-    snapshot: Option<SnapshotReport>,
-    turns: u32,
-    usage: Usage,
-    cost: Option<f64>,
 }
 
 impl Aggregator {
@@ -132,6 +98,8 @@ impl Aggregator {
                     self.task(name);
                 }
             }
+            // The run goes on: a `run.finished` before it was not the end.
+            EventKind::RunResumed { .. } => self.finished = None,
             EventKind::RunFinished { exit_code, .. } => {
                 self.finished = Some(RunEnd {
                     at: event.ts.clone(),
@@ -139,296 +107,16 @@ impl Aggregator {
                     exit_code: *exit_code,
                 });
             }
-            EventKind::TaskPlanned {
-                file,
-                line,
-                description,
-                kind,
-                workspace,
-                model,
-                checks,
-            } => {
-                if let Some(task) = self.task_of(event) {
-                    let report = &mut task.report;
-                    report.file = file.clone();
-                    report.line = *line;
-                    report.description = description.clone();
-                    report.kind = kind.clone();
-                    report.workspace = workspace.clone();
-                    report.model = model.clone();
-                    report.started_at = event.ts.clone();
-                    task.checks = checks.clone();
+            _ => {
+                if let Some(name) = event.task.as_deref() {
+                    self.task(name).on_event(event);
                 }
             }
-            EventKind::TaskStarted {
-                file,
-                model,
-                base_commit,
-                sandbox,
-            } => {
-                if let Some(task) = self.task_of(event) {
-                    task.report.sandbox = sandbox.clone();
-                    task.report.file = file.clone();
-                    task.report.model = model.clone();
-                    task.report.base_commit = base_commit.clone();
-                    task.report.started_at = event.ts.clone();
-                    task.started_elapsed_ms = Some(event.elapsed_ms);
-                }
-            }
-            EventKind::StageStarted { round, .. } => {
-                if let (Some(stage), Some(task)) = (event.stage, self.task_of(event)) {
-                    task.stage = Some(OpenStage {
-                        name: stage.as_str().to_string(),
-                        round: *round,
-                        started_at: event.ts.clone(),
-                        started_elapsed_ms: event.elapsed_ms,
-                        snapshot: None,
-                        turns: 0,
-                        usage: Usage::default(),
-                        cost: Some(0.0),
-                    });
-                }
-            }
-            EventKind::StageFinished {
-                end,
-                turns,
-                usage,
-                cost_usd,
-                duration_ms,
-                round,
-                detail,
-                tool_calls,
-            } => {
-                let Some(stage) = event.stage else { return };
-                let Some(task) = self.task_of(event) else {
-                    return;
-                };
-                let open = task.stage.take().filter(|open| open.name == stage.as_str());
-                for (tool, count) in tool_calls {
-                    *task.report.tool_calls.entry(tool.clone()).or_insert(0) += count;
-                }
-                task.report.stages.push(StageReport {
-                    stage: stage.as_str().to_string(),
-                    round: *round,
-                    end: *end,
-                    detail: detail.clone(),
-                    started_at: open
-                        .as_ref()
-                        .map_or_else(|| event.ts.clone(), |o| o.started_at.clone()),
-                    duration_ms: *duration_ms,
-                    turns: *turns,
-                    usage: *usage,
-                    cost_usd: *cost_usd,
-                    tool_calls: tool_calls.clone(),
-                    snapshot: open.and_then(|o| o.snapshot),
-                });
-            }
-            EventKind::ChecksFinished {
-                phase,
-                decides_outcome,
-                results,
-                ..
-            } => {
-                if let Some(task) = self.task_of(event) {
-                    if *phase == crate::events::CheckPhase::Baseline {
-                        task.baseline = results.clone();
-                    }
-                    if *decides_outcome {
-                        task.final_checks = Some(results.clone());
-                    }
-                }
-            }
-            EventKind::SnapshotTaken {
-                ref_name,
-                commit,
-                snapshot_stage,
-            } => {
-                if let Some(task) = self.task_of(event) {
-                    let snapshot = SnapshotReport {
-                        stage: snapshot_stage.clone(),
-                        ref_name: ref_name.clone(),
-                        commit: commit.clone(),
-                    };
-                    if let Some(open) = &mut task.stage {
-                        open.snapshot = Some(snapshot.clone());
-                    }
-                    task.report.snapshots.push(snapshot);
-                }
-            }
-            EventKind::PlanSubmitted { plan } => {
-                if let Some(task) = self.task_of(event) {
-                    task.report.plan = Some(plan.clone());
-                }
-            }
-            EventKind::FindingReported { finding } => {
-                if let Some(task) = self.task_of(event) {
-                    task.report.findings.push((**finding).clone());
-                }
-            }
-            EventKind::FindingReproduced {
-                id,
-                status,
-                reproduction,
-            } => {
-                if let Some(finding) = self.finding_of(event, id) {
-                    finding.status = *status;
-                    finding.reproduction = Some(reproduction.clone());
-                }
-            }
-            EventKind::FindingWithdrawn { id, reason } => {
-                if let Some(finding) = self.finding_of(event, id) {
-                    finding.status = crate::findings::FindingStatus::Withdrawn;
-                    finding.withdrawn_reason = Some(reason.clone());
-                }
-            }
-            EventKind::ReviewSubmitted { review } => {
-                if let Some(task) = self.task_of(event) {
-                    task.report.review = Some(review.clone());
-                }
-            }
-            EventKind::ArtifactWritten { artifact, path } => {
-                if let Some(task) = self.task_of(event) {
-                    let slot = match artifact {
-                        ArtifactKind::Plan => &mut task.report.artifacts.plan,
-                        ArtifactKind::Transcript => &mut task.report.artifacts.transcript,
-                        ArtifactKind::Patch => &mut task.report.artifacts.patch,
-                    };
-                    *slot = Some(path.clone());
-                }
-            }
-            EventKind::DiffComputed { files_changed } => {
-                if let Some(task) = self.task_of(event) {
-                    task.report.files_changed = files_changed.clone();
-                }
-            }
-            EventKind::PolicyViolation {
-                command,
-                changes,
-                reverted,
-                revert_error,
-                reason,
-            } => {
-                let stage = event.stage;
-                if let Some(task) = self.task_of(event) {
-                    task.report.policy_violations.push(ViolationReport {
-                        stage,
-                        command: command.clone(),
-                        changes: changes.clone(),
-                        reverted: *reverted,
-                        revert_error: revert_error.clone(),
-                        reason: reason.clone(),
-                    });
-                }
-            }
-            EventKind::WorkspaceRestored { reason } => {
-                if let Some(task) = self.task_of(event) {
-                    task.report.restored_to_base = Some(reason.clone());
-                }
-            }
-            EventKind::TaskFinished {
-                outcome,
-                reason,
-                usage,
-                cost_usd,
-                duration_ms,
-            } => {
-                if let Some(task) = self.task_of(event) {
-                    if task.started_elapsed_ms.is_none() {
-                        // Never started: its time is when it was given up.
-                        task.report.started_at = event.ts.clone();
-                    }
-                    task.report.outcome = *outcome;
-                    task.report.reason = reason.clone();
-                    task.report.usage = *usage;
-                    task.report.cost_usd = *cost_usd;
-                    task.report.duration_ms = *duration_ms;
-                    task.stage = None;
-                    task.finished = true;
-                }
-            }
-            EventKind::ModelTurn {
-                turn,
-                usage,
-                cost_usd,
-                ..
-            } => {
-                if let Some(task) = self.task_of(event) {
-                    task.turn_usage += *usage;
-                    task.turn_cost = task.turn_cost.zip(*cost_usd).map(|(a, b)| a + b);
-                    if let Some(open) = &mut task.stage {
-                        open.turns = open.turns.max(*turn);
-                        open.usage += *usage;
-                        open.cost = open.cost.zip(*cost_usd).map(|(a, b)| a + b);
-                    }
-                }
-            }
-            EventKind::McpServerStarted {
-                server,
-                transport,
-                tools,
-                read_only_tools,
-                replayed,
-                ..
-            } => {
-                if let Some(task) = self.task_of(event) {
-                    task.report.mcp_servers.push(McpServerReport {
-                        name: server.clone(),
-                        transport: transport.clone(),
-                        tools: tools.clone(),
-                        read_only_tools: read_only_tools.clone(),
-                        replayed: *replayed,
-                        exited: None,
-                        stderr_tail: None,
-                    });
-                }
-            }
-            EventKind::McpServerExited {
-                server,
-                status,
-                stderr_tail,
-            } => {
-                if let Some(task) = self.task_of(event)
-                    && let Some(report) = task
-                        .report
-                        .mcp_servers
-                        .iter_mut()
-                        .find(|s| &s.name == server)
-                {
-                    report.exited = Some(status.clone());
-                    report.stderr_tail = Some(stderr_tail.clone()).filter(|t| !t.is_empty());
-                }
-            }
-            // Progress and diagnostics: the report does not record them.
-            EventKind::McpServerStopped { .. }
-            | EventKind::Error { .. }
-            | EventKind::ToolCall { .. }
-            | EventKind::LoopWarning { .. }
-            | EventKind::LoopStuck { .. }
-            | EventKind::ContextCompacted { .. }
-            | EventKind::BudgetExhausted { .. }
-            | EventKind::ProviderRetry { .. }
-            | EventKind::Warning { .. } => {}
         }
     }
 
-    /// The finding `id` of the task an event belongs to.
-    fn finding_of(&mut self, event: &Event, id: &str) -> Option<&mut crate::findings::Finding> {
-        self.task_of(event)?
-            .report
-            .findings
-            .iter_mut()
-            .find(|finding| finding.id == id)
-    }
-
-    /// The task an event belongs to, added at the end when the stream did
-    /// not announce it in `run.started`.
-    fn task_of(&mut self, event: &Event) -> Option<&mut TaskState> {
-        let name = event.task.as_deref()?;
-        Some(self.task(name))
-    }
-
     fn task(&mut self, name: &str) -> &mut TaskState {
-        let index = match self.tasks.iter().position(|t| t.report.name == name) {
+        let index = match self.tasks.iter().position(|t| t.name() == name) {
             Some(index) => index,
             None => {
                 self.tasks.push(TaskState::new(name));
@@ -436,6 +124,15 @@ impl Aggregator {
             }
         };
         &mut self.tasks[index]
+    }
+
+    /// Names of the tasks seen so far, in run order, and whether each has
+    /// its `task.finished`.
+    pub fn task_states(&self) -> Vec<(String, bool)> {
+        self.tasks
+            .iter()
+            .map(|task| (task.name().to_string(), task.is_finished()))
+            .collect()
     }
 
     /// The report of the events seen so far. A stream without
@@ -473,114 +170,6 @@ impl Aggregator {
             rebuilt,
         }
     }
-}
-
-impl TaskState {
-    fn new(name: &str) -> TaskState {
-        TaskState {
-            report: TaskReport {
-                name: name.to_string(),
-                description: String::new(),
-                file: String::new(),
-                line: 0,
-                kind: String::new(),
-                workspace: String::new(),
-                model: String::new(),
-                base_commit: None,
-                outcome: TaskOutcome::Interrupted,
-                reason: UNFINISHED_REASON.to_string(),
-                started_at: String::new(),
-                duration_ms: 0,
-                stages: Vec::new(),
-                checks: Vec::new(),
-                files_changed: Vec::new(),
-                plan: None,
-                review: None,
-                snapshots: Vec::new(),
-                restored_to_base: None,
-                policy_violations: Vec::new(),
-                usage: Usage::default(),
-                cost_usd: None,
-                tool_calls: Default::default(),
-                findings: Vec::new(),
-                artifacts: Artifacts {
-                    plan: None,
-                    transcript: None,
-                    patch: None,
-                },
-                mcp_servers: Vec::new(),
-                sandbox: None,
-            },
-            checks: Vec::new(),
-            baseline: Vec::new(),
-            final_checks: None,
-            stage: None,
-            started_elapsed_ms: None,
-            finished: false,
-            turn_usage: Usage::default(),
-            turn_cost: Some(0.0),
-        }
-    }
-
-    /// The task's report; `last_elapsed_ms` ends an unfinished task.
-    fn report(&self, last_elapsed_ms: u64) -> TaskReport {
-        let mut report = self.report.clone();
-        report.checks = self
-            .checks
-            .iter()
-            .map(|check| {
-                let baseline = find(&self.baseline, &check.name);
-                let final_run = self
-                    .final_checks
-                    .as_deref()
-                    .and_then(|all| find(all, &check.name));
-                CheckReport {
-                    name: check.name.clone(),
-                    run: check.run.clone(),
-                    line: check.line,
-                    status: CheckStatus::from_runs(
-                        baseline.as_ref().is_some_and(|b| b.passed),
-                        final_run.as_ref().map(|f| f.passed),
-                    ),
-                    baseline,
-                    final_run,
-                }
-            })
-            .collect();
-        if self.finished {
-            return report;
-        }
-        // The stream stops inside this task: what it did is what its events
-        // say, and it ends where the stream ends.
-        if let Some(open) = &self.stage {
-            report.stages.push(StageReport {
-                stage: open.name.clone(),
-                round: open.round,
-                end: StageEndKind::Interrupted,
-                detail: Some(UNFINISHED_REASON.to_string()),
-                started_at: open.started_at.clone(),
-                duration_ms: last_elapsed_ms.saturating_sub(open.started_elapsed_ms),
-                turns: open.turns,
-                usage: open.usage,
-                cost_usd: open.cost,
-                tool_calls: Default::default(),
-                snapshot: open.snapshot.clone(),
-            });
-        }
-        if let Some(started) = self.started_elapsed_ms {
-            report.duration_ms = last_elapsed_ms.saturating_sub(started);
-            report.usage = self.turn_usage;
-            report.cost_usd = self.turn_cost;
-        }
-        report
-    }
-}
-
-fn find(results: &[CheckResult], name: &str) -> Option<crate::report::CheckRun> {
-    results
-        .iter()
-        .find(|r| r.name == name)
-        .map(|r| r.run.clone())
 }
 
 #[cfg(test)]

@@ -1,8 +1,11 @@
 //! The aggregator's rules, on hand-made event streams.
 
 use super::*;
-use crate::events::CheckPhase;
+use crate::events::{AttemptSummary, CheckPhase, CheckSpec, StageEndKind, TaskOutcome};
+use crate::provider::Usage;
+use crate::report::CheckStatus;
 use crate::task::Stage;
+use crate::tools::checks::CheckResult;
 use crate::tools::checks::CheckRun;
 
 fn event(task: Option<&str>, stage: Option<Stage>, kind: EventKind) -> Event {
@@ -165,6 +168,7 @@ fn a_skipped_stage_has_no_snapshot_and_a_run_stage_gets_the_one_taken_while_open
                 round: 1,
                 detail: None,
                 tool_calls: [("read_file".to_string(), 2)].into(),
+                result: None,
             },
         )
     };
@@ -223,4 +227,104 @@ fn without_run_finished_unfinished_tasks_are_interrupted_and_the_report_says_so(
     // Planned tasks keep what the plan said of them.
     assert_eq!(report.tasks[2].file, "t.yaml");
     assert_eq!(report.tasks[2].checks[0].status, CheckStatus::NotRun);
+}
+
+fn turn(input_tokens: u64) -> Event {
+    event(
+        Some("t"),
+        Some(Stage::Code),
+        EventKind::ModelTurn {
+            turn: 1,
+            usage: Usage {
+                input_tokens,
+                ..Usage::default()
+            },
+            cost_usd: Some(0.5),
+            tool_calls: 0,
+            text_chars: 0,
+            duration_ms: 1,
+        },
+    )
+}
+
+#[test]
+fn task_resumed_keeps_the_completed_steps_and_counts_every_attempt() {
+    let code_started = event(
+        Some("t"),
+        Some(Stage::Code),
+        EventKind::StageStarted {
+            round: 1,
+            tools: Vec::new(),
+        },
+    );
+    let report = aggregate(&[
+        started(&["t"]),
+        planned("t"),
+        checks("t", CheckPhase::Baseline, false, false),
+        // Cut short here: a code stage with a turn, never finished.
+        code_started.clone(),
+        turn(100),
+        event(
+            Some("t"),
+            None,
+            EventKind::SnapshotTaken {
+                ref_name: "refs/kkrun/r/t/00-interrupted".into(),
+                commit: "c0".into(),
+                snapshot_stage: "interrupted".into(),
+            },
+        ),
+        event(
+            None,
+            None,
+            EventKind::RunResumed {
+                attempt: 2,
+                tasks: vec!["t".into()],
+                command_line: Vec::new(),
+            },
+        ),
+        event(
+            Some("t"),
+            None,
+            EventKind::TaskResumed {
+                kept_events: 2,
+                from_snapshot: None,
+                after: "the baseline checks".into(),
+                replay_position: 0,
+                previous: AttemptSummary {
+                    started_at: "2026-12-01T10:00:00Z".into(),
+                    duration_ms: 7,
+                    usage: Usage {
+                        input_tokens: 100,
+                        ..Usage::default()
+                    },
+                    cost_usd: Some(0.5),
+                    ended: KILLED.into(),
+                },
+                base_commit: None,
+                sandbox: None,
+            },
+        ),
+        code_started,
+        turn(40),
+        checks("t", CheckPhase::Final, true, true),
+        finished("t", TaskOutcome::Passed),
+        run_finished(0),
+    ]);
+    assert_eq!(report.rebuilt, None, "run.resumed reopens the run");
+    let task = &report.tasks[0];
+    assert_eq!(task.checks[0].status, CheckStatus::Fixed);
+    // The cut-short stage is forgotten; the resumed one is open (this
+    // stream never finishes it) and was not reported as a stage.
+    assert!(task.stages.is_empty(), "{:?}", task.stages);
+    let resumed = task.resumed.as_ref().unwrap();
+    assert_eq!(resumed.after, "the baseline checks");
+    let attempts: Vec<(u64, &str)> = resumed
+        .attempts
+        .iter()
+        .map(|a| (a.usage.input_tokens, a.ended.as_str()))
+        .collect();
+    assert_eq!(attempts, [(100, KILLED), (40, "passed")]);
+    // The forgotten attempt's snapshot is still listed: its ref exists.
+    assert_eq!(task.snapshots.len(), 1);
+    assert_eq!(task.snapshots[0].stage, "interrupted");
 }

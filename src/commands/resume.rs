@@ -1,0 +1,283 @@
+//! `kkrun resume [RUN]`: finds the run (default: the latest in
+//! `.kkrun/runs/`), reads what its tasks completed from `events.jsonl`,
+//! loads their task files again and hands them to the runner, which
+//! continues every task that had not finished.
+
+use std::path::{Path, PathBuf};
+
+use super::print;
+use crate::console::ConsoleOptions;
+use crate::error::Error;
+use crate::events::{Event, EventKind};
+use crate::runner::{Continuation, RestorePolicy};
+use crate::store::DEFAULT_RUNS_DIR;
+use crate::task::Task;
+
+/// What `kkrun resume` does, resolved from the command line.
+#[derive(Debug, Clone)]
+pub struct ResumeCommand {
+    /// A run id, `latest`, or a run directory; `None` for the latest run.
+    pub run: Option<String>,
+    /// When to restore `00-base` after a task; `None`: as the run's
+    /// command line said.
+    pub restore: Option<RestorePolicy>,
+    /// Values to redact from everything written (`--redact`).
+    pub redact: Vec<String>,
+    /// How progress is shown, `--json` included.
+    pub console: ConsoleOptions,
+    /// The command line, for the report.
+    pub command_line: Vec<String>,
+}
+
+/// Resumes the run; returns its exit code.
+pub fn resume(command: ResumeCommand) -> Result<i32, Error> {
+    let cwd = std::env::current_dir().map_err(|e| Error::io("reading the current directory", e))?;
+    let run_dir = find_run_dir(&cwd, command.run.as_deref())?;
+    let events = read_events(&run_dir)?;
+    let Some(run_id) = events.iter().find_map(|e| match &e.kind {
+        EventKind::RunStarted { run_id, .. } => Some(run_id.clone()),
+        _ => None,
+    }) else {
+        return Err(Error::InvalidInput(format!(
+            "{}: events.jsonl has no run.started: it is not the record of a kkrun run (hint: give a \
+             run directory such as .kkrun/runs/<run-id>)",
+            run_dir.display()
+        )));
+    };
+    let histories = crate::resume::tasks(&events);
+    let restore = command.restore.unwrap_or_else(|| recorded_restore(&events));
+    let finished_run = events
+        .iter()
+        .rev()
+        .find_map(|e| match &e.kind {
+            EventKind::RunFinished { exit_code, .. } => Some(*exit_code),
+            EventKind::RunResumed { .. } => Some(-1),
+            _ => None,
+        })
+        .filter(|&code| code >= 0);
+    if histories.iter().all(|h| h.finished.is_some())
+        && let Some(exit_code) = finished_run
+    {
+        let outcomes: Vec<String> = histories
+            .iter()
+            .map(|h| format!("{} {}", h.name, h.finished.map_or("?", |o| o.as_str())))
+            .collect();
+        let text = format!(
+            "nothing to resume: every task of run {run_id} finished ({}); its exit code was {exit_code}\n",
+            outcomes.join(", ")
+        );
+        // With --json, stdout carries events only.
+        if command.console.json {
+            eprint!("kkrun: {text}");
+        } else {
+            print(&text)?;
+        }
+        return Ok(exit_code);
+    }
+    let tasks = load_tasks(&cwd, &histories)?;
+    let attempt = 2 + events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::RunResumed { .. }))
+        .count();
+    let continuation = Continuation {
+        run_dir,
+        run_id,
+        events,
+        histories,
+        attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
+    };
+    let options = crate::runner::RunOptions {
+        out: None,
+        console: command.console,
+        restore,
+        record: None,
+        redact: command.redact,
+        command_line: command.command_line,
+        require_sandbox: false,
+        baseline_findings: None,
+        // The run's tasks are those its events planned: a shard's already.
+        partition: None,
+    };
+    crate::runner::resume(tasks, continuation, options)
+}
+
+/// The `--restore` of the run's command line (`auto` when it has none),
+/// so that a resumed run restores as the run would have.
+fn recorded_restore(events: &[Event]) -> RestorePolicy {
+    let command_line = events.iter().find_map(|e| match &e.kind {
+        EventKind::RunStarted { command_line, .. } => Some(command_line.as_slice()),
+        _ => None,
+    });
+    let mut value = None;
+    let mut args = command_line.unwrap_or_default().iter();
+    while let Some(arg) = args.next() {
+        if arg == "--restore" {
+            value = args.next().map(String::as_str);
+        } else if let Some(given) = arg.strip_prefix("--restore=") {
+            value = Some(given);
+        }
+    }
+    match value {
+        Some("always") => RestorePolicy::Always,
+        Some("never") => RestorePolicy::Never,
+        _ => RestorePolicy::Auto,
+    }
+}
+
+/// The run directory `run` names: a directory holding `events.jsonl`, a
+/// run id under `.kkrun/runs/`, or `latest` (the default).
+fn find_run_dir(cwd: &Path, run: Option<&str>) -> Result<PathBuf, Error> {
+    let runs = cwd.join(DEFAULT_RUNS_DIR);
+    let given = run.unwrap_or("latest");
+    let as_path = cwd.join(given);
+    if run.is_some() && as_path.join("events.jsonl").is_file() {
+        return Ok(as_path);
+    }
+    let by_id = runs.join(given);
+    if by_id.join("events.jsonl").is_file() {
+        return Ok(by_id.canonicalize().unwrap_or(by_id));
+    }
+    if given == "latest" {
+        // `latest` may be missing (a run killed before it pointed it):
+        // the newest run directory by id, which sorts by start time.
+        let dirs: Vec<PathBuf> = std::fs::read_dir(&runs)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|path| path.is_dir() && path.file_name().is_some_and(|n| n != "latest"))
+            .collect();
+        if let Some(newest) = dirs
+            .iter()
+            .filter(|path| path.join("events.jsonl").is_file())
+            .max()
+        {
+            return Ok(newest.clone());
+        }
+        // A run killed between creating its directory and its first event.
+        if let Some(newest) = dirs.iter().max() {
+            return Err(Error::InvalidInput(format!(
+                "{}: no events.jsonl: the run was killed before it started, so nothing ran and \
+                 there is nothing to resume (hint: run the task files again, e.g. `kkrun \
+                 tasks/*.yaml`)",
+                newest.display()
+            )));
+        }
+        return Err(Error::InvalidInput(format!(
+            "nothing to resume: {} holds no run directory (hint: name one, e.g. `kkrun resume \
+             .kkrun/runs/<run-id>` or an --out directory)",
+            runs.display()
+        )));
+    }
+    let known: Vec<String> = std::fs::read_dir(&runs)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.path().join("events.jsonl").is_file())
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|name| name != "latest")
+        .collect();
+    Err(Error::InvalidInput(format!(
+        "no run \"{given}\": neither {} nor {} holds an events.jsonl (hint: runs here: {})",
+        as_path.display(),
+        by_id.display(),
+        if known.is_empty() {
+            "none".to_string()
+        } else {
+            known.join(", ")
+        }
+    )))
+}
+
+/// Every event of the run directory's stream; a last line the killed
+/// process did not finish writing is left out.
+fn read_events(run_dir: &Path) -> Result<Vec<Event>, Error> {
+    let path = run_dir.join("events.jsonl");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let mut events = Vec::new();
+    for (index, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Event>(line) {
+            Ok(event) => events.push(event),
+            Err(_) if index + 1 == lines.len() && !line.ends_with('\n') => {}
+            Err(e) => {
+                return Err(Error::InvalidInput(format!(
+                    "{}:{}: not a kkrun event: {e} (hint: the file must be the events.jsonl a run \
+                     wrote, unedited)",
+                    path.display(),
+                    index + 1
+                )));
+            }
+        }
+    }
+    if events.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "{}: no events: the run was killed before it started, so nothing ran and there is \
+             nothing to resume (hint: run the task files again, e.g. `kkrun tasks/*.yaml`)",
+            path.display()
+        )));
+    }
+    Ok(events)
+}
+
+/// The run's tasks, in run order, loaded again from the files the run
+/// named, each with the model it ran with.
+fn load_tasks(cwd: &Path, histories: &[crate::resume::TaskHistory]) -> Result<Vec<Task>, Error> {
+    let mut tasks = Vec::with_capacity(histories.len());
+    for history in histories {
+        let Some(file) = &history.file else {
+            return Err(Error::InvalidInput(format!(
+                "cannot resume: the run's events do not say which file task `{}` came from \
+                 (events.jsonl is incomplete; start a new run)",
+                history.name
+            )));
+        };
+        let path = cwd.join(file);
+        if !path.is_file() {
+            return Err(Error::InvalidInput(format!(
+                "cannot resume task `{}`: its task file {} is not there (hint: run `kkrun resume` \
+                 from the directory the run was started in)",
+                history.name,
+                path.display()
+            )));
+        }
+        let options = crate::task::LoadOptions {
+            model_override: None,
+            require_model: false,
+        };
+        let loaded = crate::task::load_tasks_with(&[path.display().to_string()], &options)
+            .map_err(|errors| {
+                Error::InvalidInput(format!(
+                    "cannot resume task `{}`: its task file no longer loads:\n{}",
+                    history.name,
+                    errors.render(false)
+                ))
+            })?;
+        let Some(mut task) = loaded.into_iter().find(|t| t.name == history.name) else {
+            return Err(Error::InvalidInput(format!(
+                "cannot resume task `{}`: {file} no longer defines it (hint: the task file changed \
+                 since the run; start a new run)",
+                history.name
+            )));
+        };
+        let checks: Vec<(String, String)> = task
+            .checks
+            .iter()
+            .map(|c| (c.name.clone(), c.run.clone()))
+            .collect();
+        if checks != history.checks {
+            return Err(Error::InvalidInput(format!(
+                "cannot resume task `{}`: the checks in {file} changed since the run (hint: a \
+                 resumed task must be judged by the checks it started with; start a new run)",
+                history.name
+            )));
+        }
+        task.model = history.model.clone().or(task.model);
+        tasks.push(task);
+    }
+    Ok(tasks)
+}

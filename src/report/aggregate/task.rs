@@ -1,0 +1,591 @@
+//! One task's part of the aggregation: its events, folded into its
+//! [`TaskReport`], and the reset a `task.resumed` makes.
+
+use super::UNFINISHED_REASON;
+use crate::events::{
+    ArtifactKind, AttemptSummary, CheckSpec, Event, EventKind, StageEndKind, TaskOutcome,
+};
+use crate::provider::Usage;
+use crate::report::model::{
+    Artifacts, CheckReport, CheckStatus, McpServerReport, ResumedReport, SnapshotReport,
+    StageReport, TaskReport, ViolationReport,
+};
+use crate::tools::checks::CheckResult;
+
+/// How an attempt whose stream stops inside the task ended.
+pub const KILLED: &str = "killed";
+
+/// One task while its events come in.
+#[derive(Debug)]
+pub(super) struct TaskState {
+    /// Every event of the task so far, for a later `task.resumed`.
+    events: Vec<Event>,
+    /// The attempts cut short, and where the task last resumed.
+    resumed: Option<ResumedReport>,
+    /// When the current attempt started, for its time when it is cut short.
+    attempt_started: Option<(String, u64)>,
+    /// Elapsed milliseconds of the task's last event.
+    last_elapsed_ms: u64,
+    report: TaskReport,
+    checks: Vec<CheckSpec>,
+    baseline: Vec<CheckResult>,
+    final_checks: Option<Vec<CheckResult>>,
+    stage: Option<OpenStage>,
+    started_elapsed_ms: Option<u64>,
+    finished: bool,
+    /// Sums of the task's model turns: its usage when `task.finished` is
+    /// missing.
+    turn_usage: Usage,
+    turn_cost: Option<f64>,
+}
+
+/// A stage between its `stage.started` and `stage.finished`.
+#[derive(Debug)]
+struct OpenStage {
+    name: String,
+    round: u32,
+    started_at: String,
+    started_elapsed_ms: u64,
+    snapshot: Option<SnapshotReport>,
+    turns: u32,
+    usage: Usage,
+    cost: Option<f64>,
+}
+
+impl TaskState {
+    /// The task's name.
+    pub(super) fn name(&self) -> &str {
+        &self.report.name
+    }
+
+    /// Whether the task has its `task.finished`.
+    pub(super) fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Takes in one event of this task, remembering it for a later
+    /// `task.resumed`.
+    pub(super) fn on_event(&mut self, event: &Event) {
+        if let EventKind::TaskResumed {
+            kept_events,
+            from_snapshot,
+            after,
+            previous,
+            sandbox,
+            base_commit,
+            ..
+        } = &event.kind
+        {
+            self.resume(event, *kept_events, from_snapshot, after, previous);
+            if sandbox.is_some() {
+                self.report.sandbox = sandbox.clone();
+            }
+            if self.report.base_commit.is_none() {
+                self.report.base_commit = base_commit.clone();
+            }
+            return;
+        }
+        self.events.push(event.clone());
+        self.last_elapsed_ms = event.elapsed_ms;
+        self.apply(event);
+    }
+
+    /// Starts the task's state over from its first `kept` events: what the
+    /// cut-short attempt did after them is forgotten but its time and
+    /// usage, which `previous` carries.
+    fn resume(
+        &mut self,
+        event: &Event,
+        kept: usize,
+        from_snapshot: &Option<String>,
+        after: &str,
+        previous: &AttemptSummary,
+    ) {
+        let mut events = std::mem::take(&mut self.events);
+        events.truncate(kept);
+        let mut resumed = self.resumed.take().unwrap_or(ResumedReport {
+            from_snapshot: None,
+            after: String::new(),
+            attempts: Vec::new(),
+        });
+        resumed.from_snapshot = from_snapshot.clone();
+        resumed.after = after.to_string();
+        resumed.attempts.push(previous.clone());
+        let mut fresh = TaskState::new(&self.report.name);
+        for kept_event in &events {
+            fresh.apply(kept_event);
+        }
+        // The snapshots of what is forgotten stay listed: their refs exist.
+        for snapshot in &self.report.snapshots {
+            if !fresh.report.snapshots.contains(snapshot) {
+                fresh.report.snapshots.push(snapshot.clone());
+            }
+        }
+        fresh.events = events;
+        fresh.events.push(event.clone());
+        // The task's clock and usage go on from every earlier attempt.
+        fresh.started_elapsed_ms = Some(
+            event
+                .elapsed_ms
+                .saturating_sub(resumed.attempts.iter().map(|a| a.duration_ms).sum()),
+        );
+        fresh.turn_usage = resumed
+            .attempts
+            .iter()
+            .fold(Usage::default(), |mut sum, a| {
+                sum += a.usage;
+                sum
+            });
+        fresh.turn_cost = resumed
+            .attempts
+            .iter()
+            .try_fold(0.0, |sum, a| a.cost_usd.map(|c| sum + c));
+        fresh.attempt_started = Some((event.ts.clone(), event.elapsed_ms));
+        fresh.last_elapsed_ms = event.elapsed_ms;
+        fresh.resumed = Some(resumed);
+        if fresh.report.started_at.is_empty() {
+            fresh.report.started_at = self.report.started_at.clone();
+        }
+        *self = fresh;
+    }
+
+    /// Folds one event into the report.
+    fn apply(&mut self, event: &Event) {
+        match &event.kind {
+            EventKind::TaskPlanned {
+                file,
+                line,
+                description,
+                kind,
+                workspace,
+                model,
+                checks,
+            } => {
+                let task = &mut *self;
+                let report = &mut task.report;
+                report.file = file.clone();
+                report.line = *line;
+                report.description = description.clone();
+                report.kind = kind.clone();
+                report.workspace = workspace.clone();
+                report.model = model.clone();
+                report.started_at = event.ts.clone();
+                task.checks = checks.clone();
+            }
+            EventKind::TaskStarted {
+                file,
+                model,
+                base_commit,
+                sandbox,
+            } => {
+                let task = &mut *self;
+                task.report.sandbox = sandbox.clone();
+                task.report.file = file.clone();
+                task.report.model = model.clone();
+                task.report.base_commit = base_commit.clone();
+                task.report.started_at = event.ts.clone();
+                task.started_elapsed_ms = Some(event.elapsed_ms);
+            }
+            EventKind::StageStarted { round, .. } => {
+                if let Some(stage) = event.stage {
+                    let task = &mut *self;
+                    task.stage = Some(OpenStage {
+                        name: stage.as_str().to_string(),
+                        round: *round,
+                        started_at: event.ts.clone(),
+                        started_elapsed_ms: event.elapsed_ms,
+                        snapshot: None,
+                        turns: 0,
+                        usage: Usage::default(),
+                        cost: Some(0.0),
+                    });
+                }
+            }
+            EventKind::StageFinished {
+                end,
+                turns,
+                usage,
+                cost_usd,
+                duration_ms,
+                round,
+                detail,
+                tool_calls,
+                ..
+            } => {
+                let Some(stage) = event.stage else { return };
+                let task = &mut *self;
+                let open = task.stage.take().filter(|open| open.name == stage.as_str());
+                for (tool, count) in tool_calls {
+                    *task.report.tool_calls.entry(tool.clone()).or_insert(0) += count;
+                }
+                task.report.stages.push(StageReport {
+                    stage: stage.as_str().to_string(),
+                    round: *round,
+                    end: *end,
+                    detail: detail.clone(),
+                    started_at: open
+                        .as_ref()
+                        .map_or_else(|| event.ts.clone(), |o| o.started_at.clone()),
+                    duration_ms: *duration_ms,
+                    turns: *turns,
+                    usage: *usage,
+                    cost_usd: *cost_usd,
+                    tool_calls: tool_calls.clone(),
+                    snapshot: open.and_then(|o| o.snapshot),
+                });
+            }
+            EventKind::ChecksFinished {
+                phase,
+                decides_outcome,
+                results,
+                ..
+            } => {
+                let task = &mut *self;
+                if *phase == crate::events::CheckPhase::Baseline {
+                    task.baseline = results.clone();
+                }
+                if *decides_outcome {
+                    task.final_checks = Some(results.clone());
+                }
+            }
+            EventKind::SnapshotTaken {
+                ref_name,
+                commit,
+                snapshot_stage,
+            } => {
+                let task = &mut *self;
+                let snapshot = SnapshotReport {
+                    stage: snapshot_stage.clone(),
+                    ref_name: ref_name.clone(),
+                    commit: commit.clone(),
+                };
+                if let Some(open) = &mut task.stage {
+                    open.snapshot = Some(snapshot.clone());
+                }
+                task.report.snapshots.push(snapshot);
+            }
+            EventKind::PlanSubmitted { plan } => {
+                let task = &mut *self;
+                task.report.plan = Some(plan.clone());
+            }
+            EventKind::FindingReported { finding } => {
+                let task = &mut *self;
+                task.report.findings.push((**finding).clone());
+            }
+            EventKind::FindingReproduced {
+                id,
+                status,
+                reproduction,
+            } => {
+                if let Some(finding) = self.finding(id) {
+                    finding.status = *status;
+                    finding.reproduction = Some(reproduction.clone());
+                }
+            }
+            EventKind::FindingWithdrawn { id, reason } => {
+                if let Some(finding) = self.finding(id) {
+                    finding.status = crate::findings::FindingStatus::Withdrawn;
+                    finding.withdrawn_reason = Some(reason.clone());
+                }
+            }
+            EventKind::ReviewSubmitted { review } => {
+                let task = &mut *self;
+                task.report.review = Some(review.clone());
+            }
+            EventKind::ArtifactWritten { artifact, path } => {
+                let task = &mut *self;
+                let slot = match artifact {
+                    ArtifactKind::Plan => &mut task.report.artifacts.plan,
+                    ArtifactKind::Transcript => &mut task.report.artifacts.transcript,
+                    ArtifactKind::Patch => &mut task.report.artifacts.patch,
+                };
+                *slot = Some(path.clone());
+            }
+            EventKind::DiffComputed { files_changed } => {
+                let task = &mut *self;
+                task.report.files_changed = files_changed.clone();
+            }
+            EventKind::PolicyViolation {
+                command,
+                changes,
+                reverted,
+                revert_error,
+                reason,
+            } => {
+                let stage = event.stage;
+                {
+                    let task = &mut *self;
+                    task.report.policy_violations.push(ViolationReport {
+                        stage,
+                        command: command.clone(),
+                        changes: changes.clone(),
+                        reverted: *reverted,
+                        revert_error: revert_error.clone(),
+                        reason: reason.clone(),
+                    });
+                }
+            }
+            EventKind::WorkspaceRestored { reason } => {
+                let task = &mut *self;
+                task.report.restored_to_base = Some(reason.clone());
+            }
+            EventKind::TaskFinished {
+                outcome,
+                reason,
+                usage,
+                cost_usd,
+                duration_ms,
+            } => {
+                {
+                    let task = &mut *self;
+                    if task.started_elapsed_ms.is_none() {
+                        // Never started: its time is when it was given up.
+                        task.report.started_at = event.ts.clone();
+                    }
+                    task.report.outcome = *outcome;
+                    task.report.reason = reason.clone();
+                    task.report.usage = *usage;
+                    task.report.cost_usd = *cost_usd;
+                    task.report.duration_ms = *duration_ms;
+                    task.stage = None;
+                    task.finished = true;
+                }
+            }
+            EventKind::ModelTurn {
+                turn,
+                usage,
+                cost_usd,
+                ..
+            } => {
+                let task = &mut *self;
+                task.turn_usage += *usage;
+                task.turn_cost = task.turn_cost.zip(*cost_usd).map(|(a, b)| a + b);
+                if let Some(open) = &mut task.stage {
+                    open.turns = open.turns.max(*turn);
+                    open.usage += *usage;
+                    open.cost = open.cost.zip(*cost_usd).map(|(a, b)| a + b);
+                }
+            }
+            EventKind::McpServerStarted {
+                server,
+                transport,
+                tools,
+                read_only_tools,
+                replayed,
+                ..
+            } => {
+                let servers = &mut self.report.mcp_servers;
+                // A resumed task starts its servers again: one entry each.
+                servers.retain(|s| &s.name != server);
+                servers.push(McpServerReport {
+                    name: server.clone(),
+                    transport: transport.clone(),
+                    tools: tools.clone(),
+                    read_only_tools: read_only_tools.clone(),
+                    replayed: *replayed,
+                    exited: None,
+                    stderr_tail: None,
+                });
+            }
+            EventKind::McpServerExited {
+                server,
+                status,
+                stderr_tail,
+            } => {
+                if let Some(report) = self
+                    .report
+                    .mcp_servers
+                    .iter_mut()
+                    .find(|s| &s.name == server)
+                {
+                    report.exited = Some(status.clone());
+                    report.stderr_tail = Some(stderr_tail.clone()).filter(|t| !t.is_empty());
+                }
+            }
+            // Progress and diagnostics: the report does not record them.
+            EventKind::McpServerStopped { .. }
+            | EventKind::Error { .. }
+            | EventKind::ToolCall { .. }
+            | EventKind::LoopWarning { .. }
+            | EventKind::LoopStuck { .. }
+            | EventKind::ContextCompacted { .. }
+            | EventKind::BudgetExhausted { .. }
+            | EventKind::ProviderRetry { .. }
+            | EventKind::Warning { .. } => {}
+            EventKind::RunStarted { .. }
+            | EventKind::RunResumed { .. }
+            | EventKind::RunFinished { .. }
+            | EventKind::TaskResumed { .. } => {}
+        }
+    }
+
+    /// The attempt under way since the last `task.resumed`; a task
+    /// without its `task.finished` ends where the stream ends.
+    fn current_attempt(&self, resumed: &ResumedReport, last_elapsed_ms: u64) -> AttemptSummary {
+        let (started_at, started_ms) = self.attempt_started.clone().unwrap_or_default();
+        let mut before = Usage::default();
+        for attempt in &resumed.attempts {
+            before += attempt.usage;
+        }
+        let cost_before = resumed
+            .attempts
+            .iter()
+            .try_fold(0.0, |sum, a| a.cost_usd.map(|c| sum + c));
+        let (end_ms, ended) = if self.finished {
+            (
+                self.last_elapsed_ms,
+                self.report.outcome.as_str().to_string(),
+            )
+        } else {
+            (last_elapsed_ms, KILLED.to_string())
+        };
+        AttemptSummary {
+            started_at,
+            duration_ms: end_ms.saturating_sub(started_ms),
+            usage: Usage {
+                input_tokens: self
+                    .turn_usage
+                    .input_tokens
+                    .saturating_sub(before.input_tokens),
+                cached_input_tokens: self
+                    .turn_usage
+                    .cached_input_tokens
+                    .saturating_sub(before.cached_input_tokens),
+                output_tokens: self
+                    .turn_usage
+                    .output_tokens
+                    .saturating_sub(before.output_tokens),
+                estimated: self.turn_usage.estimated,
+            },
+            cost_usd: self
+                .turn_cost
+                .zip(cost_before)
+                .map(|(all, before)| (all - before).max(0.0)),
+            ended,
+        }
+    }
+
+    /// The finding `id` of this task.
+    fn finding(&mut self, id: &str) -> Option<&mut crate::findings::Finding> {
+        self.report
+            .findings
+            .iter_mut()
+            .find(|finding| finding.id == id)
+    }
+    pub(super) fn new(name: &str) -> TaskState {
+        TaskState {
+            events: Vec::new(),
+            resumed: None,
+            attempt_started: None,
+            last_elapsed_ms: 0,
+            report: TaskReport {
+                name: name.to_string(),
+                description: String::new(),
+                file: String::new(),
+                line: 0,
+                kind: String::new(),
+                workspace: String::new(),
+                model: String::new(),
+                base_commit: None,
+                outcome: TaskOutcome::Interrupted,
+                reason: UNFINISHED_REASON.to_string(),
+                started_at: String::new(),
+                duration_ms: 0,
+                stages: Vec::new(),
+                checks: Vec::new(),
+                files_changed: Vec::new(),
+                plan: None,
+                review: None,
+                snapshots: Vec::new(),
+                restored_to_base: None,
+                policy_violations: Vec::new(),
+                usage: Usage::default(),
+                cost_usd: None,
+                tool_calls: Default::default(),
+                findings: Vec::new(),
+                artifacts: Artifacts {
+                    plan: None,
+                    transcript: None,
+                    patch: None,
+                },
+                mcp_servers: Vec::new(),
+                sandbox: None,
+                resumed: None,
+            },
+            checks: Vec::new(),
+            baseline: Vec::new(),
+            final_checks: None,
+            stage: None,
+            started_elapsed_ms: None,
+            finished: false,
+            turn_usage: Usage::default(),
+            turn_cost: Some(0.0),
+        }
+    }
+
+    /// The task's report; `last_elapsed_ms` ends an unfinished task.
+    pub(super) fn report(&self, last_elapsed_ms: u64) -> TaskReport {
+        let mut report = self.report.clone();
+        report.resumed = self.resumed.clone().map(|mut resumed| {
+            resumed
+                .attempts
+                .push(self.current_attempt(&resumed, last_elapsed_ms));
+            resumed
+        });
+        report.checks = self
+            .checks
+            .iter()
+            .map(|check| {
+                let baseline = find(&self.baseline, &check.name);
+                let final_run = self
+                    .final_checks
+                    .as_deref()
+                    .and_then(|all| find(all, &check.name));
+                CheckReport {
+                    name: check.name.clone(),
+                    run: check.run.clone(),
+                    line: check.line,
+                    status: CheckStatus::from_runs(
+                        baseline.as_ref().is_some_and(|b| b.passed),
+                        final_run.as_ref().map(|f| f.passed),
+                    ),
+                    baseline,
+                    final_run,
+                }
+            })
+            .collect();
+        if self.finished {
+            return report;
+        }
+        // The stream stops inside this task: what it did is what its events
+        // say, and it ends where the stream ends.
+        if let Some(open) = &self.stage {
+            report.stages.push(StageReport {
+                stage: open.name.clone(),
+                round: open.round,
+                end: StageEndKind::Interrupted,
+                detail: Some(UNFINISHED_REASON.to_string()),
+                started_at: open.started_at.clone(),
+                duration_ms: last_elapsed_ms.saturating_sub(open.started_elapsed_ms),
+                turns: open.turns,
+                usage: open.usage,
+                cost_usd: open.cost,
+                tool_calls: Default::default(),
+                snapshot: open.snapshot.clone(),
+            });
+        }
+        if let Some(started) = self.started_elapsed_ms {
+            report.duration_ms = last_elapsed_ms.saturating_sub(started);
+            report.usage = self.turn_usage;
+            report.cost_usd = self.turn_cost;
+        }
+        report
+    }
+}
+
+fn find(results: &[CheckResult], name: &str) -> Option<crate::report::CheckRun> {
+    results
+        .iter()
+        .find(|r| r.name == name)
+        .map(|r| r.run.clone())
+}
