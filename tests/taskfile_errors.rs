@@ -284,7 +284,7 @@ fn models_need_a_known_provider_and_an_existing_cassette() {
     assert!(
         provider
             .message()
-            .contains("valid providers: openai, anthropic, replay")
+            .contains("valid providers: openai, openai-responses, anthropic, replay")
     );
     let cassette = expect(&errors, "models.yaml", 9, 12, "cassette `");
     assert!(

@@ -401,7 +401,7 @@ impl JsonSchema for ModelSpec {
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
-            "description": "`provider:model` with provider `openai`, `anthropic` or `replay` (then a cassette path relative to the task file).",
+            "description": "`provider:model` with provider `openai`, `openai-responses`, `anthropic` or `replay` (then a cassette path relative to the task file).",
             "type": "string",
             "pattern": super::parse::MODEL_PATTERN
         })

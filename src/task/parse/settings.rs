@@ -41,7 +41,7 @@ const MIN_CONTEXT_WINDOW: u64 = 1024;
 pub(super) const KINDS: &[&str] = &["fix", "refactor", "feature", "bug-hunt"];
 const ON_FAILURE: &[&str] = &["keep", "rollback"];
 const FAIL_ON: &[&str] = &["new-confirmed", "confirmed", "any", "never"];
-const MODEL_HELP: &str = "write `provider:model` with provider openai, anthropic or replay, such as `openai:gpt-4.1` \
+const MODEL_HELP: &str = "write `provider:model` with provider openai, openai-responses, anthropic or replay, such as `openai:gpt-4.1` \
      or `replay:cassettes/run.jsonl`";
 
 impl Walker<'_> {
