@@ -87,9 +87,11 @@ fn task(name: &str, file: &str, outcome: TaskOutcome) -> TaskReport {
             plan: None,
             transcript: None,
             patch: Some(format!("{name}/final.patch")),
+            output: None,
         },
         mcp_servers: Vec::new(),
         sandbox: None,
+        output: None,
     }
 }
 

@@ -131,6 +131,10 @@ pub struct TaskReport {
     /// The task's MCP servers (absent when it declares none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mcp_servers: Vec<McpServerReport>,
+    /// The preview's structured output, validated against the task's
+    /// `output_schema:` (absent when the task has none or did not get one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<serde_json::Value>,
 }
 
 /// One MCP server of a task.
@@ -264,6 +268,10 @@ pub struct Artifacts {
     pub transcript: Option<String>,
     /// Diff from `00-base` to the last snapshot, `<task>/final.patch`.
     pub patch: Option<String>,
+    /// The structured output of `output_schema:`, `<task>/output.json`;
+    /// absent when the task has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
 }
 
 /// Sums over the run.

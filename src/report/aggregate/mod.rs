@@ -279,6 +279,7 @@ impl Aggregator {
                         ArtifactKind::Plan => &mut task.report.artifacts.plan,
                         ArtifactKind::Transcript => &mut task.report.artifacts.transcript,
                         ArtifactKind::Patch => &mut task.report.artifacts.patch,
+                        ArtifactKind::Output => &mut task.report.artifacts.output,
                     };
                     *slot = Some(path.clone());
                 }
@@ -318,8 +319,10 @@ impl Aggregator {
                 usage,
                 cost_usd,
                 duration_ms,
+                output,
             } => {
                 if let Some(task) = self.task_of(event) {
+                    task.report.output = output.clone();
                     if task.started_elapsed_ms.is_none() {
                         // Never started: its time is when it was given up.
                         task.report.started_at = event.ts.clone();
@@ -492,9 +495,11 @@ impl TaskState {
                     plan: None,
                     transcript: None,
                     patch: None,
+                    output: None,
                 },
                 mcp_servers: Vec::new(),
                 sandbox: None,
+                output: None,
             },
             checks: Vec::new(),
             baseline: Vec::new(),

@@ -86,6 +86,7 @@ fn finished(task: &str, outcome: TaskOutcome) -> Event {
             usage: Usage::default(),
             cost_usd: None,
             duration_ms: 5,
+            output: None,
         },
     )
 }
