@@ -14,6 +14,7 @@ pub mod findings;
 pub mod guard;
 mod json_schema;
 pub mod mcp;
+pub mod output_schema;
 pub mod pipeline;
 pub mod provider;
 pub mod redact;

@@ -468,6 +468,7 @@ fn finished_by_runner(outcome: TaskOutcome, reason: String) -> EventKind {
         usage: Default::default(),
         cost_usd: None,
         duration_ms: 0,
+        output: None,
     }
 }
 

@@ -127,6 +127,7 @@ fn request(stage: Stage, max_turns: u32) -> StageRequest {
         max_turns,
         timeout: None,
         context_window: None,
+        cache_key: None,
     }
 }
 
@@ -216,7 +217,8 @@ async fn a_normal_stage_reads_and_finishes() {
                 id: "call_1".to_string(),
                 name: "read_file".to_string(),
                 arguments: json!({"path": "README.md"}).to_string(),
-            }]
+            }],
+            reasoning: Vec::new(),
         }
     );
     let answers = tool_answers(&outcome.messages);

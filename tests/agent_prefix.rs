@@ -102,6 +102,7 @@ async fn run_preview(provider: &Provider) -> (StageEnd, Usage, Vec<Usage>) {
         max_turns: 8,
         timeout: None,
         context_window: None,
+        cache_key: None,
     };
     let mut budget = BudgetTracker::new(&Budget::default());
     let outcome = run_stage(provider, &ctx, request, &mut budget, &sink)

@@ -234,6 +234,7 @@ async fn a_conversation_with_tool_results_is_sent_as_alternating_turns() {
                 name: "read_file".into(),
                 arguments: r#"{"path":"dates.py"}"#.into(),
             }],
+            reasoning: Vec::new(),
         },
         Message::Tool {
             call_id: "toolu_1".into(),

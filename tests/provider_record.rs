@@ -5,7 +5,7 @@
 mod support;
 
 use kkrun::provider::script::{
-    ScriptedToolCall, ScriptedTurn, encode_anthropic_sse, encode_openai_sse,
+    ScriptedToolCall, ScriptedTurn, encode_anthropic_sse, encode_openai_sse, encode_responses_sse,
 };
 use kkrun::provider::{
     Cassette, Message, ModelPrice, Provider, ProviderEnv, ProviderOptions, TurnRequest, Usage,
@@ -36,6 +36,7 @@ async fn session(provider: &Provider) -> Vec<TurnRun> {
         request.messages.push(Message::Assistant {
             content: response.text.clone(),
             tool_calls: response.tool_calls.clone(),
+            reasoning: response.reasoning.clone(),
         });
         for call in &response.tool_calls {
             request.messages.push(Message::Tool {
@@ -52,6 +53,7 @@ async fn session(provider: &Provider) -> Vec<TurnRun> {
 async fn round_trip(wire: WireFormat, model: &str) {
     let encode = match wire {
         WireFormat::OpenAi => encode_openai_sse,
+        WireFormat::OpenAiResponses => encode_responses_sse,
         WireFormat::Anthropic => encode_anthropic_sse,
     };
     let turns = script();
@@ -127,6 +129,11 @@ async fn round_trip(wire: WireFormat, model: &str) {
 #[tokio::test]
 async fn openai_record_then_replay_gives_identical_turns() {
     round_trip(WireFormat::OpenAi, "gpt-4.1").await;
+}
+
+#[tokio::test]
+async fn responses_record_then_replay_gives_identical_turns() {
+    round_trip(WireFormat::OpenAiResponses, "gpt-5-codex").await;
 }
 
 #[tokio::test]

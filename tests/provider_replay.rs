@@ -3,7 +3,7 @@
 mod support;
 
 use kkrun::provider::script::{
-    ScriptedToolCall, ScriptedTurn, encode_anthropic_sse, encode_openai_sse,
+    ScriptedToolCall, ScriptedTurn, encode_anthropic_sse, encode_openai_sse, encode_responses_sse,
 };
 use kkrun::provider::{
     Cassette, Exchange, Message, Provider, ProviderEnv, ProviderError, ProviderOptions, StopReason,
@@ -110,6 +110,11 @@ async fn openai_cassette_replays_scripted_turns_in_order() {
 }
 
 #[tokio::test]
+async fn responses_cassette_replays_scripted_turns_in_order() {
+    replay_all(WireFormat::OpenAiResponses).await;
+}
+
+#[tokio::test]
 async fn anthropic_cassette_replays_scripted_turns_in_order() {
     replay_all(WireFormat::Anthropic).await;
 }
@@ -118,10 +123,15 @@ async fn anthropic_cassette_replays_scripted_turns_in_order() {
 /// live HTTP provider give the same result as through replay.
 #[tokio::test]
 async fn scripted_streams_parse_the_same_live_and_replayed() {
-    for wire in [WireFormat::OpenAi, WireFormat::Anthropic] {
+    for wire in [
+        WireFormat::OpenAi,
+        WireFormat::OpenAiResponses,
+        WireFormat::Anthropic,
+    ] {
         let turns = scripted_turns();
         let encode = match wire {
             WireFormat::OpenAi => encode_openai_sse,
+            WireFormat::OpenAiResponses => encode_responses_sse,
             WireFormat::Anthropic => encode_anthropic_sse,
         };
         let server = TestServer::start(turns.iter().map(|t| Reply::sse(encode(t))).collect()).await;
@@ -249,7 +259,7 @@ fn setup_errors_exit_2_and_say_what_to_do() {
     assert!(
         unknown
             .to_string()
-            .contains("valid providers: openai, anthropic, replay"),
+            .contains("valid providers: openai, openai-responses, anthropic, replay"),
         "{unknown}"
     );
     for spec in ["gpt-4.1", "openai:", "anthropic:  "] {

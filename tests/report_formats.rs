@@ -87,10 +87,12 @@ fn task(name: &str, file: &str, outcome: TaskOutcome) -> TaskReport {
             plan: None,
             transcript: None,
             patch: Some(format!("{name}/final.patch")),
+            output: None,
         },
         mcp_servers: Vec::new(),
         resumed: None,
         sandbox: None,
+        output: None,
     }
 }
 

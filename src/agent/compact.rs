@@ -62,6 +62,7 @@ fn message_chars(message: &Message) -> usize {
         Message::Assistant {
             content,
             tool_calls,
+            ..
         } => {
             content.len()
                 + tool_calls
@@ -295,6 +296,7 @@ fn summary_entries(message: &Message, names: &HashMap<String, String>) -> Vec<St
         Message::Assistant {
             content,
             tool_calls,
+            ..
         } => {
             let mut entries = Vec::new();
             if !content.trim().is_empty() {
@@ -337,6 +339,7 @@ mod tests {
                     name: "read_file".to_string(),
                     arguments: format!("{{\"path\":\"f{n}.rs\"}}"),
                 }],
+                reasoning: Vec::new(),
             },
             Message::Tool {
                 call_id: id,

@@ -60,6 +60,9 @@ pub struct StageRequest {
     /// The model's context window in tokens; `None` for a default by model
     /// name ([`default_context_window`]).
     pub context_window: Option<u64>,
+    /// The prompt-cache key of every request of the stage
+    /// ([`TurnRequest::cache_key`]); `None` sends none.
+    pub cache_key: Option<String>,
 }
 
 /// How a stage ended.
@@ -190,6 +193,7 @@ struct StageRun<'a> {
     events: &'a EventSink,
     stage: Stage,
     system: String,
+    cache_key: Option<String>,
     tool_set: ToolSet,
     tools: Vec<ToolSpec>,
     finish_tools: Vec<FinishTool>,
@@ -249,6 +253,7 @@ impl<'a> StageRun<'a> {
             events,
             stage: request.stage,
             system: request.system_prompt,
+            cache_key: request.cache_key,
             tool_set: request.tool_set,
             tools,
             finish_tools: request.finish_tools,
@@ -285,6 +290,7 @@ impl<'a> StageRun<'a> {
                 tools: self.tools.clone(),
                 max_output_tokens: None,
                 temperature: None,
+                cache_key: self.cache_key.clone(),
             };
             let turn_started = Instant::now();
             let mut ignore_text = |_: &str| {};
@@ -343,6 +349,7 @@ impl<'a> StageRun<'a> {
             self.push(Message::Assistant {
                 content: response.text.clone(),
                 tool_calls: response.tool_calls.clone(),
+                reasoning: response.reasoning.clone(),
             });
             if response.tool_calls.is_empty() {
                 let why = if response.stop_reason == StopReason::MaxTokens {

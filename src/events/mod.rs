@@ -287,6 +287,10 @@ pub enum EventKind {
         cost_usd: Option<f64>,
         /// How long the task took.
         duration_ms: u64,
+        /// The structured output the task's `output_schema:` asked for,
+        /// validated; absent when the task has none or did not get one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<serde_json::Value>,
     },
     /// The run ended; always the last event.
     #[serde(rename = "run.finished")]

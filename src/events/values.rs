@@ -202,6 +202,8 @@ pub enum ArtifactKind {
     Transcript,
     /// `<task>/final.patch`.
     Patch,
+    /// `<task>/output.json`: the structured output of `output_schema:`.
+    Output,
 }
 
 /// A check as the task file declares it.

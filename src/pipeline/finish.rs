@@ -2,10 +2,13 @@
 //! and validators. A stage ends only through one of these, never because of
 //! words in the model's text.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::agent::FinishTool;
+use crate::output_schema::{MAX_CORRECTIONS, OutputSchema};
 use crate::provider::ToolSpec;
 use crate::report::Verdict;
 
@@ -56,6 +59,10 @@ pub struct ReviewSubmission {
     /// Risks the reviewer sees.
     #[serde(default)]
     pub risks: Vec<String>,
+    /// The structured result the task's `output_schema:` asks for; absent
+    /// when it asks for none.
+    #[serde(default)]
+    pub output: Option<Value>,
 }
 
 /// Parses `value` as `T`, turning serde's message into one the model can act on.
@@ -180,8 +187,64 @@ pub fn return_to_code() -> FinishTool {
     }
 }
 
-/// The `submit_review` tool.
-pub fn submit_review() -> FinishTool {
+/// Checks a review's `output` against the task's `output_schema` (`None`:
+/// the task asks for no output, so none may be given).
+pub fn check_output(
+    review: &ReviewSubmission,
+    schema: Option<&OutputSchema>,
+) -> Result<Option<Value>, String> {
+    match (schema, &review.output) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err("this task asks for no `output`; leave it out".into()),
+        (Some(_), None) => Err("`output` is missing: this task's output_schema asks for it".into()),
+        (Some(schema), Some(output)) => schema
+            .check(output)
+            .map(|()| Some(output.clone()))
+            .map_err(|problems| {
+                format!("`output` does not match the task's output_schema: {problems}")
+            }),
+    }
+}
+
+/// The `submit_review` tool. With an output schema (the schema's JSON and
+/// its compiled form), the review must carry an `output` matching it; an
+/// invalid one is sent back to the model with the validator's errors
+/// [`MAX_CORRECTIONS`] times, after which the call is accepted so the
+/// stage ends and the caller fails the task on the same check.
+pub fn submit_review(output: Option<(&Value, OutputSchema)>) -> FinishTool {
+    let mut tool = plain_submit_review();
+    let Some((schema_json, schema)) = output else {
+        return tool;
+    };
+    let parameters = &mut tool.spec.parameters;
+    parameters["properties"]["output"] = schema_json.clone();
+    if let Some(object) = parameters["properties"]["output"].as_object_mut() {
+        object.insert(
+            "description".into(),
+            "The task's structured result; it must match this schema.".into(),
+        );
+    }
+    if let Some(required) = parameters["required"].as_array_mut() {
+        required.push("output".into());
+    }
+    let rejected = AtomicU32::new(0);
+    tool.validate = Box::new(move |value| {
+        let review = parse_review(value)?;
+        match check_output(&review, Some(&schema)) {
+            Ok(_) => Ok(()),
+            Err(problem) => {
+                if rejected.fetch_add(1, Ordering::Relaxed) >= MAX_CORRECTIONS {
+                    Ok(())
+                } else {
+                    Err(problem)
+                }
+            }
+        }
+    });
+    tool
+}
+
+fn plain_submit_review() -> FinishTool {
     FinishTool {
         spec: ToolSpec {
             name: SUBMIT_REVIEW.into(),
@@ -198,7 +261,10 @@ pub fn submit_review() -> FinishTool {
                 "additionalProperties": false
             }),
         },
-        validate: Box::new(|value| parse_review(value).map(|_| ())),
+        validate: Box::new(|value| {
+            let review = parse_review(value)?;
+            check_output(&review, None).map(|_| ())
+        }),
     }
 }
 

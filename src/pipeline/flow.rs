@@ -133,15 +133,15 @@ impl TaskRun<'_, '_> {
             Stage::Preview,
             prompts::preview_system(),
             message,
-            vec![finish::submit_review()],
+            vec![self.review_tool()?],
         );
         let (_, arguments) = self.stage(Stage::Preview, 1, request).await?;
         let submitted =
             finish::parse_review(&arguments).map_err(|e| Stop::new(TaskOutcome::Error, e))?;
         let review = Review {
             verdict: submitted.verdict,
-            summary: submitted.summary,
-            risks: submitted.risks,
+            summary: submitted.summary.clone(),
+            risks: submitted.risks.clone(),
             advisory: self.task.stages.preview_advisory,
         };
         let recorded = self.take_step(
@@ -156,6 +156,6 @@ impl TaskRun<'_, '_> {
                 });
         }
         self.review = Some(review);
-        Ok(())
+        self.accept_output(&submitted)
     }
 }

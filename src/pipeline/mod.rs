@@ -10,6 +10,7 @@
 //! - `task_run`: the task's state, its snapshots, checks and files;
 //! - `verdict`: the outcome of a pipeline that ran to its end;
 //! - `mcp`: starting and stopping the task's MCP servers;
+//! - `output`: the structured final output of `output_schema:`;
 //! - `wrap_up`: the patch, the restore and `task.finished`.
 
 mod context;
@@ -18,6 +19,7 @@ mod flow;
 mod hunt;
 mod interrupt;
 mod mcp;
+mod output;
 pub mod prompts;
 mod resume;
 mod stage;

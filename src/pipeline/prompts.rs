@@ -202,5 +202,14 @@ pub fn preview_message(
     text.push_str(&render_checks("Checks on the untouched base", baseline));
     text.push('\n');
     text.push_str(&render_checks("Checks on the final change", final_checks));
+    if let Some(schema) = &task.output_schema {
+        let schema = serde_json::to_string_pretty(schema).unwrap_or_default();
+        let _ = writeln!(
+            text,
+            "\n## Structured output\nThis task asks for a structured result: give `submit_review` an `output` \
+             that matches this JSON Schema. An output that does not match is sent back with the validator's errors.\n\
+             ```json\n{schema}\n```"
+        );
+    }
     text
 }

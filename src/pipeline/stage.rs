@@ -131,6 +131,9 @@ impl TaskRun<'_, '_> {
             max_turns: self.task.stages.max_turns(stage),
             timeout: None,
             context_window: self.task.context_window,
+            // The same prefix (system prompt, tools, task) recurs in every
+            // turn of a stage and in every run of the task.
+            cache_key: Some(format!("kkrun/{}/{}", self.task.name, stage)),
         }
     }
 

@@ -30,6 +30,8 @@ pub(super) struct TaskRun<'e, 'a> {
     pub(super) baseline: Vec<CheckResult>,
     pub(super) final_checks: Option<Vec<CheckResult>>,
     pub(super) review: Option<Review>,
+    /// The review's structured output (`output_schema:`), once accepted.
+    pub(super) output: Option<serde_json::Value>,
     /// `transcript.jsonl` was announced (it is written stage by stage).
     pub(super) transcript_announced: bool,
     /// The task's MCP servers, once started (their tools are in `tools`).
@@ -72,6 +74,7 @@ impl<'e, 'a> TaskRun<'e, 'a> {
             baseline: Vec::new(),
             final_checks: None,
             review: None,
+            output: None,
             transcript_announced: false,
             mcp: None,
             desk: None,

@@ -58,6 +58,7 @@ impl TaskRun<'_, '_> {
             usage: self.budget.usage(),
             cost_usd: self.budget.cost_usd(),
             duration_ms: millis(self.started),
+            output: self.output,
         });
     }
 }

@@ -85,6 +85,7 @@ fn messages(conversation: &[Message]) -> Vec<Value> {
             Message::Assistant {
                 content,
                 tool_calls,
+                ..
             } => {
                 let mut blocks: Vec<Value> = text_block(content).into_iter().collect();
                 for call in tool_calls {
@@ -250,6 +251,7 @@ impl Decoder {
                 estimated: false,
             },
             request_id: None,
+            reasoning: Vec::new(),
         }
     }
 }
@@ -455,6 +457,7 @@ mod tests {
                             arguments: "{not json".into(),
                         },
                     ],
+                    reasoning: Vec::new(),
                 },
                 Message::Tool {
                     call_id: "t1".into(),
@@ -484,6 +487,7 @@ mod tests {
             ],
             max_output_tokens: None,
             temperature: None,
+            cache_key: None,
         };
         let body = request_body(&request, true);
         assert_eq!(

@@ -67,7 +67,7 @@ pub enum CassetteError {
     Empty,
     /// The header line is not a valid header.
     #[error(
-        "line 1: not a cassette header (hint: expected {{\"kkrun_cassette\": 1, \"provider\": \"openai\" or \"anthropic\", \"model\": \"...\"}})"
+        "line 1: not a cassette header (hint: expected {{\"kkrun_cassette\": 1, \"provider\": \"openai\", \"openai-responses\" or \"anthropic\", \"model\": \"...\"}})"
     )]
     Header(#[source] serde_json::Error),
     /// The cassette was written by a newer format version.
@@ -156,6 +156,7 @@ impl Cassette {
     pub fn push_turn(&mut self, turn: &ScriptedTurn) -> &mut Cassette {
         let body = match self.provider {
             WireFormat::OpenAi => super::script::encode_openai_sse(turn),
+            WireFormat::OpenAiResponses => super::script::encode_responses_sse(turn),
             WireFormat::Anthropic => super::script::encode_anthropic_sse(turn),
         };
         self.exchanges.push(Exchange {

@@ -130,13 +130,16 @@ fn collect(
             }
         }
         Value::Object(map) => {
-            // An `index` at the top level (Anthropic's content blocks) is
-            // not covered by the array rule above.
+            // An `index` at the top level (Anthropic's content blocks) or an
+            // `output_index` (the Responses API's output items) is not
+            // covered by the array rule above.
             let c = channel.len();
-            if channel.is_empty()
-                && let Some(index) = map.get("index").and_then(Value::as_u64)
-            {
-                channel.push_str(&format!("#{index}"));
+            if channel.is_empty() {
+                for key in ["index", "output_index"] {
+                    if let Some(index) = map.get(key).and_then(Value::as_u64) {
+                        channel.push_str(&format!("#{key}{index}"));
+                    }
+                }
             }
             for (key, item) in map {
                 let (p, c) = (pointer.len(), channel.len());

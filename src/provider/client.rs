@@ -47,7 +47,7 @@ pub struct Provider {
 
 impl Provider {
     /// Builds a provider from a model spec: `openai:<model>`,
-    /// `anthropic:<model>` or `replay:<cassette.jsonl>` (relative paths
+    /// `openai-responses:<model>`, `anthropic:<model>` or `replay:<cassette.jsonl>` (relative paths
     /// resolve against [`ProviderOptions::base_dir`]).
     pub fn from_model_spec(
         spec: &str,
@@ -101,7 +101,7 @@ impl Provider {
             name => {
                 let wire = WireFormat::from_name(name).ok_or_else(|| {
                     invalid(format!(
-                        "unknown provider `{name}`; valid providers: openai, anthropic, replay"
+                        "unknown provider `{name}`; valid providers: openai, openai-responses, anthropic, replay"
                     ))
                 })?;
                 let backend = Backend::Http(http_transport(wire, options)?);

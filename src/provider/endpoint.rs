@@ -23,7 +23,8 @@ pub(super) struct EnvVars {
 
 pub(super) fn env_vars(wire: WireFormat) -> EnvVars {
     match wire {
-        WireFormat::OpenAi => EnvVars {
+        // The Responses API is OpenAI's own: same key, same base URL.
+        WireFormat::OpenAi | WireFormat::OpenAiResponses => EnvVars {
             key: "OPENAI_API_KEY",
             base_url: "OPENAI_BASE_URL",
             default_base_url: OPENAI_DEFAULT_BASE_URL,
@@ -99,6 +100,7 @@ pub(super) fn http_transport(
         })?;
     let (url, key_header) = match wire {
         WireFormat::OpenAi => (format!("{base_url}/chat/completions"), KeyHeader::Bearer),
+        WireFormat::OpenAiResponses => (format!("{base_url}/responses"), KeyHeader::Bearer),
         WireFormat::Anthropic => (format!("{base_url}/v1/messages"), KeyHeader::Anthropic),
     };
     let redactor = Redactor::new(key.iter().map(|k| k.0.clone()));

@@ -1,8 +1,8 @@
-//! Model providers: OpenAI-compatible chat completions, the Anthropic
-//! Messages API, and offline record/replay, behind one [`Provider`] type.
+//! Model providers: OpenAI-compatible chat completions, the OpenAI
+//! Responses API, the Anthropic Messages API, and offline record/replay, behind one [`Provider`] type.
 //!
 //! Every turn streams. Wire formats stay inside their modules (`openai`,
-//! `anthropic`); the agent only sees the neutral types of [`types`](self).
+//! `responses`, `anthropic`); the agent only sees the neutral types of [`types`](self).
 //! The failure policy (timeouts, retries, `Retry-After`, the non-streaming
 //! fallback, redaction) lives in [`Provider::turn`]; `docs/providers.md`
 //! documents it for users.
@@ -24,6 +24,7 @@ mod openai;
 mod options;
 pub mod pricing;
 pub(crate) mod redact;
+mod responses;
 #[cfg(feature = "scripting")]
 pub mod script;
 mod sse;

@@ -22,6 +22,7 @@ pub(crate) fn request_body(request: &TurnRequest, stream: bool, dialect: Dialect
             Message::Assistant {
                 content,
                 tool_calls,
+                ..
             } => {
                 let mut out = Map::new();
                 out.insert("role".into(), "assistant".into());
@@ -232,6 +233,7 @@ impl Decoder {
             stop_reason,
             usage: self.usage.unwrap_or_default(),
             request_id: None,
+            reasoning: Vec::new(),
         }
     }
 }
@@ -426,6 +428,7 @@ mod tests {
                         name: "ls".into(),
                         arguments: String::new(),
                     }],
+                    reasoning: Vec::new(),
                 },
                 Message::Tool {
                     call_id: "c1".into(),
@@ -440,6 +443,7 @@ mod tests {
             }],
             max_output_tokens: Some(100),
             temperature: Some(0.2),
+            cache_key: None,
         };
         let body = request_body(&request, true, Dialect::default());
         assert_eq!(

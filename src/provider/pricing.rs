@@ -78,7 +78,7 @@ const ANTHROPIC: &[(&str, ModelPrice)] = &[
 /// aliases share their family's price; anything else unknown is `None`.
 pub fn builtin_price(provider: WireFormat, model: &str) -> Option<ModelPrice> {
     let table = match provider {
-        WireFormat::OpenAi => OPENAI,
+        WireFormat::OpenAi | WireFormat::OpenAiResponses => OPENAI,
         WireFormat::Anthropic => ANTHROPIC,
     };
     let family = strip_snapshot_suffix(model);

@@ -300,3 +300,115 @@ pub fn encode_anthropic_sse(turn: &ScriptedTurn) -> String {
     event_line(&mut out, "message_stop", &json!({"type": "message_stop"}));
     out
 }
+
+/// The Responses API stream OpenAI sends for `turn`: `response.created`,
+/// each output item announced, streamed and completed
+/// (`response.output_item.added` … `response.output_item.done`), then
+/// `response.completed` (or `response.incomplete` for a token-limit or
+/// content-filter stop) with the usage. Every event carries its
+/// `sequence_number`.
+pub fn encode_responses_sse(turn: &ScriptedTurn) -> String {
+    let mut out = String::new();
+    let mut sequence = 0u64;
+    let mut emit = |out: &mut String, mut value: Value| {
+        let name = value["type"].as_str().unwrap_or("message").to_string();
+        value["sequence_number"] = sequence.into();
+        sequence += 1;
+        event_line(out, &name, &value);
+    };
+    let shell = |status: &str, output: &[Value]| {
+        json!({"id": "resp_scripted", "object": "response", "created_at": 0,
+               "status": status, "model": "scripted", "output": output})
+    };
+    emit(
+        &mut out,
+        json!({"type": "response.created", "response": shell("in_progress", &[])}),
+    );
+    let mut output = Vec::new();
+    if let Some(text) = &turn.text {
+        let index = output.len();
+        let id = "msg_scripted";
+        emit(
+            &mut out,
+            json!({"type": "response.output_item.added", "output_index": index, "item":
+                {"id": id, "type": "message", "status": "in_progress", "role": "assistant", "content": []}}),
+        );
+        emit(
+            &mut out,
+            json!({"type": "response.content_part.added", "item_id": id, "output_index": index,
+                   "content_index": 0, "part": {"type": "output_text", "text": "", "annotations": []}}),
+        );
+        for piece in pieces(text) {
+            emit(
+                &mut out,
+                json!({"type": "response.output_text.delta", "item_id": id, "output_index": index,
+                       "content_index": 0, "delta": piece}),
+            );
+        }
+        emit(
+            &mut out,
+            json!({"type": "response.output_text.done", "item_id": id, "output_index": index,
+                   "content_index": 0, "text": text}),
+        );
+        let item = json!({"id": id, "type": "message", "status": "completed", "role": "assistant",
+                          "content": [{"type": "output_text", "text": text, "annotations": []}]});
+        emit(
+            &mut out,
+            json!({"type": "response.output_item.done", "output_index": index, "item": item}),
+        );
+        output.push(item);
+    }
+    for (n, call) in turn.tool_calls.iter().enumerate() {
+        let index = output.len();
+        let id = format!("fc_scripted_{n}");
+        emit(
+            &mut out,
+            json!({"type": "response.output_item.added", "output_index": index, "item":
+                {"id": id, "type": "function_call", "status": "in_progress", "arguments": "",
+                 "call_id": call.id, "name": call.name}}),
+        );
+        for piece in pieces(&call.arguments) {
+            emit(
+                &mut out,
+                json!({"type": "response.function_call_arguments.delta", "item_id": id,
+                       "output_index": index, "delta": piece}),
+            );
+        }
+        emit(
+            &mut out,
+            json!({"type": "response.function_call_arguments.done", "item_id": id,
+                   "output_index": index, "arguments": call.arguments}),
+        );
+        let item = json!({"id": id, "type": "function_call", "status": "completed",
+                          "arguments": call.arguments, "call_id": call.id, "name": call.name});
+        emit(
+            &mut out,
+            json!({"type": "response.output_item.done", "output_index": index, "item": item}),
+        );
+        output.push(item);
+    }
+    let incomplete = match turn.effective_stop_reason() {
+        StopReason::MaxTokens => Some("max_output_tokens".to_string()),
+        StopReason::ContentFilter => Some("content_filter".to_string()),
+        StopReason::Other(other) => Some(other),
+        StopReason::EndTurn | StopReason::ToolUse => None,
+    };
+    let (kind, status) = match incomplete {
+        Some(_) => ("response.incomplete", "incomplete"),
+        None => ("response.completed", "completed"),
+    };
+    let mut response = shell(status, &output);
+    response["incomplete_details"] = match incomplete {
+        Some(reason) => json!({"reason": reason}),
+        None => Value::Null,
+    };
+    response["usage"] = json!({
+        "input_tokens": turn.usage.input_tokens,
+        "input_tokens_details": {"cached_tokens": turn.usage.cached_input_tokens},
+        "output_tokens": turn.usage.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": turn.usage.total(),
+    });
+    emit(&mut out, json!({"type": kind, "response": response}));
+    out
+}

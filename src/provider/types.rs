@@ -20,6 +20,13 @@ pub enum Message {
         /// The tool calls of the reply, in the order the model made them.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         tool_calls: Vec<ToolCall>,
+        /// Opaque reasoning items the provider returned with this reply
+        /// (the Responses API's encrypted reasoning), sent back unchanged
+        /// with later turns so the model keeps its chain of thought while
+        /// nothing is stored on the server. Other wire formats leave it
+        /// empty and ignore it.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        reasoning: Vec<serde_json::Value>,
     },
     /// The result of one tool call, answering the call with the same id.
     Tool {
@@ -83,6 +90,12 @@ pub struct TurnRequest {
     pub max_output_tokens: Option<u32>,
     /// Sampling temperature; `None` leaves the provider's default.
     pub temperature: Option<f32>,
+    /// A stable key for the provider's prompt cache (the Responses API's
+    /// `prompt_cache_key`): one per task and stage, so that requests which
+    /// share a prefix are routed to the same cache. Wire formats without
+    /// such a key ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_key: Option<String>,
 }
 
 /// Why the model stopped producing output.
@@ -177,4 +190,8 @@ pub struct TurnResponse {
     pub usage: Usage,
     /// The provider's request id, when it sent one (for support tickets).
     pub request_id: Option<String>,
+    /// Opaque reasoning items to carry into the next turn (see
+    /// [`Message::Assistant::reasoning`]); empty for most wire formats.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasoning: Vec<serde_json::Value>,
 }

@@ -6,24 +6,30 @@ use serde_json::Value;
 
 use super::sse::SseEvent;
 use super::types::{TurnRequest, TurnResponse};
-use super::{anthropic, openai};
+use super::{anthropic, openai, responses};
 
-/// The two wire formats kkrun speaks.
+/// The wire formats kkrun speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WireFormat {
     /// OpenAI-compatible chat completions (`/chat/completions`).
     #[serde(rename = "openai")]
     OpenAi,
+    /// The OpenAI Responses API (`/responses`), stateless: `store: false`
+    /// with encrypted reasoning carried from turn to turn.
+    #[serde(rename = "openai-responses")]
+    OpenAiResponses,
     /// The Anthropic Messages API (`/v1/messages`).
     Anthropic,
 }
 
 impl WireFormat {
-    /// The provider prefix of a model spec: `openai` or `anthropic`.
+    /// The provider prefix of a model spec: `openai`, `openai-responses`
+    /// or `anthropic`.
     pub fn name(self) -> &'static str {
         match self {
             WireFormat::OpenAi => "openai",
+            WireFormat::OpenAiResponses => "openai-responses",
             WireFormat::Anthropic => "anthropic",
         }
     }
@@ -32,6 +38,7 @@ impl WireFormat {
     pub fn from_name(name: &str) -> Option<WireFormat> {
         match name {
             "openai" => Some(WireFormat::OpenAi),
+            "openai-responses" => Some(WireFormat::OpenAiResponses),
             "anthropic" => Some(WireFormat::Anthropic),
             _ => None,
         }
@@ -46,6 +53,7 @@ impl WireFormat {
     ) -> Value {
         match self {
             WireFormat::OpenAi => openai::request_body(request, stream, dialect),
+            WireFormat::OpenAiResponses => responses::request_body(request, stream),
             WireFormat::Anthropic => anthropic::request_body(request, stream),
         }
     }
@@ -54,6 +62,7 @@ impl WireFormat {
     pub(crate) fn decoder(self) -> Box<dyn StreamDecoder> {
         match self {
             WireFormat::OpenAi => Box::new(openai::Decoder::default()),
+            WireFormat::OpenAiResponses => Box::new(responses::Decoder::default()),
             WireFormat::Anthropic => Box::new(anthropic::Decoder::default()),
         }
     }
@@ -62,6 +71,7 @@ impl WireFormat {
     pub(crate) fn decode_complete(self, body: &[u8]) -> Result<TurnResponse, StreamFault> {
         match self {
             WireFormat::OpenAi => openai::decode_complete(body),
+            WireFormat::OpenAiResponses => responses::decode_complete(body),
             WireFormat::Anthropic => anthropic::decode_complete(body),
         }
     }

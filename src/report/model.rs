@@ -144,6 +144,10 @@ pub struct TaskReport {
     /// short; absent for a task that ran in one go.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed: Option<ResumedReport>,
+    /// The preview's structured output, validated against the task's
+    /// `output_schema:` (absent when the task has none or did not get one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<serde_json::Value>,
 }
 
 /// How a task was resumed: where it continued, and every attempt's time
@@ -294,6 +298,10 @@ pub struct Artifacts {
     pub transcript: Option<String>,
     /// Diff from `00-base` to the last snapshot, `<task>/final.patch`.
     pub patch: Option<String>,
+    /// The structured output of `output_schema:`, `<task>/output.json`;
+    /// absent when the task has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
 }
 
 /// Sums over the run.

@@ -138,6 +138,42 @@ pub(crate) struct TaskSettings {
     /// those of `defaults:`, replacing one of the same name.
     #[schemars(with = "Option<std::collections::BTreeMap<String, McpServerSchema>>")]
     pub(crate) mcp: Option<super::parse::McpServers>,
+    /// A JSON Schema the preview stage's final `output` must match: inline,
+    /// or the path of a JSON file relative to the task file. The validated
+    /// object lands in `report.json` (`tasks[].output`), the `task.finished`
+    /// event and `<task>/output.json`; an output that still does not match
+    /// after 3 corrections fails the task (default: no structured output).
+    #[schemars(with = "Option<OutputSchemaSpec>")]
+    pub(crate) output_schema: Option<Spanned<OutputSchemaSetting>>,
+}
+
+/// `output_schema:` as written.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum OutputSchemaSetting {
+    /// The schema itself, converted from YAML and already compiled once.
+    Inline(serde_json::Value),
+    /// The path of a JSON Schema file, relative to the task file.
+    File(String),
+}
+
+/// Schema of `output_schema:`.
+pub(crate) struct OutputSchemaSpec;
+
+impl JsonSchema for OutputSchemaSpec {
+    fn schema_name() -> Cow<'static, str> {
+        "OutputSchema".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A JSON Schema (inline) or the path of a JSON Schema file relative to the task file.",
+            "anyOf": [
+                {"type": "object"},
+                {"type": "boolean"},
+                {"type": "string", "minLength": 1}
+            ]
+        })
+    }
 }
 
 /// One MCP server: `command` (stdio) or `url` (streamable HTTP).
@@ -401,7 +437,7 @@ impl JsonSchema for ModelSpec {
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
-            "description": "`provider:model` with provider `openai`, `anthropic` or `replay` (then a cassette path relative to the task file).",
+            "description": "`provider:model` with provider `openai`, `openai-responses`, `anthropic` or `replay` (then a cassette path relative to the task file).",
             "type": "string",
             "pattern": super::parse::MODEL_PATTERN
         })

@@ -13,15 +13,17 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde_json::Value;
 use serde_saphyr::{Location, Spanned};
 
 use super::diagnostic::{Position, SourceFile, TaskFileError};
 use super::parse::check_model_form;
 use super::raw::{
-    BudgetSettings, DebugLimits, PreviewLimits, ShellSettings, StageLimits, StagesSettings,
-    TaskEntry, TaskSettings, ToolsSettings,
+    BudgetSettings, DebugLimits, OutputSchemaSetting, PreviewLimits, ShellSettings, StageLimits,
+    StagesSettings, TaskEntry, TaskSettings, ToolsSettings,
 };
 use super::resolved::{Budget, Check, ShellPolicy, StageSettings, Task, TaskKind};
+use crate::output_schema::OutputSchema;
 use crate::provider::ModelPrice;
 
 /// Default check timeout.
@@ -88,6 +90,7 @@ pub(crate) fn merge(task: TaskSettings, defaults: &TaskSettings) -> TaskSettings
         }),
         pricing: task.pricing.or(defaults.pricing),
         context_window: task.context_window.or(defaults.context_window),
+        output_schema: task.output_schema.or(defaults.output_schema),
         mcp: merge_maps(task.mcp, defaults.mcp, |task, defaults| {
             let mut merged: Vec<_> = defaults
                 .into_iter()
@@ -150,6 +153,16 @@ pub(crate) fn resolve(
     if settings.model.is_some() && model.is_none() {
         return None;
     }
+    let output_schema = match settings.output_schema {
+        Some(setting) => match resolve_output_schema(&setting.value, &dir) {
+            Ok(schema) => Some(schema),
+            Err(problem) => {
+                errors.push(problem.at(source.at(setting.referenced)));
+                return None;
+            }
+        },
+        None => None,
+    };
 
     let stages = settings.stages.unwrap_or_default();
     let mut stage_settings = StageSettings::default();
@@ -259,7 +272,38 @@ pub(crate) fn resolve(
             .into_iter()
             .map(|(_, server)| server)
             .collect(),
+        output_schema,
     })
+}
+
+/// The schema of `output_schema:`: inline as written, or read from a JSON
+/// file relative to `dir`; either way a schema that compiles.
+fn resolve_output_schema(setting: &OutputSchemaSetting, dir: &Path) -> Result<Value, Problem> {
+    let path = match setting {
+        // Compiled while parsing.
+        OutputSchemaSetting::Inline(schema) => return Ok(schema.clone()),
+        OutputSchemaSetting::File(path) => dir.join(path),
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Problem::new(
+            format!("cannot read output schema `{}`: {e}", path.display()),
+            "`output_schema:` names a JSON Schema file relative to the task file's directory; \
+             fix the path, or give the schema inline",
+        )
+    })?;
+    let schema: Value = serde_json::from_str(&text).map_err(|e| {
+        Problem::new(
+            format!("output schema `{}` is not valid JSON: {e}", path.display()),
+            "an `output_schema:` file holds one JSON Schema as JSON",
+        )
+    })?;
+    OutputSchema::compile(&schema).map_err(|problem| {
+        Problem::new(
+            format!("output schema `{}` is {problem}", path.display()),
+            "fix the schema (kkrun checks it with the JSON Schema meta-schema; `$ref`s must point inside it)",
+        )
+    })?;
+    Ok(schema)
 }
 
 fn values(list: Spanned<Vec<Spanned<String>>>) -> Vec<String> {

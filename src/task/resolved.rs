@@ -51,6 +51,9 @@ pub struct Task {
     pub context_window: Option<u64>,
     /// The task's MCP servers (`mcp:`), in the order the file lists them.
     pub mcp: Vec<crate::mcp::ServerConfig>,
+    /// The JSON Schema of the preview's final `output` (`output_schema:`),
+    /// read and checked at load; `None` asks for no structured output.
+    pub output_schema: Option<serde_json::Value>,
 }
 
 /// What kind of work a task asks for.

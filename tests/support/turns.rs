@@ -54,6 +54,7 @@ pub fn sample_request(model: &str) -> TurnRequest {
         }],
         max_output_tokens: Some(1024),
         temperature: Some(0.2),
+        cache_key: None,
     }
 }
 

@@ -411,6 +411,7 @@ fn merged_stream(
                 usage: Default::default(),
                 cost_usd: None,
                 duration_ms: 0,
+                output: None,
             },
         ));
     }

@@ -298,6 +298,7 @@ impl TaskState {
                     ArtifactKind::Plan => &mut task.report.artifacts.plan,
                     ArtifactKind::Transcript => &mut task.report.artifacts.transcript,
                     ArtifactKind::Patch => &mut task.report.artifacts.patch,
+                    ArtifactKind::Output => &mut task.report.artifacts.output,
                 };
                 *slot = Some(path.clone());
             }
@@ -335,9 +336,11 @@ impl TaskState {
                 usage,
                 cost_usd,
                 duration_ms,
+                output,
             } => {
                 {
                     let task = &mut *self;
+                    task.report.output = output.clone();
                     if task.started_elapsed_ms.is_none() {
                         // Never started: its time is when it was given up.
                         task.report.started_at = event.ts.clone();
@@ -507,10 +510,12 @@ impl TaskState {
                     plan: None,
                     transcript: None,
                     patch: None,
+                    output: None,
                 },
                 mcp_servers: Vec::new(),
                 sandbox: None,
                 resumed: None,
+                output: None,
             },
             checks: Vec::new(),
             baseline: Vec::new(),

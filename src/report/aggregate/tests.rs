@@ -91,6 +91,7 @@ fn finished(task: &str, outcome: TaskOutcome) -> Event {
             usage: Usage::default(),
             cost_usd: None,
             duration_ms: 5,
+            output: None,
         },
     )
 }

@@ -6,12 +6,14 @@
 //! (names, durations, globs, ranges) happen here; `resolve` does the rest.
 //!
 //! `document` walks the file's shape, `settings` the task keys, `values`
-//! reads single typed values, `names` holds the naming and model-spec rules
-//! and `yaml_error` explains YAML the parser rejected.
+//! reads single typed values, `names` holds the naming and model-spec rules,
+//! `output` reads `output_schema:` and `yaml_error` explains YAML the parser
+//! rejected.
 
 mod document;
 mod mcp;
 mod names;
+mod output;
 mod settings;
 mod values;
 mod yaml_error;

@@ -6,9 +6,9 @@ pub(crate) const NAME_PATTERN: &str = "^[a-z0-9][a-z0-9-]*$";
 /// Longest task or check name.
 pub(crate) const NAME_MAX_LEN: usize = 64;
 /// Model specs, as a regular expression (for the JSON Schema).
-pub(crate) const MODEL_PATTERN: &str = "^(openai|anthropic|replay):\\S.*$";
+pub(crate) const MODEL_PATTERN: &str = "^(openai|openai-responses|anthropic|replay):\\S.*$";
 /// The providers a model spec may name.
-pub const PROVIDERS: &[&str] = &["openai", "anthropic", "replay"];
+pub const PROVIDERS: &[&str] = &["openai", "openai-responses", "anthropic", "replay"];
 
 /// Checks that `spec` is `provider:model` with a known provider.
 pub(crate) fn check_model_form(spec: &str) -> Result<(&str, &str), String> {
@@ -138,7 +138,10 @@ mod tests {
         );
         let error = check_model_form("opneai:gpt-4.1").unwrap_err();
         assert!(error.contains("did you mean `openai`"), "{error}");
-        assert!(error.contains("openai, anthropic, replay"), "{error}");
+        assert!(
+            error.contains("openai, openai-responses, anthropic, replay"),
+            "{error}"
+        );
         assert!(check_model_form("replay:").is_err());
         let pattern = regex::Regex::new(MODEL_PATTERN).unwrap();
         assert!(pattern.is_match("replay:cassettes/a.jsonl") && !pattern.is_match("replay: x"));

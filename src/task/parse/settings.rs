@@ -29,6 +29,7 @@ pub(super) const SETTINGS_KEYS: &[&str] = &[
     "pricing",
     "context_window",
     "mcp",
+    "output_schema",
 ];
 const CHECK_KEYS: &[&str] = &["name", "run", "timeout", "retries", "network"];
 const STAGE_KEYS: &[&str] = &["blueprint", "code", "debug", "preview"];
@@ -41,7 +42,7 @@ const MIN_CONTEXT_WINDOW: u64 = 1024;
 pub(super) const KINDS: &[&str] = &["fix", "refactor", "feature", "bug-hunt"];
 const ON_FAILURE: &[&str] = &["keep", "rollback"];
 const FAIL_ON: &[&str] = &["new-confirmed", "confirmed", "any", "never"];
-const MODEL_HELP: &str = "write `provider:model` with provider openai, anthropic or replay, such as `openai:gpt-4.1` \
+const MODEL_HELP: &str = "write `provider:model` with provider openai, openai-responses, anthropic or replay, such as `openai:gpt-4.1` \
      or `replay:cassettes/run.jsonl`";
 
 impl Walker<'_> {
@@ -105,6 +106,7 @@ impl Walker<'_> {
                     settings.context_window = self.uint(value, &key, MIN_CONTEXT_WINDOW, u64::MAX)
                 }
                 "mcp" => settings.mcp = self.mcp(value, &key),
+                "output_schema" => settings.output_schema = self.output_schema(value, &key),
                 _ => {}
             }
         }
