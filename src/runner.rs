@@ -14,7 +14,7 @@ use crate::events::{CheckSpec, EVENTS_SCHEMA_VERSION, EventKind, EventSink, Task
 use crate::exit_codes;
 use crate::findings::BaselineFindings;
 use crate::pipeline::{self, Interrupt, TaskEnv};
-use crate::provider::{Provider, ProviderOptions};
+use crate::provider::{Limiters, Provider, ProviderOptions};
 use crate::redact::{self, Redactor};
 use crate::report::aggregate::{self, Outputs};
 use crate::report::github::GithubOutput;
@@ -55,6 +55,9 @@ pub struct RunOptions {
     /// `--baseline-findings`: a previous run's findings, against which a bug
     /// hunt's findings are `new` or `known`.
     pub baseline_findings: Option<BaselineFindings>,
+    /// Send one cheap request to every distinct endpoint before anything
+    /// runs (`--no-preflight` turns it off).
+    pub preflight: bool,
 }
 
 /// Runs `tasks` and returns the run's exit code. Errors are for problems
@@ -83,8 +86,11 @@ pub fn run(tasks: Vec<Task>, options: RunOptions) -> Result<i32, Error> {
     // Every provider is built before anything runs, so a bad model spec or a
     // missing API key stops the run with nothing done.
     let mut providers = Vec::with_capacity(tasks.len());
+    let mut limiters = Limiters::default();
     for task in &tasks {
         let spec = model_spec(task)?;
+        let defaults = ProviderOptions::default();
+        let endpoint = task.endpoint.as_ref();
         let provider_options = ProviderOptions {
             base_dir: task
                 .file
@@ -97,7 +103,15 @@ pub fn run(tasks: Vec<Task>, options: RunOptions) -> Result<i32, Error> {
                 .map(|r| PathBuf::from(r.replace("{task}", &task.name))),
             price: task.pricing,
             redactor: secrets.clone(),
-            ..ProviderOptions::default()
+            idle_timeout: endpoint
+                .and_then(|e| e.idle_timeout)
+                .unwrap_or(defaults.idle_timeout),
+            request_timeout: endpoint
+                .and_then(|e| e.request_timeout)
+                .unwrap_or(defaults.request_timeout),
+            limiter: endpoint.and_then(|e| limiters.get(e)),
+            endpoint: task.endpoint.clone(),
+            ..defaults
         };
         let provider =
             Provider::from_model_spec(&spec, &provider_options).map_err(|e| Error::Task {
@@ -118,7 +132,31 @@ pub fn run(tasks: Vec<Task>, options: RunOptions) -> Result<i32, Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the async runtime", e))?;
+    if options.preflight {
+        runtime.block_on(preflight(&tasks, &providers))?;
+    }
     runtime.block_on(run_tasks(tasks, providers, secrets, options))
+}
+
+/// One cheap request to each distinct endpoint of the run, before any
+/// check or stage: an unreachable server or a refused key ends the run
+/// here (exit 3) instead of after the baseline checks.
+async fn preflight(tasks: &[Task], providers: &[(String, Provider)]) -> Result<(), Error> {
+    let mut seen = std::collections::HashSet::new();
+    for (task, (_, provider)) in tasks.iter().zip(providers) {
+        let Some(key) = provider.preflight_key() else {
+            continue;
+        };
+        if !seen.insert(key) {
+            continue;
+        }
+        provider.preflight().await.map_err(|e| Error::Task {
+            task: task.name.clone(),
+            file: task.file.clone(),
+            source: Box::new(Error::Provider(e)),
+        })?;
+    }
+    Ok(())
 }
 
 /// Every secret of the run but the providers' keys: secret-looking

@@ -579,6 +579,7 @@ async fn record_example_cassettes() {
             dir.path(),
             &[
                 "run",
+                "--no-preflight",
                 file,
                 "--model",
                 "openai:kkrun-example-script",

@@ -23,6 +23,8 @@ pub struct RunCommand {
     pub record: Option<String>,
     /// `--require-sandbox`: exit 2 unless the sandbox is fully enforced.
     pub require_sandbox: bool,
+    /// Send the preflight requests (unless `--no-preflight`).
+    pub preflight: bool,
     /// Run directory instead of `.kkrun/runs/<run-id>/`.
     pub out: Option<PathBuf>,
     /// When to restore `00-base` after a task.
@@ -86,6 +88,7 @@ pub fn run(command: RunCommand) -> Result<i32, Error> {
         redact: command.redact,
         command_line: command.command_line,
         require_sandbox: command.require_sandbox,
+        preflight: command.preflight,
     };
     crate::runner::run(tasks, run_options)
 }

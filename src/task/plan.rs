@@ -40,6 +40,15 @@ pub fn render_plan(tasks: &[Task], cwd: &Path) -> String {
             None => model.to_owned(),
         };
         let _ = writeln!(out, "  model:       {model}");
+        if let Some(endpoint) = &task.endpoint {
+            let _ = writeln!(
+                out,
+                "  endpoint:    {} ({}, {})",
+                endpoint.name,
+                endpoint.api.name(),
+                endpoint.base_url
+            );
+        }
         let _ = writeln!(out, "  pricing:     {}", pricing(task));
         let _ = writeln!(out, "  window:      {}", context_window(task));
         let stages: Vec<String> = Stage::ALL

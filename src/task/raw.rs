@@ -94,7 +94,8 @@ pub(crate) struct TaskSettings {
     #[schemars(with = "Option<String>")]
     pub(crate) workspace: Option<Spanned<String>>,
     /// Model as `provider:model`: `openai:gpt-4.1`, `anthropic:claude-sonnet-4-5`,
-    /// or `replay:PATH` (a recorded cassette, relative to the task file).
+    /// `replay:PATH` (a recorded cassette, relative to the task file), or
+    /// `NAME:MODEL` with NAME from `providers:` in kkrun.yaml.
     /// `--model` and `KKRUN_MODEL` override it.
     #[schemars(with = "Option<ModelSpec>")]
     pub(crate) model: Option<Spanned<String>>,
@@ -401,7 +402,7 @@ impl JsonSchema for ModelSpec {
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
-            "description": "`provider:model` with provider `openai`, `anthropic` or `replay` (then a cassette path relative to the task file).",
+            "description": "`provider:model` with provider `openai`, `anthropic`, `replay` (then a cassette path relative to the task file) or a name from `providers:` in a configuration file (kkrun.yaml).",
             "type": "string",
             "pattern": super::parse::MODEL_PATTERN
         })

@@ -51,6 +51,9 @@ pub struct Task {
     pub context_window: Option<u64>,
     /// The task's MCP servers (`mcp:`), in the order the file lists them.
     pub mcp: Vec<crate::mcp::ServerConfig>,
+    /// The named endpoint (from `providers:` in a configuration file) that
+    /// the task's model names; `None` for the built-in providers.
+    pub endpoint: Option<crate::provider::Endpoint>,
 }
 
 /// What kind of work a task asks for.

@@ -37,7 +37,7 @@ const SHELL_KEYS: &[&str] = &["allow", "deny", "timeout", "writable", "network"]
 const PRICING_KEYS: &[&str] = &["input", "cached_input", "output"];
 /// Smallest `context_window`: below this not even a stage's system prompt
 /// and tools fit, so a smaller number is a typo.
-const MIN_CONTEXT_WINDOW: u64 = 1024;
+pub(super) const MIN_CONTEXT_WINDOW: u64 = 1024;
 pub(super) const KINDS: &[&str] = &["fix", "refactor", "feature", "bug-hunt"];
 const ON_FAILURE: &[&str] = &["keep", "rollback"];
 const FAIL_ON: &[&str] = &["new-confirmed", "confirmed", "any", "never"];
