@@ -150,6 +150,11 @@ pub struct RunArgs {
     /// refuses the key.
     #[arg(long)]
     pub no_preflight: bool,
+    /// Do not give the stages the AGENTS.md files found from the workspace
+    /// up to the work-tree root (a task's `instructions:` files still
+    /// apply).
+    #[arg(long)]
+    pub no_project_instructions: bool,
     /// Write the run directory here instead of `.kkrun/runs/<run-id>/`.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -417,6 +422,7 @@ fn run_command(
         record: args.record,
         require_sandbox: args.require_sandbox,
         preflight: !args.no_preflight,
+        project_instructions: !args.no_project_instructions,
         out: args.out,
         restore: match args.restore {
             RestoreArg::Auto => RestorePolicy::Auto,

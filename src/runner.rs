@@ -55,6 +55,9 @@ pub struct RunOptions {
     /// `--baseline-findings`: a previous run's findings, against which a bug
     /// hunt's findings are `new` or `known`.
     pub baseline_findings: Option<BaselineFindings>,
+    /// Read `AGENTS.md` files as project instructions
+    /// (`--no-project-instructions` turns it off).
+    pub project_instructions: bool,
     /// Send one cheap request to every distinct endpoint before anything
     /// runs (`--no-preflight` turns it off).
     pub preflight: bool,
@@ -301,6 +304,7 @@ async fn run_tasks(
             restore_after: restore_after(index),
             require_sandbox: options.require_sandbox,
             baseline_findings: options.baseline_findings.as_ref(),
+            project_instructions: options.project_instructions,
         };
         // A panic inside a task must not lose the run's record: it becomes
         // the task's `error` outcome.

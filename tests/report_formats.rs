@@ -89,6 +89,7 @@ fn task(name: &str, file: &str, outcome: TaskOutcome) -> TaskReport {
             patch: Some(format!("{name}/final.patch")),
         },
         mcp_servers: Vec::new(),
+        instructions: Vec::new(),
         sandbox: None,
     }
 }

@@ -25,6 +25,8 @@ pub struct RunCommand {
     pub require_sandbox: bool,
     /// Send the preflight requests (unless `--no-preflight`).
     pub preflight: bool,
+    /// Read `AGENTS.md` files (unless `--no-project-instructions`).
+    pub project_instructions: bool,
     /// Run directory instead of `.kkrun/runs/<run-id>/`.
     pub out: Option<PathBuf>,
     /// When to restore `00-base` after a task.
@@ -89,6 +91,7 @@ pub fn run(command: RunCommand) -> Result<i32, Error> {
         command_line: command.command_line,
         require_sandbox: command.require_sandbox,
         preflight: command.preflight,
+        project_instructions: command.project_instructions,
     };
     crate::runner::run(tasks, run_options)
 }

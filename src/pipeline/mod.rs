@@ -57,6 +57,9 @@ pub struct TaskEnv<'a> {
     pub require_sandbox: bool,
     /// A previous run's findings (`--baseline-findings`), for bug hunts.
     pub baseline_findings: Option<&'a crate::findings::BaselineFindings>,
+    /// Read `AGENTS.md` files as project instructions (unless
+    /// `--no-project-instructions`).
+    pub project_instructions: bool,
 }
 
 /// Why the pipeline stopped before its natural end.
@@ -98,11 +101,17 @@ pub async fn run_task(env: &TaskEnv<'_>, task: &Task) -> TaskOutcome {
                 format!("the sandbox probe failed: {e}"),
             )
         });
+    run.instructions = crate::instructions::gather(
+        &task.workspace,
+        &task.instructions,
+        env.project_instructions,
+    );
     run.events.emit(EventKind::TaskStarted {
         file: env.file_display.clone(),
         model: env.model_spec.to_string(),
         base_commit: opened.as_ref().ok().cloned().flatten(),
         sandbox: Some(sandbox),
+        instructions: run.instructions.files.clone(),
     });
     let driven = match opened {
         Ok(_) => run.drive().await,

@@ -124,7 +124,9 @@ impl TaskRun<'_, '_> {
         };
         StageRequest {
             stage,
-            system_prompt: system,
+            // Empty without instruction files, so the prompts (and the
+            // cassettes recorded with them) stay as they were.
+            system_prompt: system + &self.instructions.text,
             messages: vec![Message::User { content: message }],
             tool_set,
             finish_tools,

@@ -37,6 +37,8 @@ pub(super) struct TaskRun<'e, 'a> {
     pub(super) desk: Option<FindingsDesk>,
     /// Whether the findings' reproducers have run.
     pub(super) reproduced: bool,
+    /// The project instructions every stage's system prompt ends with.
+    pub(super) instructions: crate::instructions::ProjectInstructions,
 }
 
 /// Whether a run of the checks decides the task's outcome.
@@ -72,6 +74,7 @@ impl<'e, 'a> TaskRun<'e, 'a> {
             mcp: None,
             desk: None,
             reproduced: false,
+            instructions: Default::default(),
         }
     }
 

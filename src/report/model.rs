@@ -131,6 +131,11 @@ pub struct TaskReport {
     /// The task's MCP servers (absent when it declares none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mcp_servers: Vec<McpServerReport>,
+    /// The project instruction files its stages were given (`AGENTS.md`
+    /// files, outermost first, then the task's `instructions:`); absent
+    /// when there were none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instructions: Vec<crate::instructions::InstructionFile>,
 }
 
 /// One MCP server of a task.

@@ -139,6 +139,11 @@ pub(crate) struct TaskSettings {
     /// those of `defaults:`, replacing one of the same name.
     #[schemars(with = "Option<std::collections::BTreeMap<String, McpServerSchema>>")]
     pub(crate) mcp: Option<super::parse::McpServers>,
+    /// Files (relative to the task file) given to every stage as project
+    /// instructions, after the `AGENTS.md` files found from the workspace up
+    /// to the work-tree root (default none).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub(crate) instructions: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// One MCP server: `command` (stdio) or `url` (streamable HTTP).

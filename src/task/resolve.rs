@@ -90,6 +90,7 @@ pub(crate) fn merge(task: TaskSettings, defaults: &TaskSettings) -> TaskSettings
         }),
         pricing: task.pricing.or(defaults.pricing),
         context_window: task.context_window.or(defaults.context_window),
+        instructions: task.instructions.or(defaults.instructions),
         mcp: merge_maps(task.mcp, defaults.mcp, |task, defaults| {
             let mut merged: Vec<_> = defaults
                 .into_iter()
@@ -160,6 +161,12 @@ pub(crate) fn resolve(
         },
         None => None,
     };
+    let instructions = check_instructions(
+        origin(&sources.origins.instructions, source),
+        &dir,
+        settings.instructions.as_ref(),
+        errors,
+    );
     let workspace = match workspace {
         Ok(path) => path,
         Err(error) => {
@@ -280,7 +287,37 @@ pub(crate) fn resolve(
             .map(|(_, server)| server)
             .collect(),
         endpoint: None,
+        instructions: instructions?,
     })
+}
+
+/// Checks that every `instructions:` file exists; returns their absolute
+/// paths (`None` after an error).
+fn check_instructions(
+    source: &SourceFile,
+    dir: &Path,
+    list: Option<&Spanned<Vec<Spanned<String>>>>,
+    errors: &mut Vec<TaskFileError>,
+) -> Option<Vec<PathBuf>> {
+    let mut paths = Vec::new();
+    let mut sound = true;
+    for item in list.map(|l| l.value.as_slice()).unwrap_or_default() {
+        let joined = dir.join(&item.value);
+        match joined.canonicalize() {
+            Ok(path) if path.is_file() => paths.push(path),
+            _ => {
+                sound = false;
+                errors.push(
+                    Problem::new(
+                        format!("instruction file `{}` does not exist or is not a file", joined.display()),
+                        "`instructions` paths are relative to the task file; fix the path or remove the entry",
+                    )
+                    .at(source.at(item.referenced)),
+                );
+            }
+        }
+    }
+    sound.then_some(paths)
 }
 
 /// The file a checked value came from: a configuration file, else the

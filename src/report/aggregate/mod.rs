@@ -152,9 +152,11 @@ impl Aggregator {
                 model,
                 base_commit,
                 sandbox,
+                instructions,
             } => {
                 if let Some(task) = self.task_of(event) {
                     task.report.sandbox = sandbox.clone();
+                    task.report.instructions = instructions.clone();
                     task.report.file = file.clone();
                     task.report.model = model.clone();
                     task.report.base_commit = base_commit.clone();
@@ -495,6 +497,7 @@ impl TaskState {
                 },
                 mcp_servers: Vec::new(),
                 sandbox: None,
+                instructions: Vec::new(),
             },
             checks: Vec::new(),
             baseline: Vec::new(),

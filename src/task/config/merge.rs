@@ -39,6 +39,15 @@ pub(super) fn parse(path: &Path, errors: &mut Vec<TaskFileError>) -> Option<Arc<
         {
             workspace.value = absolute(&dir, &workspace.value);
         }
+        for item in defaults
+            .instructions
+            .iter_mut()
+            .flat_map(|list| list.value.iter_mut())
+        {
+            if Path::new(&item.value).is_relative() {
+                item.value = absolute(&dir, &item.value);
+            }
+        }
         if let Some(model) = &mut defaults.model
             && let Some(cassette) = model.value.strip_prefix("replay:")
             && Path::new(cassette).is_relative()

@@ -64,6 +64,7 @@ pub(crate) struct Origins {
     pub(crate) workspace: Option<Arc<SourceFile>>,
     pub(crate) model: Option<Arc<SourceFile>>,
     pub(crate) fail_on: Option<Arc<SourceFile>>,
+    pub(crate) instructions: Option<Arc<SourceFile>>,
 }
 
 impl Config {
@@ -89,6 +90,9 @@ impl Config {
             }
             if settings.fail_on.is_none() && layer.settings.fail_on.is_some() {
                 origins.fail_on = Some(layer.source.clone());
+            }
+            if settings.instructions.is_none() && layer.settings.instructions.is_some() {
+                origins.instructions = Some(layer.source.clone());
             }
             settings = super::resolve::merge(settings, &layer.settings);
         }

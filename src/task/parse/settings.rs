@@ -29,6 +29,7 @@ pub(super) const SETTINGS_KEYS: &[&str] = &[
     "pricing",
     "context_window",
     "mcp",
+    "instructions",
 ];
 const CHECK_KEYS: &[&str] = &["name", "run", "timeout", "retries", "network"];
 const STAGE_KEYS: &[&str] = &["blueprint", "code", "debug", "preview"];
@@ -105,6 +106,7 @@ impl Walker<'_> {
                     settings.context_window = self.uint(value, &key, MIN_CONTEXT_WINDOW, u64::MAX)
                 }
                 "mcp" => settings.mcp = self.mcp(value, &key),
+                "instructions" => settings.instructions = self.path_list(value, &key),
                 _ => {}
             }
         }
