@@ -186,7 +186,7 @@ fn the_nearer_file_wins_key_by_key_and_defaults_apply() {
     std::fs::write(
         user.join("config.yaml"),
         "version: 1\nproviders:\n  local:\n    api: openai-chat\n    base_url: http://127.0.0.1:9/v1\n    \
-         pricing:\n      m1: { input: 1.5, output: 3 }\n    context_window: 32768\n\
+         pricing:\n      m1: { input: 1.5, cache_write: 1.875, output: 3 }\n    context_window: 32768\n\
          defaults:\n  budget: { max_tokens: 1000, timeout: 5m }\n  stages:\n    code: { max_turns: 7 }\n",
     )
     .unwrap();
@@ -215,7 +215,10 @@ fn the_nearer_file_wins_key_by_key_and_defaults_apply() {
         plan.contains("endpoint:    local (openai-chat, http://127.0.0.1:1/v1)"),
         "{plan}"
     );
-    assert!(plan.contains("$1.50"), "{plan}");
+    assert!(
+        plan.contains("$1.50 input, cached input as input, $1.875 cache writes, $3.00 output"),
+        "{plan}"
+    );
     assert!(plan.contains("32768"), "{plan}");
     // Defaults merge key by key too: max_tokens from the repository, the
     // timeout and code's turns from the user.

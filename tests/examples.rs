@@ -195,6 +195,8 @@ fn turn(
         cached_input_tokens: 0,
         output_tokens,
         estimated: false,
+        cache_write_input_tokens: 0,
+        reasoning_tokens: 0,
     })
 }
 

@@ -340,5 +340,7 @@ fn usage_delta(after: Usage, before: Usage) -> Usage {
             .saturating_sub(before.cached_input_tokens),
         output_tokens: after.output_tokens.saturating_sub(before.output_tokens),
         estimated: after.estimated,
+        cache_write_input_tokens: 0,
+        reasoning_tokens: 0,
     }
 }

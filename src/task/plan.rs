@@ -7,7 +7,7 @@ use std::path::Path;
 use super::duration::format as duration;
 use super::resolved::{Stage, Task};
 use crate::agent::default_context_window;
-use crate::provider::pricing::builtin_price;
+use crate::provider::pricing::{PRICE_TABLE_DATE, builtin_price};
 use crate::provider::{ModelPrice, WireFormat};
 
 /// Renders the plan of `tasks` for humans. Paths are shown relative to
@@ -164,7 +164,10 @@ fn pricing(task: &Task) -> String {
             let builtin =
                 WireFormat::from_name(provider).and_then(|wire| builtin_price(wire, model));
             match builtin {
-                Some(price) => format!("{} (built-in)", price_text(&price)),
+                Some(price) => format!(
+                    "{} (built-in, list prices of {PRICE_TABLE_DATE})",
+                    price_text(&price)
+                ),
                 None => format!(
                     "unknown for `{model}`: cost is reported as null (set `pricing:` to count it)"
                 ),
@@ -180,8 +183,13 @@ fn price_text(price: &ModelPrice) -> String {
         .map_or("cached input as input".to_owned(), |cached| {
             format!("{} cached input", usd(cached))
         });
+    let written = price
+        .cache_write_input_per_mtok
+        .map_or(String::new(), |write| {
+            format!("{} cache writes, ", usd(write))
+        });
     format!(
-        "{} input, {cached}, {} output per million tokens",
+        "{} input, {cached}, {written}{} output per million tokens",
         usd(price.input_per_mtok),
         usd(price.output_per_mtok)
     )

@@ -200,6 +200,10 @@ pub(crate) struct PricingSettings {
     /// charged as `input`).
     #[schemars(with = "Option<f64>", range(min = 0))]
     pub(crate) cached_input: Option<Spanned<f64>>,
+    /// USD per million input tokens written to the prompt cache (Anthropic
+    /// charges 1.25× input; default: charged as `input`).
+    #[schemars(with = "Option<f64>", range(min = 0))]
+    pub(crate) cache_write: Option<Spanned<f64>>,
     /// USD per million output tokens, reasoning included.
     #[schemars(with = "f64", range(min = 0))]
     pub(crate) output: Spanned<f64>,

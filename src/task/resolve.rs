@@ -278,6 +278,7 @@ pub(crate) fn resolve(
             input_per_mtok: pricing.input.value,
             cached_input_per_mtok: pricing.cached_input.map(|price| price.value),
             output_per_mtok: pricing.output.value,
+            cache_write_input_per_mtok: pricing.cache_write.map(|price| price.value),
         }),
         context_window: settings.context_window.map(|window| window.value),
         mcp: settings

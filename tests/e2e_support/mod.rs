@@ -396,6 +396,8 @@ pub fn call(id: &str, name: &str, args: Value) -> ScriptedTurn {
         cached_input_tokens: 0,
         output_tokens: 100,
         estimated: false,
+        cache_write_input_tokens: 0,
+        reasoning_tokens: 0,
     })
 }
 

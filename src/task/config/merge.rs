@@ -228,5 +228,6 @@ fn model_price(price: &PricingSettings) -> ModelPrice {
         input_per_mtok: price.input.value,
         cached_input_per_mtok: price.cached_input.as_ref().map(|p| p.value),
         output_per_mtok: price.output.value,
+        cache_write_input_per_mtok: price.cache_write.as_ref().map(|p| p.value),
     }
 }
