@@ -88,7 +88,7 @@ pub enum Command {
     Run(RunArgs),
     /// Check task files without running anything; exit 0 or 2.
     Validate(ValidateArgs),
-    /// Print a JSON Schema (task files or reports).
+    /// Print a JSON Schema (task files, configuration files or reports).
     Schema(SchemaArgs),
     /// List runs, tasks and their snapshots in a repository.
     Snapshots(SnapshotsArgs),
@@ -171,6 +171,16 @@ pub struct RunArgs {
     /// namespace) cannot be fully enforced on this machine.
     #[arg(long)]
     pub require_sandbox: bool,
+    /// Skip the preflight: the one cheap request per endpoint that stops the
+    /// run with exit 3 before any check when a server is unreachable or
+    /// refuses the key.
+    #[arg(long)]
+    pub no_preflight: bool,
+    /// Do not give the stages the AGENTS.md files found from the workspace
+    /// up to the work-tree root (a task's `instructions:` files still
+    /// apply).
+    #[arg(long)]
+    pub no_project_instructions: bool,
     /// Write the run directory here instead of `.kkrun/runs/<run-id>/`.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -252,6 +262,8 @@ pub enum SchemaArg {
     Task,
     /// The run report, report.json (schemas/report.schema.json).
     Report,
+    /// The configuration file, kkrun.yaml (schemas/config.schema.json).
+    Config,
 }
 
 /// Arguments of `kkrun snapshots`.
@@ -402,6 +414,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Some(Command::Schema(args)) => commands::schema::schema(match args.which {
             SchemaArg::Task => commands::schema::SchemaKind::Task,
             SchemaArg::Report => commands::schema::SchemaKind::Report,
+            SchemaArg::Config => commands::schema::SchemaKind::Config,
         }),
         Some(Command::Snapshots(args)) => {
             commands::snapshots::snapshots(&commands::snapshots::SnapshotsOptions {
@@ -482,6 +495,8 @@ fn run_command(
         replay: args.replay,
         record: args.record,
         require_sandbox: args.require_sandbox,
+        preflight: !args.no_preflight,
+        project_instructions: !args.no_project_instructions,
         out: args.out,
         restore: args.restore.into(),
         redact: args.redact,

@@ -12,6 +12,7 @@ pub mod events;
 pub mod exit_codes;
 pub mod findings;
 pub mod guard;
+pub mod instructions;
 mod json_schema;
 pub mod mcp;
 pub mod output_schema;

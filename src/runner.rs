@@ -20,7 +20,7 @@ use crate::events::{
 use crate::exit_codes;
 use crate::findings::BaselineFindings;
 use crate::pipeline::{self, Interrupt, TaskEnv};
-use crate::provider::{Provider, ProviderOptions};
+use crate::provider::{Limiters, Provider, ProviderOptions};
 use crate::redact::{self, Redactor};
 use crate::report::aggregate::{self, Outputs};
 use crate::report::github::GithubOutput;
@@ -64,6 +64,12 @@ pub struct RunOptions {
     pub baseline_findings: Option<BaselineFindings>,
     /// `--partition`: run only this shard of the tasks.
     pub partition: Option<Partition>,
+    /// Read `AGENTS.md` files as project instructions
+    /// (`--no-project-instructions` turns it off).
+    pub project_instructions: bool,
+    /// Send one cheap request to every distinct endpoint before anything
+    /// runs (`--no-preflight` turns it off).
+    pub preflight: bool,
 }
 
 /// What `kkrun resume` continues: a run directory and the event stream it
@@ -144,6 +150,7 @@ fn start(
     // Every provider is built before anything runs, so a bad model spec or a
     // missing API key stops the run with nothing done.
     let mut providers = Vec::with_capacity(tasks.len());
+    let mut limiters = Limiters::default();
     for task in &tasks {
         // A finished task of a resumed run needs no model.
         if continuation
@@ -154,6 +161,8 @@ fn start(
             continue;
         }
         let spec = model_spec(task)?;
+        let defaults = ProviderOptions::default();
+        let endpoint = task.endpoint.as_ref();
         let provider_options = ProviderOptions {
             base_dir: task
                 .file
@@ -166,7 +175,15 @@ fn start(
                 .map(|r| PathBuf::from(r.replace("{task}", &task.name))),
             price: task.pricing,
             redactor: secrets.clone(),
-            ..ProviderOptions::default()
+            idle_timeout: endpoint
+                .and_then(|e| e.idle_timeout)
+                .unwrap_or(defaults.idle_timeout),
+            request_timeout: endpoint
+                .and_then(|e| e.request_timeout)
+                .unwrap_or(defaults.request_timeout),
+            limiter: endpoint.and_then(|e| limiters.get(e)),
+            endpoint: task.endpoint.clone(),
+            ..defaults
         };
         let provider =
             Provider::from_model_spec(&spec, &provider_options).map_err(|e| Error::Task {
@@ -188,6 +205,9 @@ fn start(
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the async runtime", e))?;
+    if options.preflight {
+        runtime.block_on(preflight(&tasks, &providers))?;
+    }
     runtime.block_on(run_tasks(
         tasks,
         providers,
@@ -209,6 +229,32 @@ pub fn select_shard(
     };
     let record = partition.record(tasks.iter().map(|t| t.name.clone()).collect());
     (partition.select(tasks, |t| &t.name), Some(record))
+}
+
+/// One cheap request to each distinct endpoint of the run, before any
+/// check or stage: an unreachable server or a refused key ends the run
+/// here (exit 3) instead of after the baseline checks.
+async fn preflight(tasks: &[Task], providers: &[Option<(String, Provider)>]) -> Result<(), Error> {
+    let mut seen = std::collections::HashSet::new();
+    // A resumed run's finished tasks have no provider and need no preflight.
+    for (task, (_, provider)) in tasks
+        .iter()
+        .zip(providers)
+        .filter_map(|(task, provider)| Some((task, provider.as_ref()?)))
+    {
+        let Some(key) = provider.preflight_key() else {
+            continue;
+        };
+        if !seen.insert(key) {
+            continue;
+        }
+        provider.preflight().await.map_err(|e| Error::Task {
+            task: task.name.clone(),
+            file: task.file.clone(),
+            source: Box::new(Error::Provider(e)),
+        })?;
+    }
+    Ok(())
 }
 
 /// Every secret of the run but the providers' keys: secret-looking
@@ -369,6 +415,7 @@ async fn run_tasks(
             require_sandbox: options.require_sandbox,
             baseline_findings: options.baseline_findings.as_ref(),
             resume: continuation.as_ref().and_then(|c| c.history(&task.name)),
+            project_instructions: options.project_instructions,
         };
         // A panic inside a task must not lose the run's record: it becomes
         // the task's `error` outcome.

@@ -349,6 +349,7 @@ async fn cost_budget_uses_the_price() {
         input_per_mtok: 1000.0,
         cached_input_per_mtok: None,
         output_per_mtok: 1000.0,
+        cache_write_input_per_mtok: None,
     };
     let provider = h.provider("cost", &turns, Some(price));
     let mut budget = BudgetTracker::new(&Budget {

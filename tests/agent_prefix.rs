@@ -25,6 +25,8 @@ fn usage(input: u64, cached: u64, output: u64) -> Usage {
         cached_input_tokens: cached,
         output_tokens: output,
         estimated: false,
+        cache_write_input_tokens: 0,
+        reasoning_tokens: 0,
     }
 }
 

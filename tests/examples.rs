@@ -195,6 +195,8 @@ fn turn(
         cached_input_tokens: 0,
         output_tokens,
         estimated: false,
+        cache_write_input_tokens: 0,
+        reasoning_tokens: 0,
     })
 }
 
@@ -579,6 +581,7 @@ async fn record_example_cassettes() {
             dir.path(),
             &[
                 "run",
+                "--no-preflight",
                 file,
                 "--model",
                 "openai:kkrun-example-script",

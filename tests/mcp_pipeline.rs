@@ -89,6 +89,7 @@ async fn recorded_mcp_run_replays_without_the_server() {
 
     let mut live = fx.kkrun(&[
         "run",
+        "--no-preflight",
         "--out",
         "live",
         "--record",
@@ -202,7 +203,9 @@ fn a_server_that_fails_to_start_ends_the_task_as_an_error() {
             script.display()
         ));
     let file = fx.add_task(&task);
-    let mut command = fx.kkrun(&["run", "--out", "out", &file]);
+    // No preflight: the refused URL would end the run before the servers
+    // start, and the servers' failure is what this test is about.
+    let mut command = fx.kkrun(&["run", "--no-preflight", "--out", "out", &file]);
     command
         .env("OPENAI_BASE_URL", support::refused_url())
         .env("OPENAI_API_KEY", "sk-test-key-never-used");
@@ -257,6 +260,7 @@ async fn an_interrupt_stops_the_servers_and_what_they_started() {
     fx.add_task(&task);
     let mut command = fx.kkrun(&[
         "run",
+        "--no-preflight",
         "--json",
         "--out",
         "out",

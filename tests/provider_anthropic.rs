@@ -32,7 +32,9 @@ async fn text_with_ping_and_cached_usage() {
             input_tokens: 12 + 200 + 1800,
             cached_input_tokens: 1800,
             output_tokens: 11,
-            estimated: false
+            estimated: false,
+            cache_write_input_tokens: 200,
+            reasoning_tokens: 0,
         }
     );
 

@@ -32,7 +32,9 @@ async fn text_only_stream_with_usage_chunk() {
             input_tokens: 1200,
             cached_input_tokens: 1024,
             output_tokens: 9,
-            estimated: false
+            estimated: false,
+            cache_write_input_tokens: 0,
+            reasoning_tokens: 0,
         }
     );
 
@@ -185,7 +187,9 @@ async fn reasoning_is_kept_out_and_missing_done_is_tolerated() {
             input_tokens: 20,
             cached_input_tokens: 8,
             output_tokens: 15,
-            estimated: false
+            estimated: false,
+            cache_write_input_tokens: 0,
+            reasoning_tokens: 0,
         }
     );
 }

@@ -166,6 +166,8 @@ fn cost_uses_the_price_table_the_override_or_nothing() {
         cached_input_tokens: 500_000,
         output_tokens: 100_000,
         estimated: false,
+        cache_write_input_tokens: 0,
+        reasoning_tokens: 0,
     };
     let gpt = Provider::from_model_spec("openai:gpt-4.1-2025-04-14", &options).unwrap();
     let cost = gpt.cost_usd(&usage).unwrap();
@@ -183,6 +185,7 @@ fn cost_uses_the_price_table_the_override_or_nothing() {
             input_per_mtok: 0.5,
             cached_input_per_mtok: None,
             output_per_mtok: 1.0,
+            cache_write_input_per_mtok: None,
         }),
         ..options
     };
@@ -207,6 +210,8 @@ fn replay_costs_what_the_recorded_model_would_have() {
         cached_input_tokens: 0,
         output_tokens: 0,
         estimated: false,
+        cache_write_input_tokens: 0,
+        reasoning_tokens: 0,
     };
     assert!((replay.cost_usd(&usage).unwrap() - 0.40).abs() < 1e-9);
 }

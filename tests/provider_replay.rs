@@ -29,6 +29,8 @@ fn scripted_turns() -> Vec<ScriptedTurn> {
             cached_input_tokens: 3000,
             output_tokens: 120,
             estimated: false,
+            cache_write_input_tokens: 0,
+            reasoning_tokens: 0,
         }),
     ]
 }
@@ -82,7 +84,9 @@ async fn replay_all(wire: WireFormat) {
             input_tokens: 4000,
             cached_input_tokens: 3000,
             output_tokens: 120,
-            estimated: false
+            estimated: false,
+            cache_write_input_tokens: 0,
+            reasoning_tokens: 0,
         }
     );
 

@@ -77,6 +77,8 @@ async fn reasoning_text_and_function_calls_are_assembled() {
             cached_input_tokens: 2048,
             // 128 of them reasoning: counted (and priced) as output.
             output_tokens: 180,
+            cache_write_input_tokens: 0,
+            reasoning_tokens: 128,
             estimated: false
         }
     );

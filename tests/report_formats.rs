@@ -49,6 +49,8 @@ fn task(name: &str, file: &str, outcome: TaskOutcome) -> TaskReport {
             duration_ms: 5000,
             turns: 2,
             usage: TokenUsage {
+                cache_write_input_tokens: 0,
+                reasoning_tokens: 0,
                 input_tokens: 1200,
                 cached_input_tokens: 1000,
                 output_tokens: 300,
@@ -75,6 +77,8 @@ fn task(name: &str, file: &str, outcome: TaskOutcome) -> TaskReport {
         restored_to_base: None,
         policy_violations: Vec::new(),
         usage: TokenUsage {
+            cache_write_input_tokens: 0,
+            reasoning_tokens: 0,
             input_tokens: 5000,
             cached_input_tokens: 0,
             output_tokens: 700,
@@ -91,6 +95,7 @@ fn task(name: &str, file: &str, outcome: TaskOutcome) -> TaskReport {
         },
         mcp_servers: Vec::new(),
         resumed: None,
+        instructions: Vec::new(),
         sandbox: None,
         output: None,
     }

@@ -61,7 +61,13 @@ fn every_request_carries_the_cache_key_of_its_task_and_stage() {
     let fx = Fixture::new();
     let task = fx.add_task(&TaskFile::new("cache-keys", &[]).model("openai-responses:gpt-5-codex"));
     let output = fx
-        .kkrun(&["run", "--out", fx.out().to_str().unwrap(), &task])
+        .kkrun(&[
+            "run",
+            "--no-preflight",
+            "--out",
+            fx.out().to_str().unwrap(),
+            &task,
+        ])
         .env("OPENAI_BASE_URL", format!("http://{address}/v1"))
         .env("OPENAI_API_KEY", "sk-test-not-a-real-key-123456")
         .output()

@@ -47,7 +47,7 @@ async fn a_server_without_usage_is_budgeted_on_an_estimate() {
             .extra_checks("  - name: missing\n    run: kkrun-no-such-command --version\n")
             .yaml("budget: { max_tokens: 2000 }\n"),
     );
-    let mut command = fx.kkrun(&["run", "--out", "out", &task]);
+    let mut command = fx.kkrun(&["run", "--no-preflight", "--out", "out", &task]);
     command.env("OPENAI_BASE_URL", format!("{}/v1", server.url()));
     let out = fx.out();
     let run = tokio::task::spawn_blocking(move || Run::capture(command, &out))

@@ -126,7 +126,14 @@ async fn no_file_kkrun_writes_holds_a_secret_and_the_cassette_still_replays() {
     );
     let cassette = fx.root().join("rec/secrets.jsonl");
     let mut command = fx.kkrun(&[
-        "run", "--out", "out", "--json", "--redact", EXTRA, "--record",
+        "run",
+        "--no-preflight",
+        "--out",
+        "out",
+        "--json",
+        "--redact",
+        EXTRA,
+        "--record",
     ]);
     command
         .arg(&cassette)

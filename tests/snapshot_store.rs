@@ -77,6 +77,8 @@ fn snapshots_chain_and_git_log_shows_the_stages() {
                     cached_input_tokens: 100,
                     output_tokens: 200,
                     estimated: false,
+                    cache_write_input_tokens: 0,
+                    reasoning_tokens: 0,
                 }),
                 cost_usd: Some(0.25),
             },

@@ -85,7 +85,7 @@ fn pricing_and_window_errors_name_the_key_and_position() {
     );
     assert_eq!(
         typo.help_text(),
-        Some("valid keys here: input, cached_input, output")
+        Some("valid keys here: input, cached_input, cache_write, output")
     );
     let missing = expect(&errors, 5, 3, "missing key `pricing.output`");
     assert!(
@@ -213,6 +213,7 @@ tasks:
             input_per_mtok: 2.0,
             cached_input_per_mtok: None,
             output_per_mtok: 8.5,
+            cache_write_input_per_mtok: None,
         })
     );
     assert_eq!(single[0].context_window, Some(128_000));
@@ -222,6 +223,7 @@ tasks:
         input_per_mtok: 1.25,
         cached_input_per_mtok: Some(0.125),
         output_per_mtok: 10.0,
+        cache_write_input_per_mtok: None,
     };
     let inherits = by_name(&list, "inherits");
     assert_eq!(inherits.pricing, Some(defaults_price));
@@ -233,6 +235,7 @@ tasks:
             input_per_mtok: 3.0,
             cached_input_per_mtok: None,
             output_per_mtok: 15.0,
+            cache_write_input_per_mtok: None,
         }),
         "the default's cached price belongs to another model and is not merged in"
     );
@@ -253,6 +256,7 @@ tasks:
             input_per_mtok: 2.5,
             cached_input_per_mtok: Some(0.25),
             output_per_mtok: 10.0,
+            cache_write_input_per_mtok: None,
         })
     );
     assert_eq!(every[0].context_window, Some(64_000));
@@ -309,7 +313,7 @@ fn the_dry_run_plan_shows_where_price_and_window_come_from() {
     let known = plan("openai:gpt-4.1-2025-04-14");
     assert!(
         known.contains(
-            "\n  pricing:     $2.00 input, $0.50 cached input, $8.00 output per million tokens (built-in)\n\
+            "\n  pricing:     $2.00 input, $0.50 cached input, $8.00 output per million tokens (built-in, list prices of 2026-11-24)\n\
              \x20 window:      1000000 tokens (default for `gpt-4.1-2025-04-14`)\n"
         ),
         "{known}"
@@ -340,6 +344,8 @@ const TURN_USAGE: Usage = Usage {
     cached_input_tokens: 200,
     output_tokens: 100,
     estimated: false,
+    cache_write_input_tokens: 0,
+    reasoning_tokens: 0,
 };
 
 /// A passing run: `reads` exploratory reads, a plan, the fix, the review,

@@ -234,6 +234,8 @@ mod tests {
             cached_input_tokens: 0,
             output_tokens: output,
             estimated: false,
+            cache_write_input_tokens: 0,
+            reasoning_tokens: 0,
         }
     }
 

@@ -79,6 +79,7 @@ pub fn resume(command: ResumeCommand) -> Result<i32, Error> {
         .iter()
         .filter(|e| matches!(e.kind, EventKind::RunResumed { .. }))
         .count();
+    let events_for_flags = run_command_line(&events);
     let continuation = Continuation {
         run_dir,
         run_id,
@@ -97,8 +98,28 @@ pub fn resume(command: ResumeCommand) -> Result<i32, Error> {
         baseline_findings: None,
         // The run's tasks are those its events planned: a shard's already.
         partition: None,
+        // The endpoints answered when the run started; a dead one now
+        // fails the resumed task's first turn with the same message.
+        preflight: false,
+        project_instructions: !recorded_flag(&events_for_flags, "--no-project-instructions"),
     };
     crate::runner::resume(tasks, continuation, options)
+}
+
+/// The run's command line, as its `run.started` recorded it.
+fn run_command_line(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::RunStarted { command_line, .. } => Some(command_line.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// Whether the run's command line gave `flag`, so a resume keeps it.
+fn recorded_flag(command_line: &[String], flag: &str) -> bool {
+    command_line.iter().any(|arg| arg == flag)
 }
 
 /// The `--restore` of the run's command line (`auto` when it has none),

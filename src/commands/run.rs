@@ -23,6 +23,10 @@ pub struct RunCommand {
     pub record: Option<String>,
     /// `--require-sandbox`: exit 2 unless the sandbox is fully enforced.
     pub require_sandbox: bool,
+    /// Send the preflight requests (unless `--no-preflight`).
+    pub preflight: bool,
+    /// Read `AGENTS.md` files (unless `--no-project-instructions`).
+    pub project_instructions: bool,
     /// Run directory instead of `.kkrun/runs/<run-id>/`.
     pub out: Option<PathBuf>,
     /// When to restore `00-base` after a task.
@@ -100,6 +104,8 @@ pub fn run(command: RunCommand) -> Result<i32, Error> {
         command_line: command.command_line,
         require_sandbox: command.require_sandbox,
         partition: command.partition,
+        preflight: command.preflight,
+        project_instructions: command.project_instructions,
     };
     crate::runner::run(tasks, run_options)
 }

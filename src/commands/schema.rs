@@ -1,4 +1,5 @@
-//! `kkrun schema`: prints the JSON Schema of task files or of reports.
+//! `kkrun schema`: prints the JSON Schema of task files, configuration
+//! files or reports.
 
 use super::print;
 use crate::error::Error;
@@ -10,6 +11,8 @@ pub enum SchemaKind {
     Task,
     /// The run report, `report.json` (`schemas/report.schema.json`).
     Report,
+    /// The configuration file, `kkrun.yaml` (`schemas/config.schema.json`).
+    Config,
 }
 
 /// Prints the schema `which` as pretty JSON.
@@ -17,6 +20,7 @@ pub fn schema(which: SchemaKind) -> Result<i32, Error> {
     let schema = match which {
         SchemaKind::Task => crate::task::task_schema(),
         SchemaKind::Report => crate::report::report_schema(),
+        SchemaKind::Config => crate::task::config_schema(),
     };
     let text = serde_json::to_string_pretty(&schema)
         .map_err(|error| Error::InvalidInput(format!("cannot render the schema: {error}")))?;

@@ -167,6 +167,10 @@ pub enum EventKind {
         /// streams written before kkrun had a sandbox.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sandbox: Option<crate::sandbox::SandboxStatus>,
+        /// The project instruction files every stage is given (`AGENTS.md`
+        /// files, then the task's `instructions:`); absent when none.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        instructions: Vec<crate::instructions::InstructionFile>,
     },
     /// A stage began.
     #[serde(rename = "stage.started")]

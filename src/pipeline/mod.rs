@@ -63,6 +63,9 @@ pub struct TaskEnv<'a> {
     /// `kkrun resume`: what the task completed before the run was cut
     /// short, to continue from; `None` runs it from the start.
     pub resume: Option<&'a crate::resume::TaskHistory>,
+    /// Read `AGENTS.md` files as project instructions (unless
+    /// `--no-project-instructions`).
+    pub project_instructions: bool,
 }
 
 /// Why the pipeline stopped before its natural end.
@@ -104,6 +107,11 @@ pub async fn run_task(env: &TaskEnv<'_>, task: &Task) -> TaskOutcome {
                 format!("the sandbox probe failed: {e}"),
             )
         });
+    run.instructions = crate::instructions::gather(
+        &task.workspace,
+        &task.instructions,
+        env.project_instructions,
+    );
     let base_commit = opened.as_ref().ok().cloned().flatten();
     let opened = match env.resume {
         Some(history) => opened.and_then(|_| run.resume_from(history, sandbox, base_commit)),
@@ -113,6 +121,7 @@ pub async fn run_task(env: &TaskEnv<'_>, task: &Task) -> TaskOutcome {
                 model: env.model_spec.to_string(),
                 base_commit,
                 sandbox: Some(sandbox),
+                instructions: run.instructions.files.clone(),
             });
             opened.map(|_| ())
         }

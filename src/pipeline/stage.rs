@@ -124,7 +124,9 @@ impl TaskRun<'_, '_> {
         };
         StageRequest {
             stage,
-            system_prompt: system,
+            // Empty without instruction files, so the prompts (and the
+            // cassettes recorded with them) stay as they were.
+            system_prompt: system + &self.instructions.text,
             messages: vec![Message::User { content: message }],
             tool_set,
             finish_tools,
@@ -360,5 +362,7 @@ fn usage_delta(after: Usage, before: Usage) -> Usage {
             .saturating_sub(before.cached_input_tokens),
         output_tokens: after.output_tokens.saturating_sub(before.output_tokens),
         estimated: after.estimated,
+        cache_write_input_tokens: 0,
+        reasoning_tokens: 0,
     }
 }

@@ -43,6 +43,8 @@ pub(super) struct TaskRun<'e, 'a> {
     /// A resumed task's completed steps not yet handed back (see
     /// `resume.rs`); empty for a task that runs in one go.
     pub(super) memo: std::collections::VecDeque<crate::resume::Step>,
+    /// The project instructions every stage's system prompt ends with.
+    pub(super) instructions: crate::instructions::ProjectInstructions,
 }
 
 /// Whether a run of the checks decides the task's outcome.
@@ -80,6 +82,7 @@ impl<'e, 'a> TaskRun<'e, 'a> {
             desk: None,
             reproduced: false,
             memo: std::collections::VecDeque::new(),
+            instructions: Default::default(),
         }
     }
 

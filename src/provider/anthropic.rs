@@ -249,6 +249,8 @@ impl Decoder {
                 cached_input_tokens: self.cache_read,
                 output_tokens: self.output_tokens,
                 estimated: false,
+                cache_write_input_tokens: self.cache_creation,
+                reasoning_tokens: 0,
             },
             request_id: None,
             reasoning: Vec::new(),
@@ -528,7 +530,7 @@ mod tests {
                 {"type": "tool_use", "id": "t", "name": "ls", "input": {"a": 1}},
             ],
             "stop_reason": "tool_use",
-            "usage": {"input_tokens": 5, "cache_read_input_tokens": 10, "output_tokens": 3}
+            "usage": {"input_tokens": 5, "cache_read_input_tokens": 10, "cache_creation_input_tokens": 20, "output_tokens": 3}
         });
         let response = decode_complete(body.to_string().as_bytes()).unwrap();
         assert_eq!(response.text, "done");
@@ -537,10 +539,12 @@ mod tests {
         assert_eq!(
             response.usage,
             Usage {
-                input_tokens: 15,
+                input_tokens: 35,
                 cached_input_tokens: 10,
                 output_tokens: 3,
-                estimated: false
+                estimated: false,
+                cache_write_input_tokens: 20,
+                reasoning_tokens: 0,
             }
         );
     }

@@ -29,6 +29,9 @@ impl Provider {
         on_text: &mut (dyn FnMut(&str) + Send),
     ) -> Result<TurnResponse, Failure> {
         let provider = self.wire.name();
+        // Held until the response is read, so `max_concurrent_requests`
+        // bounds whole requests, not just their headers.
+        let _permit = self.permit().await;
         let timeout = self.options.request_timeout;
         let now = Instant::now();
         // A configured "no limit" (a huge timeout) must not overflow.

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::cassette::{Cassette, McpRecorder, Recorder};
 use super::endpoint::{OPENAI_DEFAULT_BASE_URL, http_transport};
 use super::error::ProviderError;
+use super::named::named_transport;
 use super::options::ProviderOptions;
 use super::pricing::builtin_price;
 use super::redact::Redactor;
@@ -99,13 +100,22 @@ impl Provider {
                 (cassette.provider, cassette.model, backend)
             }
             name => {
-                let wire = WireFormat::from_name(name).ok_or_else(|| {
-                    invalid(format!(
-                        "unknown provider `{name}`; valid providers: openai, openai-responses, anthropic, replay"
-                    ))
-                })?;
-                let backend = Backend::Http(http_transport(wire, options)?);
-                (wire, rest.to_string(), backend)
+                let (wire, transport) = match options.endpoint.as_ref().filter(|e| e.name == name) {
+                    Some(endpoint) => {
+                        let wire = endpoint.wire()?;
+                        (wire, named_transport(endpoint, wire, options)?)
+                    }
+                    None => {
+                        let wire = WireFormat::from_name(name).ok_or_else(|| {
+                            invalid(format!(
+                                "unknown provider `{name}`; valid providers: openai, openai-responses, anthropic, \
+                                 replay, or a name from `providers:` in kkrun.yaml"
+                            ))
+                        })?;
+                        (wire, http_transport(wire, options)?)
+                    }
+                };
+                (wire, rest.to_string(), Backend::Http(transport))
             }
         };
         let dialect = match &backend {
@@ -210,6 +220,14 @@ impl Provider {
             call.arguments = self.redactor.redact_known(&call.arguments);
         }
         response
+    }
+
+    /// A permit of the endpoint's concurrency limiter, if it has one.
+    pub(super) async fn permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        match &self.backend {
+            Backend::Http(http) => http.permit().await,
+            Backend::Replay(_) => None,
+        }
     }
 
     pub(super) async fn send(&self, body: &Value) -> Result<RawResponse, SendError> {

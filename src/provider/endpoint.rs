@@ -109,6 +109,8 @@ pub(super) fn http_transport(
         url,
         key,
         key_header,
+        extra_headers: Vec::new(),
+        limiter: options.limiter.clone(),
         redactor,
     })
 }

@@ -134,6 +134,19 @@ pub enum ProviderError {
         /// The request id header, if the server sent one.
         request_id: Option<String>,
     },
+    /// The preflight found an endpoint unreachable or refusing the key,
+    /// before anything ran.
+    #[error("{provider}: preflight request to {url} failed: {message} (hint: {hint})")]
+    Preflight {
+        /// The provider's name as the model spec writes it.
+        provider: String,
+        /// The URL asked (without secrets).
+        url: String,
+        /// What went wrong.
+        message: String,
+        /// What to do.
+        hint: String,
+    },
     /// Every allowed attempt failed.
     #[error("gave up after {attempts} attempts; last error: {last}")]
     RetriesExhausted {

@@ -20,8 +20,10 @@ mod client;
 mod endpoint;
 mod error;
 mod failure;
+mod named;
 mod openai;
 mod options;
+mod preflight;
 pub mod pricing;
 pub(crate) mod redact;
 mod responses;
@@ -37,6 +39,7 @@ pub use cassette::{CASSETTE_VERSION, Cassette, CassetteError, Exchange, McpRecor
 pub use client::Provider;
 pub use endpoint::{ANTHROPIC_DEFAULT_BASE_URL, OPENAI_DEFAULT_BASE_URL};
 pub use error::ProviderError;
+pub use named::{Api, Endpoint, Limiters};
 pub use options::{ProviderEnv, ProviderOptions, RetryPolicy};
 pub use pricing::ModelPrice;
 pub use redact::redact_credentials;

@@ -264,6 +264,12 @@ fn usage(value: &Value) -> Option<Usage> {
         cached_input_tokens: count(cached),
         output_tokens: count(value.get("completion_tokens")),
         estimated: false,
+        cache_write_input_tokens: 0,
+        reasoning_tokens: count(
+            value
+                .get("completion_tokens_details")
+                .and_then(|d| d.get("reasoning_tokens")),
+        ),
     })
 }
 
@@ -557,7 +563,8 @@ mod tests {
             "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok", "tool_calls": [
                 {"id": "x", "type": "function", "function": {"name": "ls", "arguments": "{}"}}
             ]}, "finish_reason": "tool_calls"}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 2, "prompt_tokens_details": {"cached_tokens": 4}}
+            "usage": {"prompt_tokens": 10, "completion_tokens": 2, "prompt_tokens_details": {"cached_tokens": 4},
+                      "completion_tokens_details": {"reasoning_tokens": 1}}
         });
         let response = decode_complete(body.to_string().as_bytes()).unwrap();
         assert_eq!(response.text, "ok");
@@ -568,7 +575,9 @@ mod tests {
                 input_tokens: 10,
                 cached_input_tokens: 4,
                 output_tokens: 2,
-                estimated: false
+                estimated: false,
+                cache_write_input_tokens: 0,
+                reasoning_tokens: 1,
             }
         );
     }

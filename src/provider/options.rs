@@ -33,6 +33,12 @@ pub struct ProviderOptions {
     /// The run's secrets (environment, `--redact`), kept out of `--record`
     /// cassettes along with the provider's own key.
     pub redactor: crate::redact::Redactor,
+    /// The named endpoint (from the configuration's `providers:`) that a
+    /// `NAME:MODEL` spec with this name uses.
+    pub endpoint: Option<super::named::Endpoint>,
+    /// Bounds the requests in flight to the endpoint, shared by the tasks
+    /// that use it ([`super::Limiters`]).
+    pub limiter: Option<std::sync::Arc<tokio::sync::Semaphore>>,
 }
 
 impl Default for ProviderOptions {
@@ -47,6 +53,8 @@ impl Default for ProviderOptions {
             env: ProviderEnv::default(),
             price: None,
             redactor: crate::redact::Redactor::default(),
+            endpoint: None,
+            limiter: None,
         }
     }
 }

@@ -127,6 +127,8 @@ fn default_usage() -> Usage {
         cached_input_tokens: 0,
         output_tokens: 20,
         estimated: false,
+        cache_write_input_tokens: 0,
+        reasoning_tokens: 0,
     }
 }
 

@@ -62,11 +62,16 @@ pub(crate) struct HttpTransport {
     pub(crate) url: String,
     pub(crate) key: Option<ApiKey>,
     pub(crate) key_header: KeyHeader,
+    /// Headers a named endpoint adds (`headers:` in the configuration).
+    pub(crate) extra_headers: Vec<(reqwest::header::HeaderName, HeaderValue)>,
+    /// Bounds the requests in flight (`max_concurrent_requests`).
+    pub(crate) limiter: Option<std::sync::Arc<tokio::sync::Semaphore>>,
     pub(crate) redactor: Redactor,
 }
 
 impl HttpTransport {
-    fn headers(&self) -> HeaderMap {
+    /// Every header of a request: content type, key, extras.
+    pub(crate) fn request_headers(&self) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert(
             reqwest::header::CONTENT_TYPE,
@@ -98,7 +103,20 @@ impl HttpTransport {
                 );
             }
         }
+        for (name, value) in &self.extra_headers {
+            headers.insert(name.clone(), value.clone());
+        }
         headers
+    }
+
+    /// A permit of the endpoint's limiter, held for one attempt; `None`
+    /// when the endpoint sets no limit.
+    pub(crate) async fn permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        match &self.limiter {
+            // The semaphore is never closed, so acquiring only waits.
+            Some(limiter) => limiter.clone().acquire_owned().await.ok(),
+            None => None,
+        }
     }
 
     /// Sends `body`, waiting at most `idle` for the response headers.
@@ -111,7 +129,7 @@ impl HttpTransport {
         let request = self
             .client
             .post(&self.url)
-            .headers(self.headers())
+            .headers(self.request_headers())
             .body(payload)
             .send();
         let response = match tokio::time::timeout(idle, request).await {
@@ -175,7 +193,7 @@ pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
 
 /// An error and its causes on one line: reqwest's top-level message alone
 /// ("error sending request") does not say what went wrong.
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut out = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -126,11 +126,26 @@ pub struct Usage {
     pub cached_input_tokens: u64,
     /// Output (completion) tokens, including reasoning tokens.
     pub output_tokens: u64,
+    /// Input tokens written to the prompt cache (Anthropic's
+    /// `cache_creation_input_tokens`, priced at 1.25× input), part of
+    /// `input_tokens`; absent when zero or not reported.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_write_input_tokens: u64,
+    /// Output tokens the model spent reasoning (OpenAI's
+    /// `completion_tokens_details.reasoning_tokens`), part of
+    /// `output_tokens` and priced as output; absent when zero or not
+    /// reported.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reasoning_tokens: u64,
     /// Present and true when some of these tokens are kkrun's estimate:
     /// the server reported no usage, so the sizes of requests and replies
     /// were counted instead (budgets apply to the estimate).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub estimated: bool,
+}
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
 }
 
 /// Bytes of request or response text counted as one token by an estimate:
@@ -150,6 +165,8 @@ impl Usage {
             cached_input_tokens: 0,
             output_tokens: tokens(response_bytes),
             estimated: true,
+            cache_write_input_tokens: 0,
+            reasoning_tokens: 0,
         }
     }
 
@@ -167,6 +184,9 @@ impl std::ops::Add for Usage {
             cached_input_tokens: self.cached_input_tokens + other.cached_input_tokens,
             output_tokens: self.output_tokens + other.output_tokens,
             estimated: self.estimated || other.estimated,
+            cache_write_input_tokens: self.cache_write_input_tokens
+                + other.cache_write_input_tokens,
+            reasoning_tokens: self.reasoning_tokens + other.reasoning_tokens,
         }
     }
 }

@@ -353,6 +353,8 @@ mod tests {
             cached_input_tokens: 0,
             output_tokens: 0,
             estimated: false,
+            cache_write_input_tokens: 0,
+            reasoning_tokens: 0,
         };
         assert_eq!(human_tokens(&usage(950)), "950");
         assert_eq!(human_tokens(&usage(12_345)), "12.3k");

@@ -148,6 +148,11 @@ pub struct TaskReport {
     /// `output_schema:` (absent when the task has none or did not get one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<serde_json::Value>,
+    /// The project instruction files its stages were given (`AGENTS.md`
+    /// files, outermost first, then the task's `instructions:`); absent
+    /// when there were none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instructions: Vec<crate::instructions::InstructionFile>,
 }
 
 /// How a task was resumed: where it continued, and every attempt's time

@@ -92,6 +92,8 @@ mod tests {
                 cached_input_tokens: 200,
                 output_tokens: 340,
                 estimated: false,
+                cache_write_input_tokens: 0,
+                reasoning_tokens: 0,
             }),
             cost_usd: Some(0.0125),
         };

@@ -5,10 +5,12 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
+use super::config::ConfigCache;
 use super::diagnostic::{Position, SourceFile, TaskFileError, TaskFileErrors};
+use super::parse::check_provider_known;
 use super::parse::parse_file;
 use super::raw::TaskFile;
-use super::resolve::{merge, resolve, resolve_model};
+use super::resolve::{Sources, merge, resolve, resolve_model};
 use super::resolved::Task;
 
 /// Task files larger than this are refused unread: real ones are a few
@@ -43,7 +45,7 @@ pub fn load_tasks_with(
     let override_model =
         options
             .model_override
-            .and_then(|spec| match resolve_model(spec, Path::new(".")) {
+            .and_then(|spec| match resolve_model(spec, Path::new("."), None) {
                 Ok(resolved) => Some(resolved),
                 Err(problem) => {
                     errors.push(
@@ -55,11 +57,12 @@ pub fn load_tasks_with(
                 }
             });
     let files = expand(patterns, &mut errors);
+    let mut configs = ConfigCache::default();
     let mut tasks = Vec::new();
     let mut first_seen: HashMap<String, Position> = HashMap::new();
     for path in files {
         let mut file_errors = Vec::new();
-        let Some(source) = read(&path, &mut file_errors) else {
+        let Some(source) = read(&path, "task file", &mut file_errors) else {
             errors.append(&mut file_errors);
             continue;
         };
@@ -74,6 +77,8 @@ pub fn load_tasks_with(
             }
             None => Vec::new(),
         };
+        let config = configs.for_task_file(&path, &mut errors);
+        let providers = config.provider_names();
         for (entry, defaults) in entries {
             let name_position = source.at(entry.name.referenced);
             let duplicate = first_seen.get(&entry.name.value).cloned();
@@ -92,21 +97,32 @@ pub fn load_tasks_with(
                     first_seen.insert(entry.name.value.clone(), name_position.clone());
                 }
             }
-            let mut settings = match &defaults {
+            let settings = match &defaults {
                 Some(defaults) => merge(entry.settings.clone(), defaults),
                 None => entry.settings.clone(),
             };
+            let (mut settings, origins) = config.layer(settings);
             if options.model_override.is_some() {
                 // The override replaces the file's model, so the file's model
                 // (say, a cassette not recorded yet) is not checked.
                 settings.model = None;
             }
-            let Some(mut task) = resolve(&source, entry, settings, &mut file_errors) else {
+            let sources = Sources {
+                task: &source,
+                origins: &origins,
+                providers: &providers,
+            };
+            let Some(mut task) = resolve(&sources, entry, settings, &mut file_errors) else {
                 continue;
             };
             if let Some(model) = &override_model {
+                if let Some(problem) = override_problem(model, &providers) {
+                    errors.push(problem);
+                    continue;
+                }
                 task.model = Some(model.clone());
             }
+            config.complete(&mut task);
             if options.require_model && task.model.is_none() && options.model_override.is_none() {
                 file_errors.push(
                     TaskFileError::new(format!("task `{}` has no model", task.name), name_position)
@@ -130,15 +146,31 @@ pub fn load_tasks_with(
     }
 }
 
-/// Reads a task file: size-limited, UTF-8 only.
-fn read(path: &Path, errors: &mut Vec<TaskFileError>) -> Option<SourceFile> {
+/// The error of a `--model` / `KKRUN_MODEL` naming a provider that the
+/// task's configuration does not declare.
+fn override_problem(spec: &str, providers: &[&str]) -> Option<TaskFileError> {
+    let (provider, _) = spec.split_once(':')?;
+    check_provider_known(provider, spec, providers)
+        .err()
+        .map(|message| {
+            TaskFileError::new(
+                format!("in --model / KKRUN_MODEL `{spec}`: {message}"),
+                Position::none(),
+            )
+            .help("declare the provider under `providers:` in kkrun.yaml, or use a built-in one")
+        })
+}
+
+/// Reads a task file (or, as `what` says, a configuration file):
+/// size-limited, UTF-8 only.
+pub(crate) fn read(path: &Path, what: &str, errors: &mut Vec<TaskFileError>) -> Option<SourceFile> {
     let file_error =
         |message: String, help: &str| TaskFileError::new(message, Position::file(path)).help(help);
     let file = match std::fs::File::open(path) {
         Ok(file) => file,
         Err(error) => {
             errors.push(file_error(
-                format!("cannot open task file: {error}"),
+                format!("cannot open {what}: {error}"),
                 "check the path and its permissions",
             ));
             return None;
@@ -149,15 +181,15 @@ fn read(path: &Path, errors: &mut Vec<TaskFileError>) -> Option<SourceFile> {
     // never ends) is caught without trusting its metadata.
     if let Err(error) = file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes) {
         errors.push(file_error(
-            format!("cannot read task file: {error}"),
+            format!("cannot read {what}: {error}"),
             "check that the path is a readable file, not a directory",
         ));
         return None;
     }
     if bytes.len() as u64 > MAX_FILE_BYTES {
         errors.push(file_error(
-            format!("task file is larger than {} KiB", MAX_FILE_BYTES / 1024),
-            "task files hold a few keys and a prompt; is this the right file?",
+            format!("{what} is larger than {} KiB", MAX_FILE_BYTES / 1024),
+            "task and configuration files hold a few keys and prompts; is this the right file?",
         ));
         return None;
     }
@@ -170,7 +202,7 @@ fn read(path: &Path, errors: &mut Vec<TaskFileError>) -> Option<SourceFile> {
             errors.push(
                 TaskFileError::new(
                     format!(
-                        "task file is not UTF-8 text (invalid byte at line {line}, column {column})"
+                        "{what} is not UTF-8 text (invalid byte at line {line}, column {column})"
                     ),
                     Position::file(path),
                 )

@@ -6,6 +6,7 @@
 //! every error), `resolve` merges defaults and checks the file system, and
 //! `diagnostic` renders the errors.
 
+mod config;
 mod diagnostic;
 mod duration;
 mod load;
@@ -17,6 +18,7 @@ mod resolve;
 mod resolved;
 mod schema;
 
+pub use config::{CONFIG_FILE_NAME, USER_CONFIG_PATH, config_schema};
 pub use diagnostic::{TaskFileError, TaskFileErrors};
 pub use duration::format as format_duration;
 pub use load::{LoadOptions, MAX_FILE_BYTES, load_tasks, load_tasks_with};

@@ -7,7 +7,7 @@ use std::path::Path;
 use super::duration::format as duration;
 use super::resolved::{Stage, Task};
 use crate::agent::default_context_window;
-use crate::provider::pricing::builtin_price;
+use crate::provider::pricing::{PRICE_TABLE_DATE, builtin_price};
 use crate::provider::{ModelPrice, WireFormat};
 
 /// Renders the plan of `tasks` for humans. Paths are shown relative to
@@ -40,6 +40,15 @@ pub fn render_plan(tasks: &[Task], cwd: &Path) -> String {
             None => model.to_owned(),
         };
         let _ = writeln!(out, "  model:       {model}");
+        if let Some(endpoint) = &task.endpoint {
+            let _ = writeln!(
+                out,
+                "  endpoint:    {} ({}, {})",
+                endpoint.name,
+                endpoint.api.name(),
+                endpoint.base_url
+            );
+        }
         let _ = writeln!(out, "  pricing:     {}", pricing(task));
         let _ = writeln!(out, "  window:      {}", context_window(task));
         let stages: Vec<String> = Stage::ALL
@@ -155,7 +164,10 @@ fn pricing(task: &Task) -> String {
             let builtin =
                 WireFormat::from_name(provider).and_then(|wire| builtin_price(wire, model));
             match builtin {
-                Some(price) => format!("{} (built-in)", price_text(&price)),
+                Some(price) => format!(
+                    "{} (built-in, list prices of {PRICE_TABLE_DATE})",
+                    price_text(&price)
+                ),
                 None => format!(
                     "unknown for `{model}`: cost is reported as null (set `pricing:` to count it)"
                 ),
@@ -171,8 +183,13 @@ fn price_text(price: &ModelPrice) -> String {
         .map_or("cached input as input".to_owned(), |cached| {
             format!("{} cached input", usd(cached))
         });
+    let written = price
+        .cache_write_input_per_mtok
+        .map_or(String::new(), |write| {
+            format!("{} cache writes, ", usd(write))
+        });
     format!(
-        "{} input, {cached}, {} output per million tokens",
+        "{} input, {cached}, {written}{} output per million tokens",
         usd(price.input_per_mtok),
         usd(price.output_per_mtok)
     )

@@ -94,7 +94,8 @@ pub(crate) struct TaskSettings {
     #[schemars(with = "Option<String>")]
     pub(crate) workspace: Option<Spanned<String>>,
     /// Model as `provider:model`: `openai:gpt-4.1`, `anthropic:claude-sonnet-4-5`,
-    /// or `replay:PATH` (a recorded cassette, relative to the task file).
+    /// `replay:PATH` (a recorded cassette, relative to the task file), or
+    /// `NAME:MODEL` with NAME from `providers:` in kkrun.yaml.
     /// `--model` and `KKRUN_MODEL` override it.
     #[schemars(with = "Option<ModelSpec>")]
     pub(crate) model: Option<Spanned<String>>,
@@ -145,6 +146,11 @@ pub(crate) struct TaskSettings {
     /// after 3 corrections fails the task (default: no structured output).
     #[schemars(with = "Option<OutputSchemaSpec>")]
     pub(crate) output_schema: Option<Spanned<OutputSchemaSetting>>,
+    /// Files (relative to the task file) given to every stage as project
+    /// instructions, after the `AGENTS.md` files found from the workspace up
+    /// to the work-tree root (default none).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub(crate) instructions: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `output_schema:` as written.
@@ -230,6 +236,10 @@ pub(crate) struct PricingSettings {
     /// charged as `input`).
     #[schemars(with = "Option<f64>", range(min = 0))]
     pub(crate) cached_input: Option<Spanned<f64>>,
+    /// USD per million input tokens written to the prompt cache (Anthropic
+    /// charges 1.25× input; default: charged as `input`).
+    #[schemars(with = "Option<f64>", range(min = 0))]
+    pub(crate) cache_write: Option<Spanned<f64>>,
     /// USD per million output tokens, reasoning included.
     #[schemars(with = "f64", range(min = 0))]
     pub(crate) output: Spanned<f64>,
@@ -437,7 +447,7 @@ impl JsonSchema for ModelSpec {
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
-            "description": "`provider:model` with provider `openai`, `openai-responses`, `anthropic` or `replay` (then a cassette path relative to the task file).",
+            "description": "`provider:model` with provider `openai`, `openai-responses`, `anthropic`, `replay` (then a cassette path relative to the task file) or a name from `providers:` in a configuration file (kkrun.yaml).",
             "type": "string",
             "pattern": super::parse::MODEL_PATTERN
         })

@@ -11,13 +11,15 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 use serde_saphyr::{Location, Spanned};
 
+use super::config::Origins;
 use super::diagnostic::{Position, SourceFile, TaskFileError};
-use super::parse::check_model_form;
+use super::parse::{check_model_form, check_provider_known};
 use super::raw::{
     BudgetSettings, DebugLimits, OutputSchemaSetting, PreviewLimits, ShellSettings, StageLimits,
     StagesSettings, TaskEntry, TaskSettings, ToolsSettings,
@@ -91,6 +93,7 @@ pub(crate) fn merge(task: TaskSettings, defaults: &TaskSettings) -> TaskSettings
         pricing: task.pricing.or(defaults.pricing),
         context_window: task.context_window.or(defaults.context_window),
         output_schema: task.output_schema.or(defaults.output_schema),
+        instructions: task.instructions.or(defaults.instructions),
         mcp: merge_maps(task.mcp, defaults.mcp, |task, defaults| {
             let mut merged: Vec<_> = defaults
                 .into_iter()
@@ -109,13 +112,25 @@ fn merge_maps<T>(task: Option<T>, defaults: Option<T>, both: impl FnOnce(T, T) -
     }
 }
 
+/// The files a merged task's values come from, and the providers its
+/// model may name.
+pub(crate) struct Sources<'a> {
+    /// The task file.
+    pub(crate) task: &'a SourceFile,
+    /// Configuration files that supplied checked values.
+    pub(crate) origins: &'a Origins,
+    /// Named providers of the task's configuration.
+    pub(crate) providers: &'a [&'a str],
+}
+
 /// Resolves one merged task; filesystem problems go to `errors`.
 pub(crate) fn resolve(
-    source: &SourceFile,
+    sources: &Sources<'_>,
     entry: TaskEntry,
     settings: TaskSettings,
     errors: &mut Vec<TaskFileError>,
 ) -> Option<Task> {
+    let source = sources.task;
     let dir = base_dir(&source.path);
     let name_location = entry.name.referenced;
     if let Some(fail_on) = &settings.fail_on
@@ -129,20 +144,32 @@ pub(crate) fn resolve(
                 ),
                 "remove `fail_on`, or set `kind: bug-hunt` (in `defaults:`, give `fail_on` to the bug hunts themselves)",
             )
-            .at(source.at(fail_on.referenced)),
+            .at(origin(&sources.origins.fail_on, source).at(fail_on.referenced)),
         );
     }
-    let workspace = check_workspace(source, &dir, settings.workspace.as_ref(), name_location);
+    let workspace = check_workspace(
+        source,
+        origin(&sources.origins.workspace, source),
+        &dir,
+        settings.workspace.as_ref(),
+        name_location,
+    );
     let model = match &settings.model {
-        Some(spec) => match resolve_model(&spec.value, &dir) {
+        Some(spec) => match resolve_model(&spec.value, &dir, Some(sources.providers)) {
             Ok(resolved) => Some(resolved),
             Err(problem) => {
-                errors.push(problem.at(source.at(spec.referenced)));
+                errors.push(problem.at(origin(&sources.origins.model, source).at(spec.referenced)));
                 None
             }
         },
         None => None,
     };
+    let instructions = check_instructions(
+        origin(&sources.origins.instructions, source),
+        &dir,
+        settings.instructions.as_ref(),
+        errors,
+    );
     let workspace = match workspace {
         Ok(path) => path,
         Err(error) => {
@@ -264,6 +291,7 @@ pub(crate) fn resolve(
             input_per_mtok: pricing.input.value,
             cached_input_per_mtok: pricing.cached_input.map(|price| price.value),
             output_per_mtok: pricing.output.value,
+            cache_write_input_per_mtok: pricing.cache_write.map(|price| price.value),
         }),
         context_window: settings.context_window.map(|window| window.value),
         mcp: settings
@@ -273,6 +301,8 @@ pub(crate) fn resolve(
             .map(|(_, server)| server)
             .collect(),
         output_schema,
+        endpoint: None,
+        instructions: instructions?,
     })
 }
 
@@ -304,6 +334,41 @@ fn resolve_output_schema(setting: &OutputSchemaSetting, dir: &Path) -> Result<Va
         )
     })?;
     Ok(schema)
+}
+
+/// Checks that every `instructions:` file exists; returns their absolute
+/// paths (`None` after an error).
+fn check_instructions(
+    source: &SourceFile,
+    dir: &Path,
+    list: Option<&Spanned<Vec<Spanned<String>>>>,
+    errors: &mut Vec<TaskFileError>,
+) -> Option<Vec<PathBuf>> {
+    let mut paths = Vec::new();
+    let mut sound = true;
+    for item in list.map(|l| l.value.as_slice()).unwrap_or_default() {
+        let joined = dir.join(&item.value);
+        match joined.canonicalize() {
+            Ok(path) if path.is_file() => paths.push(path),
+            _ => {
+                sound = false;
+                errors.push(
+                    Problem::new(
+                        format!("instruction file `{}` does not exist or is not a file", joined.display()),
+                        "`instructions` paths are relative to the task file; fix the path or remove the entry",
+                    )
+                    .at(source.at(item.referenced)),
+                );
+            }
+        }
+    }
+    sound.then_some(paths)
+}
+
+/// The file a checked value came from: a configuration file, else the
+/// task file.
+fn origin<'a>(file: &'a Option<Arc<SourceFile>>, task: &'a SourceFile) -> &'a SourceFile {
+    file.as_deref().unwrap_or(task)
 }
 
 fn values(list: Spanned<Vec<Spanned<String>>>) -> Vec<String> {
@@ -339,14 +404,20 @@ impl Problem {
 }
 
 /// Checks a model spec and makes a `replay:` cassette path absolute
-/// (relative paths are taken from `dir`).
-pub(crate) fn resolve_model(spec: &str, dir: &Path) -> Result<String, Problem> {
-    let (provider, rest) = check_model_form(spec).map_err(|message| {
-        Problem::new(
-            message,
-            "write `provider:model`, such as `openai:gpt-4.1` or `replay:cassettes/run.jsonl`",
-        )
-    })?;
+/// (relative paths are taken from `dir`). With `providers`, the spec must
+/// name a built-in provider or one of them.
+pub(crate) fn resolve_model(
+    spec: &str,
+    dir: &Path,
+    providers: Option<&[&str]>,
+) -> Result<String, Problem> {
+    let help = "write `provider:model`, such as `openai:gpt-4.1` or `replay:cassettes/run.jsonl`, \
+                or name a provider declared under `providers:` in kkrun.yaml";
+    let (provider, rest) = check_model_form(spec).map_err(|message| Problem::new(message, help))?;
+    if let Some(providers) = providers {
+        check_provider_known(provider, spec, providers)
+            .map_err(|message| Problem::new(message, help))?;
+    }
     if provider != "replay" {
         return Ok(spec.to_owned());
     }
@@ -371,6 +442,7 @@ pub(crate) fn resolve_model(spec: &str, dir: &Path) -> Result<String, Problem> {
 /// whole repository.
 fn check_workspace(
     source: &SourceFile,
+    workspace_source: &SourceFile,
     dir: &Path,
     workspace: Option<&Spanned<String>>,
     name_location: Location,
@@ -378,7 +450,7 @@ fn check_workspace(
     let (joined, position, shown) = match workspace {
         Some(value) => (
             dir.join(&value.value),
-            source.at(value.referenced),
+            workspace_source.at(value.referenced),
             format!("workspace `{}`", value.value),
         ),
         None => {

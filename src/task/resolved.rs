@@ -54,6 +54,12 @@ pub struct Task {
     /// The JSON Schema of the preview's final `output` (`output_schema:`),
     /// read and checked at load; `None` asks for no structured output.
     pub output_schema: Option<serde_json::Value>,
+    /// The named endpoint (from `providers:` in a configuration file) that
+    /// the task's model names; `None` for the built-in providers.
+    pub endpoint: Option<crate::provider::Endpoint>,
+    /// Absolute paths of the task's `instructions:` files, given to every
+    /// stage after the `AGENTS.md` files.
+    pub instructions: Vec<PathBuf>,
 }
 
 /// What kind of work a task asks for.

@@ -197,8 +197,8 @@ impl TaskFile {
 }
 
 /// `kkrun ARGS...` in `dir`, as on a CI machine outside GitHub Actions: no
-/// workflow commands, no step summary, no colour preference, no model or
-/// API key from the developer's environment.
+/// workflow commands, no step summary, no colour preference, no model, API
+/// key or user configuration file from the developer's environment.
 pub fn kkrun(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::cargo_bin("kkrun").unwrap();
     cmd.current_dir(dir)
@@ -209,6 +209,8 @@ pub fn kkrun(dir: &Path, args: &[&str]) -> Command {
         .env_remove("KKRUN_MODEL")
         .env_remove("OPENAI_API_KEY")
         .env_remove("ANTHROPIC_API_KEY")
+        // The developer's own configuration file must not change a test.
+        .env("XDG_CONFIG_HOME", dir.join(".no-user-config"))
         .args(args);
     cmd
 }
@@ -394,6 +396,8 @@ pub fn call(id: &str, name: &str, args: Value) -> ScriptedTurn {
         cached_input_tokens: 0,
         output_tokens: 100,
         estimated: false,
+        cache_write_input_tokens: 0,
+        reasoning_tokens: 0,
     })
 }
 

@@ -223,6 +223,8 @@ fn usage(value: &Value) -> Option<Usage> {
         // A server that left reasoning out of the output count must not
         // make it free.
         output_tokens: count(value.get("output_tokens")).max(count(reasoning)),
+        cache_write_input_tokens: 0,
+        reasoning_tokens: count(reasoning),
         estimated: false,
     })
 }

@@ -177,9 +177,11 @@ impl TaskState {
                 model,
                 base_commit,
                 sandbox,
+                instructions,
             } => {
                 let task = &mut *self;
                 task.report.sandbox = sandbox.clone();
+                task.report.instructions = instructions.clone();
                 task.report.file = file.clone();
                 task.report.model = model.clone();
                 task.report.base_commit = base_commit.clone();
@@ -458,6 +460,14 @@ impl TaskState {
                     .turn_usage
                     .output_tokens
                     .saturating_sub(before.output_tokens),
+                cache_write_input_tokens: self
+                    .turn_usage
+                    .cache_write_input_tokens
+                    .saturating_sub(before.cache_write_input_tokens),
+                reasoning_tokens: self
+                    .turn_usage
+                    .reasoning_tokens
+                    .saturating_sub(before.reasoning_tokens),
                 estimated: self.turn_usage.estimated,
             },
             cost_usd: self
@@ -516,6 +526,7 @@ impl TaskState {
                 sandbox: None,
                 resumed: None,
                 output: None,
+                instructions: Vec::new(),
             },
             checks: Vec::new(),
             baseline: Vec::new(),

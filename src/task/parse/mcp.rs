@@ -245,7 +245,11 @@ impl Walker<'_> {
         Some(text.to_string())
     }
 
-    fn headers(&mut self, value: &SpannedNode, key: &str) -> Option<BTreeMap<String, String>> {
+    pub(super) fn headers(
+        &mut self,
+        value: &SpannedNode,
+        key: &str,
+    ) -> Option<BTreeMap<String, String>> {
         let entries = self.map(value, key)?;
         let mut headers = BTreeMap::new();
         let mut sound = true;

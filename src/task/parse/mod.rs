@@ -10,6 +10,7 @@
 //! `output` reads `output_schema:` and `yaml_error` explains YAML the parser
 //! rejected.
 
+mod config;
 mod document;
 mod mcp;
 mod names;
@@ -27,7 +28,9 @@ use yaml_error::yaml_error;
 
 pub(crate) use mcp::McpServers;
 pub use names::PROVIDERS;
-pub(crate) use names::{MODEL_PATTERN, NAME_MAX_LEN, NAME_PATTERN, check_model_form};
+pub(crate) use names::{
+    MODEL_PATTERN, NAME_MAX_LEN, NAME_PATTERN, check_model_form, check_provider_known,
+};
 
 /// Parses one task file; errors go to `errors`. Returns the file when its
 /// structure is sound enough to resolve (it may still have had errors).
@@ -41,6 +44,24 @@ pub(crate) fn parse_file(source: &SourceFile, errors: &mut Vec<TaskFileError>) -
     };
     let mut walker = Walker { source, errors };
     walker.file(&tree)
+}
+
+/// Parses one configuration file; errors go to `errors`. Returns the file
+/// when its structure is sound enough to merge (it may still have had
+/// errors).
+pub(crate) fn parse_config(
+    source: &SourceFile,
+    errors: &mut Vec<TaskFileError>,
+) -> Option<crate::task::config::raw::ConfigFile> {
+    let tree = match node::parse(&source.text) {
+        Ok(tree) => tree,
+        Err(error) => {
+            errors.push(yaml_error(source, &error));
+            return None;
+        }
+    };
+    let mut walker = Walker { source, errors };
+    walker.config_file(&tree)
 }
 
 /// Walks one file's tree, pushing every problem it finds to `errors`.

@@ -5,24 +5,21 @@
 pub(crate) const NAME_PATTERN: &str = "^[a-z0-9][a-z0-9-]*$";
 /// Longest task or check name.
 pub(crate) const NAME_MAX_LEN: usize = 64;
-/// Model specs, as a regular expression (for the JSON Schema).
-pub(crate) const MODEL_PATTERN: &str = "^(openai|openai-responses|anthropic|replay):\\S.*$";
-/// The providers a model spec may name.
+/// Model specs, as a regular expression (for the JSON Schema): a provider
+/// name (built in, or from the configuration's `providers:`), `:`, a model.
+pub(crate) const MODEL_PATTERN: &str = "^[a-z0-9][a-z0-9-]*:\\S.*$";
+/// The providers a model spec may name without any configuration.
 pub const PROVIDERS: &[&str] = &["openai", "openai-responses", "anthropic", "replay"];
 
-/// Checks that `spec` is `provider:model` with a known provider.
+/// Checks that `spec` is `provider:model` with a well-formed provider name;
+/// whether the provider exists depends on the configuration
+/// ([`check_provider_known`]).
 pub(crate) fn check_model_form(spec: &str) -> Result<(&str, &str), String> {
     let Some((provider, model)) = spec.split_once(':') else {
         return Err(format!("invalid model `{spec}`: expected `provider:model`"));
     };
-    if !PROVIDERS.contains(&provider) {
-        let hint = did_you_mean(provider, PROVIDERS)
-            .map(|suggestion| format!(" (hint: did you mean `{suggestion}`?)"))
-            .unwrap_or_default();
-        return Err(format!(
-            "unknown provider `{provider}` in model `{spec}`{hint}; valid providers: {}",
-            PROVIDERS.join(", ")
-        ));
+    if check_name(provider).is_err() {
+        return Err(unknown_provider(provider, spec, PROVIDERS));
     }
     if model.trim().is_empty() || model.starts_with(char::is_whitespace) {
         return Err(format!(
@@ -30,6 +27,29 @@ pub(crate) fn check_model_form(spec: &str) -> Result<(&str, &str), String> {
         ));
     }
     Ok((provider, model))
+}
+
+/// Checks that `provider` (of `spec`) is built in or one of `configured`.
+pub(crate) fn check_provider_known(
+    provider: &str,
+    spec: &str,
+    configured: &[&str],
+) -> Result<(), String> {
+    if PROVIDERS.contains(&provider) || configured.contains(&provider) {
+        return Ok(());
+    }
+    let known: Vec<&str> = PROVIDERS.iter().chain(configured).copied().collect();
+    Err(unknown_provider(provider, spec, &known))
+}
+
+fn unknown_provider(provider: &str, spec: &str, known: &[&str]) -> String {
+    let hint = did_you_mean(provider, known)
+        .map(|suggestion| format!(" (hint: did you mean `{suggestion}`?)"))
+        .unwrap_or_default();
+    format!(
+        "unknown provider `{provider}` in model `{spec}`{hint}; valid providers: {}",
+        known.join(", ")
+    )
 }
 
 pub(super) fn check_name(name: &str) -> Result<(), &'static str> {
@@ -136,12 +156,17 @@ mod tests {
                 .unwrap_err()
                 .contains("provider:model")
         );
-        let error = check_model_form("opneai:gpt-4.1").unwrap_err();
+        assert!(check_model_form("opneai:gpt-4.1").is_ok());
+        let error = check_provider_known("opneai", "opneai:gpt-4.1", &[]).unwrap_err();
         assert!(error.contains("did you mean `openai`"), "{error}");
         assert!(
             error.contains("openai, openai-responses, anthropic, replay"),
             "{error}"
         );
+        let error = check_provider_known("azur", "azur:gpt-4o", &["azure"]).unwrap_err();
+        assert!(error.contains("did you mean `azure`"), "{error}");
+        assert!(check_provider_known("azure", "azure:gpt-4o", &["azure"]).is_ok());
+        assert!(check_model_form("Open AI:gpt").is_err());
         assert!(check_model_form("replay:").is_err());
         let pattern = regex::Regex::new(MODEL_PATTERN).unwrap();
         assert!(pattern.is_match("replay:cassettes/a.jsonl") && !pattern.is_match("replay: x"));

@@ -30,15 +30,16 @@ pub(super) const SETTINGS_KEYS: &[&str] = &[
     "context_window",
     "mcp",
     "output_schema",
+    "instructions",
 ];
 const CHECK_KEYS: &[&str] = &["name", "run", "timeout", "retries", "network"];
 const STAGE_KEYS: &[&str] = &["blueprint", "code", "debug", "preview"];
 const BUDGET_KEYS: &[&str] = &["max_tokens", "max_cost_usd", "timeout"];
 const SHELL_KEYS: &[&str] = &["allow", "deny", "timeout", "writable", "network"];
-const PRICING_KEYS: &[&str] = &["input", "cached_input", "output"];
+const PRICING_KEYS: &[&str] = &["input", "cached_input", "cache_write", "output"];
 /// Smallest `context_window`: below this not even a stage's system prompt
 /// and tools fit, so a smaller number is a typo.
-const MIN_CONTEXT_WINDOW: u64 = 1024;
+pub(super) const MIN_CONTEXT_WINDOW: u64 = 1024;
 pub(super) const KINDS: &[&str] = &["fix", "refactor", "feature", "bug-hunt"];
 const ON_FAILURE: &[&str] = &["keep", "rollback"];
 const FAIL_ON: &[&str] = &["new-confirmed", "confirmed", "any", "never"];
@@ -107,6 +108,7 @@ impl Walker<'_> {
                 }
                 "mcp" => settings.mcp = self.mcp(value, &key),
                 "output_schema" => settings.output_schema = self.output_schema(value, &key),
+                "instructions" => settings.instructions = self.path_list(value, &key),
                 _ => {}
             }
         }
@@ -295,6 +297,7 @@ impl Walker<'_> {
         let known = self.known_keys(entries, PRICING_KEYS, &format!("{key}."), |_| None);
         let mut input = None;
         let mut cached_input = None;
+        let mut cache_write = None;
         let mut output = None;
         let mut complete = true;
         for entry in &known {
@@ -304,6 +307,7 @@ impl Walker<'_> {
             match entry.name {
                 "input" => input = price,
                 "cached_input" => cached_input = price,
+                "cache_write" => cache_write = price,
                 "output" => output = price,
                 _ => {}
             }
@@ -326,6 +330,7 @@ impl Walker<'_> {
         Some(PricingSettings {
             input: input?,
             cached_input,
+            cache_write,
             output: output?,
         })
     }
