@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::commands;
 use crate::console::{self, ConsoleOptions, Terminal};
 use crate::error::Error;
-use crate::runner::{Partition, RestorePolicy};
+use crate::runner::{IsolationOptions, Partition, RestorePolicy};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -193,6 +193,20 @@ pub struct RunArgs {
     /// shards' run directories with `kkrun report merge`.
     #[arg(long, value_name = "hash:K/N|slice:K/N", value_parser = parse_partition)]
     pub partition: Option<Partition>,
+    /// Run every task in its own linked git worktree outside your work
+    /// tree, detached at HEAD with your uncommitted changes on top; your
+    /// files, HEAD, index, branches and stash are never touched. The
+    /// changes stay in the snapshots and final.patch.
+    #[arg(long)]
+    pub isolate: bool,
+    /// Put the isolated worktrees in DIR (default: kkrun-worktrees in the
+    /// system temporary directory).
+    #[arg(long, value_name = "DIR", requires = "isolate")]
+    pub worktrees: Option<PathBuf>,
+    /// Keep each isolated worktree after its task (remove it later with
+    /// `git worktree remove`).
+    #[arg(long, requires = "isolate")]
+    pub keep_worktrees: bool,
 }
 
 /// A `--partition` value; clap adds the flag's name to the message.
@@ -452,6 +466,10 @@ fn run_command(
         redact: args.redact,
         baseline_findings: args.baseline_findings,
         partition: args.partition,
+        isolate: args.isolate.then_some(IsolationOptions {
+            dir: args.worktrees,
+            keep: args.keep_worktrees,
+        }),
         command_line: std::env::args().collect(),
     }
 }

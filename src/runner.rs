@@ -2,8 +2,10 @@
 //! event stream, signals, tasks one after another, and the final record,
 //! which is written whatever happens.
 
+mod isolation;
 mod partition;
 
+pub use isolation::IsolationOptions;
 pub use partition::{Partition, PartitionError, PartitionKind};
 
 use std::panic::AssertUnwindSafe;
@@ -26,6 +28,7 @@ use crate::report::aggregate::{self, Outputs};
 use crate::report::github::GithubOutput;
 use crate::store::{self, RunDir};
 use crate::task::Task;
+use isolation::Isolation;
 
 /// When the work tree is restored to `00-base` after a task.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -63,6 +66,8 @@ pub struct RunOptions {
     pub baseline_findings: Option<BaselineFindings>,
     /// `--partition`: run only this shard of the tasks.
     pub partition: Option<Partition>,
+    /// `--isolate`: every task in its own linked worktree.
+    pub isolate: Option<IsolationOptions>,
 }
 
 /// Runs `tasks` (with `--partition`, this shard of them) and returns the
@@ -92,6 +97,10 @@ pub fn run(tasks: Vec<Task>, options: RunOptions) -> Result<i32, Error> {
     if options.require_sandbox {
         require_sandbox(&tasks)?;
     }
+    let isolated_stores = match &options.isolate {
+        Some(_) => Some(isolation::check(&tasks)?),
+        None => None,
+    };
     // Every provider is built before anything runs, so a bad model spec or a
     // missing API key stops the run with nothing done.
     let mut providers = Vec::with_capacity(tasks.len());
@@ -130,7 +139,14 @@ pub fn run(tasks: Vec<Task>, options: RunOptions) -> Result<i32, Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the async runtime", e))?;
-    runtime.block_on(run_tasks(tasks, providers, secrets, partition, options))
+    runtime.block_on(run_tasks(
+        tasks,
+        providers,
+        secrets,
+        partition,
+        isolated_stores,
+        options,
+    ))
 }
 
 /// The tasks of the shard `partition` names, and what the run records of
@@ -208,6 +224,7 @@ async fn run_tasks(
     providers: Vec<(String, Provider)>,
     secrets: Redactor,
     partition: Option<PartitionRecord>,
+    isolated_stores: Option<Vec<crate::snapshot::SnapshotStore>>,
     options: RunOptions,
 ) -> Result<i32, Error> {
     let cwd = std::env::current_dir().map_err(|e| Error::io("reading the current directory", e))?;
@@ -231,6 +248,17 @@ async fn run_tasks(
     );
     run_dir.record_events(&events)?;
     let console = Console::attach(&events, options.console.clone());
+
+    let isolation = options
+        .isolate
+        .as_ref()
+        .zip(isolated_stores)
+        .map(|(isolate, stores)| Isolation::new(isolate, &run_id, stores));
+    if let Some(isolation) = &isolation {
+        for message in isolation.remove_stale() {
+            console.line(&format!("kkrun: {message}"));
+        }
+    }
 
     let interrupt = Arc::new(Interrupt::new());
     let signals = tokio::spawn(watch_signals(interrupt.clone()));
@@ -264,12 +292,15 @@ async fn run_tasks(
         });
     }
 
+    // An isolated task's worktree is thrown away after it: nothing to restore.
     let restore_after = |index: usize| match options.restore {
+        _ if isolation.is_some() => false,
         RestorePolicy::Always => true,
         RestorePolicy::Never => false,
         RestorePolicy::Auto => index + 1 < tasks.len(),
     };
     let mut outcomes = Vec::with_capacity(tasks.len());
+    let mut kept_worktrees = Vec::new();
     for (index, (task, (spec, provider))) in tasks.iter().zip(&providers).enumerate() {
         let task_events = events.for_task(&task.name);
         if interrupt.is_triggered() {
@@ -280,6 +311,20 @@ async fn run_tasks(
             outcomes.push(TaskOutcome::Interrupted);
             continue;
         }
+        let isolated = match isolation.as_ref().map(|i| i.enter(index, task)) {
+            None => None,
+            Some(Ok(isolated)) => Some(isolated),
+            Some(Err(e)) => {
+                let reason = format!("cannot create the isolated worktree: {e}");
+                task_events.emit(EventKind::Error {
+                    message: reason.clone(),
+                });
+                task_events.emit(finished_by_runner(TaskOutcome::Error, reason));
+                outcomes.push(TaskOutcome::Error);
+                continue;
+            }
+        };
+        let task = isolated.as_ref().map_or(task, |(task, _)| task);
         let env = TaskEnv {
             run_id: &run_id,
             run_dir: &run_dir,
@@ -314,6 +359,13 @@ async fn run_tasks(
             }
         };
         outcomes.push(outcome);
+        if let (Some(isolation), Some((_, worktree))) = (&isolation, &isolated) {
+            match isolation.leave(&task.name, worktree) {
+                Ok(Some(kept)) => kept_worktrees.push(kept),
+                Ok(None) => {}
+                Err(message) => task_events.emit(EventKind::Warning { message }),
+            }
+        }
     }
     signals.abort();
 
@@ -330,6 +382,9 @@ async fn run_tasks(
     let (written, warnings) = reports.finish();
     for warning in warnings {
         console.line(&format!("kkrun: warning: {warning}"));
+    }
+    for kept in kept_worktrees {
+        console.line(&format!("kkrun: {kept}"));
     }
     if !options.console.json && !options.console.quiet {
         console.line(&format!(

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::{print, report_task_file_errors};
 use crate::console::ConsoleOptions;
 use crate::error::Error;
-use crate::runner::{Partition, RestorePolicy};
+use crate::runner::{IsolationOptions, Partition, RestorePolicy};
 
 /// What `kkrun run` does, resolved from the command line.
 #[derive(Debug, Clone)]
@@ -33,6 +33,9 @@ pub struct RunCommand {
     pub baseline_findings: Option<PathBuf>,
     /// `--partition`: run only this shard of the tasks.
     pub partition: Option<Partition>,
+    /// `--isolate` (with `--worktrees`, `--keep-worktrees`): every task in
+    /// its own linked worktree.
+    pub isolate: Option<IsolationOptions>,
     /// How progress is shown, `--json` included.
     pub console: ConsoleOptions,
     /// The command line, for the report.
@@ -100,6 +103,7 @@ pub fn run(command: RunCommand) -> Result<i32, Error> {
         command_line: command.command_line,
         require_sandbox: command.require_sandbox,
         partition: command.partition,
+        isolate: command.isolate,
     };
     crate::runner::run(tasks, run_options)
 }

@@ -213,6 +213,15 @@ pub enum SnapshotError {
         #[source]
         source: git2::Error,
     },
+    /// An isolated worktree needs a commit to check out, and HEAD has none.
+    #[error(
+        "the repository of {path} has no commit yet, and an isolated worktree is checked out at \
+         HEAD (hint: commit once, or run without --isolate)"
+    )]
+    UnbornHead {
+        /// The work tree whose HEAD is unborn.
+        path: PathBuf,
+    },
     /// Reading or writing a file failed.
     #[error("cannot {action} {path}")]
     Io {
@@ -253,7 +262,8 @@ impl SnapshotError {
             | SnapshotError::BranchCheckedOut { .. }
             | SnapshotError::UnknownBase { .. }
             | SnapshotError::ExportConflict { .. }
-            | SnapshotError::NothingToExport { .. } => exit_codes::INVALID_INPUT,
+            | SnapshotError::NothingToExport { .. }
+            | SnapshotError::UnbornHead { .. } => exit_codes::INVALID_INPUT,
             SnapshotError::CorruptSnapshot { .. }
             | SnapshotError::Locked { .. }
             | SnapshotError::ReadOnlyRepository { .. }

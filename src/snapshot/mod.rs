@@ -18,10 +18,12 @@ mod scan;
 mod scratch;
 mod store;
 mod worktree;
+mod worktree_pool;
 
 pub use error::SnapshotError;
 pub use export::{ExportRequest, Exported, TaskChange};
 pub use store::SnapshotStore;
+pub use worktree_pool::{IsolatedWorktree, WorktreePool, remove_stale_worktrees};
 
 /// What a snapshot records besides the work tree.
 #[derive(Debug, Clone, Default, PartialEq)]
