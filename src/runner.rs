@@ -2,6 +2,7 @@
 //! event stream, signals, tasks one after another, and the final record,
 //! which is written whatever happens.
 
+mod apply;
 mod isolation;
 mod partition;
 
@@ -68,6 +69,9 @@ pub struct RunOptions {
     pub partition: Option<Partition>,
     /// `--isolate`: every task in its own linked worktree.
     pub isolate: Option<IsolationOptions>,
+    /// `--apply`: after the run, the passing tasks' changes go into the
+    /// user's work tree, in task order, up to the first conflict.
+    pub apply: bool,
 }
 
 /// Runs `tasks` (with `--partition`, this shard of them) and returns the
@@ -369,7 +373,20 @@ async fn run_tasks(
     }
     signals.abort();
 
-    let exit_code = exit_codes::combine(outcomes.iter().map(|o| o.exit_code()));
+    let mut exit_code = exit_codes::combine(outcomes.iter().map(|o| o.exit_code()));
+    // Before `run.finished`, so the report's exit code is the process's.
+    if options.apply {
+        let applied = apply::apply_passing(&run_id, &tasks, &outcomes);
+        for text in &applied.applied {
+            for line in text.lines() {
+                console.line(&format!("kkrun: {line}"));
+            }
+        }
+        if let Some(message) = applied.stopped {
+            events.emit(EventKind::Warning { message });
+        }
+        exit_code = exit_codes::combine([exit_code, applied.exit_code]);
+    }
     let passed = outcomes
         .iter()
         .filter(|&&o| o == TaskOutcome::Passed)

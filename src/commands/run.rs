@@ -36,6 +36,8 @@ pub struct RunCommand {
     /// `--isolate` (with `--worktrees`, `--keep-worktrees`): every task in
     /// its own linked worktree.
     pub isolate: Option<IsolationOptions>,
+    /// `--apply`: the passing tasks' changes into the work tree afterwards.
+    pub apply: bool,
     /// How progress is shown, `--json` included.
     pub console: ConsoleOptions,
     /// The command line, for the report.
@@ -104,6 +106,7 @@ pub fn run(command: RunCommand) -> Result<i32, Error> {
         require_sandbox: command.require_sandbox,
         partition: command.partition,
         isolate: command.isolate,
+        apply: command.apply,
     };
     crate::runner::run(tasks, run_options)
 }
