@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::commands;
 use crate::console::{self, ConsoleOptions, Terminal};
 use crate::error::Error;
-use crate::runner::{Partition, RestorePolicy};
+use crate::runner::{IsolationOptions, Partition, RestorePolicy};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -108,6 +108,11 @@ pub enum Command {
     /// Make a branch whose one commit holds a task's change (for a pull
     /// request), and print a pull-request body.
     Export(ExportArgs),
+    /// Write a task's change (its last snapshot minus `00-base`) into the
+    /// work tree, merged with what changed there since; refuses (exit 2)
+    /// listing the conflicting paths, changing nothing. HEAD, the index and
+    /// branches are never touched.
+    Apply(ApplyArgs),
 }
 
 /// `kkrun report` subcommands.
@@ -147,6 +152,7 @@ pub struct RebuildArgs {
 
 /// Arguments of `kkrun run`.
 #[derive(Debug, Clone, Default, Args)]
+#[command(group = clap::ArgGroup::new("isolation").args(["isolate", "apply"]).multiple(true))]
 pub struct RunArgs {
     /// Task files, directories of task files, or glob patterns.
     #[arg(value_name = "FILES", required = true)]
@@ -208,6 +214,25 @@ pub struct RunArgs {
     /// shards' run directories with `kkrun report merge`.
     #[arg(long, value_name = "hash:K/N|slice:K/N", value_parser = parse_partition)]
     pub partition: Option<Partition>,
+    /// Run every task in its own linked git worktree outside your work
+    /// tree, detached at HEAD with your uncommitted changes on top; your
+    /// files, HEAD, index, branches and stash are never touched. The
+    /// changes stay in the snapshots and final.patch.
+    #[arg(long)]
+    pub isolate: bool,
+    /// Put the isolated worktrees in DIR (default: kkrun-worktrees in the
+    /// system temporary directory).
+    #[arg(long, value_name = "DIR", requires = "isolation")]
+    pub worktrees: Option<PathBuf>,
+    /// Keep each isolated worktree after its task (remove it later with
+    /// `git worktree remove`).
+    #[arg(long, requires = "isolation")]
+    pub keep_worktrees: bool,
+    /// After the run, write the passing tasks' changes into your work tree,
+    /// in task order, stopping at the first that conflicts (exit 2). Implies
+    /// --isolate.
+    #[arg(long)]
+    pub apply: bool,
 }
 
 /// A `--partition` value; clap adds the flag's name to the message.
@@ -382,6 +407,19 @@ pub struct ExportArgs {
     pub repo: PathBuf,
 }
 
+/// Arguments of `kkrun apply`.
+#[derive(Debug, Clone, Args)]
+pub struct ApplyArgs {
+    /// Run id, `latest`, or a run directory.
+    pub run: String,
+    /// Task name.
+    pub task: String,
+    /// The git repository (or a directory inside it) whose work tree gets
+    /// the change.
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub repo: PathBuf,
+}
+
 /// Parses the process's arguments. For `--help`, `--version` and usage
 /// errors clap's text is printed (help on stdout, errors on stderr) and the
 /// exit code to end with is returned as the error.
@@ -464,6 +502,11 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Some(Command::Report(ReportCommand::Merge(args))) => {
             commands::report::merge(&args.run_dirs, &args.out, std::env::args().collect())
         }
+        Some(Command::Apply(args)) => commands::apply::apply(&commands::apply::ApplyOptions {
+            run: args.run,
+            task: args.task,
+            repo: args.repo,
+        }),
         Some(Command::Export(args)) => commands::export::export(&commands::export::ExportOptions {
             run: args.run,
             task: args.task,
@@ -502,6 +545,11 @@ fn run_command(
         redact: args.redact,
         baseline_findings: args.baseline_findings,
         partition: args.partition,
+        apply: args.apply,
+        isolate: (args.isolate || args.apply).then_some(IsolationOptions {
+            dir: args.worktrees,
+            keep: args.keep_worktrees,
+        }),
         command_line: std::env::args().collect(),
     }
 }

@@ -2,8 +2,11 @@
 //! event stream, signals, tasks one after another, and the final record,
 //! which is written whatever happens.
 
+mod apply;
+mod isolation;
 mod partition;
 
+pub use isolation::IsolationOptions;
 pub use partition::{Partition, PartitionError, PartitionKind};
 
 use std::panic::AssertUnwindSafe;
@@ -27,6 +30,7 @@ use crate::report::github::GithubOutput;
 use crate::resume::TaskHistory;
 use crate::store::{self, RunDir};
 use crate::task::Task;
+use isolation::Isolation;
 
 /// When the work tree is restored to `00-base` after a task.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -70,6 +74,11 @@ pub struct RunOptions {
     /// Send one cheap request to every distinct endpoint before anything
     /// runs (`--no-preflight` turns it off).
     pub preflight: bool,
+    /// `--isolate`: every task in its own linked worktree.
+    pub isolate: Option<IsolationOptions>,
+    /// `--apply`: after the run, the passing tasks' changes go into the
+    /// user's work tree, in task order, up to the first conflict.
+    pub apply: bool,
 }
 
 /// What `kkrun resume` continues: a run directory and the event stream it
@@ -147,6 +156,10 @@ fn start(
     if options.require_sandbox {
         require_sandbox(&tasks)?;
     }
+    let isolated_stores = match &options.isolate {
+        Some(_) => Some(isolation::check(&tasks)?),
+        None => None,
+    };
     // Every provider is built before anything runs, so a bad model spec or a
     // missing API key stops the run with nothing done.
     let mut providers = Vec::with_capacity(tasks.len());
@@ -213,6 +226,7 @@ fn start(
         providers,
         secrets,
         partition,
+        isolated_stores,
         options,
         continuation,
     ))
@@ -319,6 +333,7 @@ async fn run_tasks(
     providers: Vec<Option<(String, Provider)>>,
     secrets: Redactor,
     partition: Option<PartitionRecord>,
+    isolated_stores: Option<Vec<crate::snapshot::SnapshotStore>>,
     options: RunOptions,
     continuation: Option<Continuation>,
 ) -> Result<i32, Error> {
@@ -357,6 +372,17 @@ async fn run_tasks(
     }
     let console = Console::attach(&events, options.console.clone());
 
+    let isolation = options
+        .isolate
+        .as_ref()
+        .zip(isolated_stores)
+        .map(|(isolate, stores)| Isolation::new(isolate, &run_id, stores));
+    if let Some(isolation) = &isolation {
+        for message in isolation.remove_stale() {
+            console.line(&format!("kkrun: {message}"));
+        }
+    }
+
     let interrupt = Arc::new(Interrupt::new());
     let signals = tokio::spawn(watch_signals(interrupt.clone()));
 
@@ -375,12 +401,15 @@ async fn run_tasks(
         ),
     }
 
+    // An isolated task's worktree is thrown away after it: nothing to restore.
     let restore_after = |index: usize| match options.restore {
+        _ if isolation.is_some() => false,
         RestorePolicy::Always => true,
         RestorePolicy::Never => false,
         RestorePolicy::Auto => index + 1 < tasks.len(),
     };
     let mut outcomes = Vec::with_capacity(tasks.len());
+    let mut kept_worktrees = Vec::new();
     for (index, (task, provider)) in tasks.iter().zip(&providers).enumerate() {
         let task_events = events.for_task(&task.name);
         let (Some((spec, provider)), None) = (
@@ -403,6 +432,20 @@ async fn run_tasks(
             outcomes.push(TaskOutcome::Interrupted);
             continue;
         }
+        let isolated = match isolation.as_ref().map(|i| i.enter(index, task)) {
+            None => None,
+            Some(Ok(isolated)) => Some(isolated),
+            Some(Err(e)) => {
+                let reason = format!("cannot create the isolated worktree: {e}");
+                task_events.emit(EventKind::Error {
+                    message: reason.clone(),
+                });
+                task_events.emit(finished_by_runner(TaskOutcome::Error, reason));
+                outcomes.push(TaskOutcome::Error);
+                continue;
+            }
+        };
+        let task = isolated.as_ref().map_or(task, |(task, _)| task);
         let env = TaskEnv {
             run_id: &run_id,
             run_dir: &run_dir,
@@ -439,10 +482,30 @@ async fn run_tasks(
             }
         };
         outcomes.push(outcome);
+        if let (Some(isolation), Some((_, worktree))) = (&isolation, &isolated) {
+            match isolation.leave(&task.name, worktree) {
+                Ok(Some(kept)) => kept_worktrees.push(kept),
+                Ok(None) => {}
+                Err(message) => task_events.emit(EventKind::Warning { message }),
+            }
+        }
     }
     signals.abort();
 
-    let exit_code = exit_codes::combine(outcomes.iter().map(|o| o.exit_code()));
+    let mut exit_code = exit_codes::combine(outcomes.iter().map(|o| o.exit_code()));
+    // Before `run.finished`, so the report's exit code is the process's.
+    if options.apply {
+        let applied = apply::apply_passing(&run_id, &tasks, &outcomes);
+        for text in &applied.applied {
+            for line in text.lines() {
+                console.line(&format!("kkrun: {line}"));
+            }
+        }
+        if let Some(message) = applied.stopped {
+            events.emit(EventKind::Warning { message });
+        }
+        exit_code = exit_codes::combine([exit_code, applied.exit_code]);
+    }
     let passed = outcomes
         .iter()
         .filter(|&&o| o == TaskOutcome::Passed)
@@ -455,6 +518,9 @@ async fn run_tasks(
     let (written, warnings) = reports.finish();
     for warning in warnings {
         console.line(&format!("kkrun: warning: {warning}"));
+    }
+    for kept in kept_worktrees {
+        console.line(&format!("kkrun: {kept}"));
     }
     if !options.console.json && !options.console.quiet {
         console.line(&format!(

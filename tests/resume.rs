@@ -495,3 +495,22 @@ fn a_resumed_task_continues_after_its_last_stage_and_counts_both_attempts() {
     }
     assert!(text.contains("\"type\":\"run.resumed\""));
 }
+
+#[test]
+fn an_isolated_run_is_refused_not_resumed_in_the_users_tree() {
+    let dir = checkout();
+    let output = kkrun(dir.path(), &["tasks/fix-iso-weeks.yaml", "--isolate"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    // Cut the stream as a kill would: the task never finished.
+    let events = dir.path().join(".kkrun/runs/latest/events.jsonl");
+    let text = std::fs::read_to_string(&events).unwrap();
+    let kept: String = text.lines().take(4).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&events, kept).unwrap();
+    let output = kkrun(dir.path(), &["resume"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("isolated worktrees"), "{stderr}");
+    assert_eq!(e2e_support::git(dir.path(), &["status", "--porcelain"]), "");
+}

@@ -36,8 +36,8 @@ pub struct ExportOptions {
 /// a branch, when `--branch` is given too, is reported on stderr).
 pub fn export(args: &ExportOptions) -> Result<i32, Error> {
     let store = SnapshotStore::open(&args.repo)?;
-    let (run_dir, run) = find_run(&args.run, &store)?;
-    let task = find_task(&run, &args.task, &run_dir)?;
+    let (run_dir, run) = find_run("kkrun export", &args.run, &store)?;
+    let task = find_task("kkrun export", &run, &args.task, &run_dir)?;
     if let Some(branch) = &args.branch {
         let message = export_message::commit_message(&run.run_id, task);
         let exported = store.export(&ExportRequest {
@@ -104,7 +104,11 @@ pub fn export(args: &ExportOptions) -> Result<i32, Error> {
 /// as one downloaded from a CI artifact, or a run id or `latest` under
 /// `.kkrun/runs/` of the current directory or of the work tree root) and its
 /// report.
-fn find_run(run: &str, store: &SnapshotStore) -> Result<(PathBuf, RunView), Error> {
+pub(super) fn find_run(
+    command: &str,
+    run: &str,
+    store: &SnapshotStore,
+) -> Result<(PathBuf, RunView), Error> {
     let cwd = std::env::current_dir().map_err(|e| Error::io("reading the current directory", e))?;
     let mut candidates = vec![cwd.join(run)];
     for root in [cwd.as_path(), store.workdir()] {
@@ -122,9 +126,9 @@ fn find_run(run: &str, store: &SnapshotStore) -> Result<(PathBuf, RunView), Erro
             .map(|dir| dir.join("report.json").display().to_string())
             .collect();
         return Err(Error::InvalidInput(format!(
-            "kkrun export: no report.json for run {run:?} (looked for {}) (hint: give a run id, \
+            "{command}: no report.json for run {run:?} (looked for {}) (hint: give a run id, \
              `latest`, or the path of a run directory, e.g. one downloaded from the CI artifact; \
-             run kkrun export from the directory kkrun ran in)",
+             run {command} from the directory kkrun ran in)",
             looked.join(", ")
         )));
     };
@@ -133,7 +137,7 @@ fn find_run(run: &str, store: &SnapshotStore) -> Result<(PathBuf, RunView), Erro
         .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
     let view: RunView = serde_json::from_str(&text).map_err(|e| {
         Error::InvalidInput(format!(
-            "kkrun export: {}:{}:{}: not a kkrun report: {e} (hint: point RUN at a kkrun run \
+            "{command}: {}:{}:{}: not a kkrun report: {e} (hint: point RUN at a kkrun run \
              directory)",
             path.display(),
             e.line(),
@@ -143,11 +147,16 @@ fn find_run(run: &str, store: &SnapshotStore) -> Result<(PathBuf, RunView), Erro
     Ok((dir.clone(), view))
 }
 
-fn find_task<'r>(run: &'r RunView, task: &str, dir: &Path) -> Result<&'r TaskView, Error> {
+pub(super) fn find_task<'r>(
+    command: &str,
+    run: &'r RunView,
+    task: &str,
+    dir: &Path,
+) -> Result<&'r TaskView, Error> {
     run.tasks.iter().find(|t| t.name == task).ok_or_else(|| {
         let known: Vec<&str> = run.tasks.iter().map(|t| t.name.as_str()).collect();
         Error::InvalidInput(format!(
-            "kkrun export: run {} ({}) has no task {task:?}; tasks: {}",
+            "{command}: run {} ({}) has no task {task:?}; tasks: {}",
             run.run_id,
             dir.display(),
             if known.is_empty() {

@@ -3,6 +3,7 @@
 //! names, prints its result on stdout and returns the exit code. Errors are
 //! returned and printed once by `main`.
 
+pub mod apply;
 pub mod export;
 pub mod export_message;
 pub mod report;

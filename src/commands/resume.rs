@@ -80,6 +80,14 @@ pub fn resume(command: ResumeCommand) -> Result<i32, Error> {
         .filter(|e| matches!(e.kind, EventKind::RunResumed { .. }))
         .count();
     let events_for_flags = run_command_line(&events);
+    if recorded_flag(&events_for_flags, "--isolate") || recorded_flag(&events_for_flags, "--apply")
+    {
+        return Err(Error::InvalidInput(format!(
+            "run {run_id} ran its tasks in isolated worktrees (--isolate), which `kkrun resume` does \
+             not continue yet (hint: run the task files again; the cut-short tasks' snapshots are \
+             under refs/kkrun/{run_id}/)"
+        )));
+    }
     let continuation = Continuation {
         run_dir,
         run_id,
@@ -102,6 +110,8 @@ pub fn resume(command: ResumeCommand) -> Result<i32, Error> {
         // fails the resumed task's first turn with the same message.
         preflight: false,
         project_instructions: !recorded_flag(&events_for_flags, "--no-project-instructions"),
+        isolate: None,
+        apply: false,
     };
     crate::runner::resume(tasks, continuation, options)
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::{print, report_task_file_errors};
 use crate::console::ConsoleOptions;
 use crate::error::Error;
-use crate::runner::{Partition, RestorePolicy};
+use crate::runner::{IsolationOptions, Partition, RestorePolicy};
 
 /// What `kkrun run` does, resolved from the command line.
 #[derive(Debug, Clone)]
@@ -37,6 +37,11 @@ pub struct RunCommand {
     pub baseline_findings: Option<PathBuf>,
     /// `--partition`: run only this shard of the tasks.
     pub partition: Option<Partition>,
+    /// `--isolate` (with `--worktrees`, `--keep-worktrees`): every task in
+    /// its own linked worktree.
+    pub isolate: Option<IsolationOptions>,
+    /// `--apply`: the passing tasks' changes into the work tree afterwards.
+    pub apply: bool,
     /// How progress is shown, `--json` included.
     pub console: ConsoleOptions,
     /// The command line, for the report.
@@ -106,6 +111,8 @@ pub fn run(command: RunCommand) -> Result<i32, Error> {
         partition: command.partition,
         preflight: command.preflight,
         project_instructions: command.project_instructions,
+        isolate: command.isolate,
+        apply: command.apply,
     };
     crate::runner::run(tasks, run_options)
 }

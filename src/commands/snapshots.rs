@@ -223,7 +223,8 @@ pub fn rollback(args: &RollbackOptions) -> Result<i32, Error> {
     ))
 }
 
-/// `kkrun gc`: removes the refs of old runs.
+/// `kkrun gc`: removes the refs of old runs, and the isolated worktrees
+/// that killed runs left behind.
 pub fn gc(args: &GcOptions) -> Result<i32, Error> {
     let max_age = match args.older_than.as_deref() {
         Some(text) => Some(parse_age(text)?),
@@ -313,6 +314,14 @@ pub fn gc(args: &GcOptions) -> Result<i32, Error> {
             plural(doomed.len()),
             plural(refs)
         ));
+        // Worktrees of `--isolate` runs that were killed: nothing of the
+        // user's is in them (the work is in the snapshots).
+        for path in crate::snapshot::remove_stale_worktrees(&store)? {
+            out.push_str(&format!(
+                "removed the stale isolated worktree {} (left by a run that was killed)\n",
+                path.display()
+            ));
+        }
     }
     print(&out)
 }

@@ -153,6 +153,22 @@ pub enum SnapshotError {
         /// Every conflicting path, sorted.
         paths: Vec<String>,
     },
+    /// The task's change conflicts with the work tree's current state.
+    #[error(
+        "task {task} of run {run} cannot be applied: the work tree changed these paths since the \
+         task's 00-base, differently: {} (nothing was changed; hint: commit, stash or undo your \
+         changes to them, or take the change as a branch with `kkrun export {run} {task} --branch \
+         NAME`)",
+        paths.join(", ")
+    )]
+    ApplyConflict {
+        /// The run id.
+        run: String,
+        /// The task name.
+        task: String,
+        /// Every conflicting path, sorted.
+        paths: Vec<String>,
+    },
     /// The task changed nothing, or nothing the base does not already have.
     #[error(
         "task {task} of run {run} has no change to export onto {base} (it changed nothing in its \
@@ -213,6 +229,15 @@ pub enum SnapshotError {
         #[source]
         source: git2::Error,
     },
+    /// An isolated worktree needs a commit to check out, and HEAD has none.
+    #[error(
+        "the repository of {path} has no commit yet, and an isolated worktree is checked out at \
+         HEAD (hint: commit once, or run without --isolate)"
+    )]
+    UnbornHead {
+        /// The work tree whose HEAD is unborn.
+        path: PathBuf,
+    },
     /// Reading or writing a file failed.
     #[error("cannot {action} {path}")]
     Io {
@@ -253,7 +278,9 @@ impl SnapshotError {
             | SnapshotError::BranchCheckedOut { .. }
             | SnapshotError::UnknownBase { .. }
             | SnapshotError::ExportConflict { .. }
-            | SnapshotError::NothingToExport { .. } => exit_codes::INVALID_INPUT,
+            | SnapshotError::ApplyConflict { .. }
+            | SnapshotError::NothingToExport { .. }
+            | SnapshotError::UnbornHead { .. } => exit_codes::INVALID_INPUT,
             SnapshotError::CorruptSnapshot { .. }
             | SnapshotError::Locked { .. }
             | SnapshotError::ReadOnlyRepository { .. }

@@ -264,7 +264,7 @@ fn checked_out_in(repo: &Repository, branch: &str) -> Result<Option<PathBuf>, Sn
     Ok(None)
 }
 
-fn snapshot_commit<'r>(
+pub(super) fn snapshot_commit<'r>(
     repo: &'r Repository,
     snapshot: &SnapshotInfo,
 ) -> Result<git2::Commit<'r>, SnapshotError> {
@@ -286,7 +286,7 @@ fn empty_tree(repo: &Repository) -> Result<Tree<'_>, SnapshotError> {
 /// `ancestor` with the changes from `ancestor` to `last` inside `workspace`
 /// applied: what the task did, and nothing that changed elsewhere in the
 /// work tree while it ran.
-fn scoped_change<'r>(
+pub(super) fn scoped_change<'r>(
     repo: &'r Repository,
     ancestor: &Tree<'r>,
     last: &Tree<'r>,
@@ -339,7 +339,7 @@ fn file_mode(mode: FileMode) -> Option<FileMode> {
 }
 
 /// Why [`merge`] produced no tree.
-enum MergeFailure {
+pub(super) enum MergeFailure {
     /// Paths changed both by the task and, differently, on the base.
     Conflicts(Vec<String>),
     Git(git2::Error),
@@ -347,7 +347,7 @@ enum MergeFailure {
 
 /// Three-way merge of trees: the task's change (`ancestor` → `theirs`) onto
 /// `ours`. Returns the merged tree's id.
-fn merge(
+pub(super) fn merge(
     repo: &Repository,
     ancestor: &Tree<'_>,
     ours: &Tree<'_>,

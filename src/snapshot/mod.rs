@@ -9,6 +9,7 @@
 //! previous snapshot, so `git log` on the last ref shows the run's history.
 //! Restore and diff are scoped to the workspace directory.
 
+mod apply;
 mod diff;
 mod error;
 mod export;
@@ -18,10 +19,13 @@ mod scan;
 mod scratch;
 mod store;
 mod worktree;
+mod worktree_pool;
 
+pub use apply::Applied;
 pub use error::SnapshotError;
 pub use export::{ExportRequest, Exported, TaskChange};
 pub use store::SnapshotStore;
+pub use worktree_pool::{IsolatedWorktree, WorktreePool, remove_stale_worktrees};
 
 /// What a snapshot records besides the work tree.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -224,7 +224,7 @@ impl SnapshotStore {
     /// target's version into the empty spot. Checkout alone would compare
     /// against HEAD rather than `current` and write *through* a symlink that
     /// replaced a file, changing the file the link points to.
-    fn write_tree_onto_workdir(
+    pub(crate) fn write_tree_onto_workdir(
         &self,
         repo: &Repository,
         current: &Tree<'_>,

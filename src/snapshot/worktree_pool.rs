@@ -1,0 +1,331 @@
+//! Isolated worktrees (`--isolate`): each task runs in its own linked git
+//! worktree outside the user's work tree, checked out detached at HEAD with
+//! the user's uncommitted state laid on top.
+//!
+//! The worktree is written with git2 alone, the way `git worktree add
+//! --detach` lays it out (libgit2's own `worktree add` always creates a
+//! branch, and branches are never touched): an admin directory
+//! `<common>/worktrees/<name>/` holding `HEAD`, `commondir` and `gitdir`,
+//! and a `.git` file in the worktree pointing back at it. Refs are shared,
+//! so snapshot refs land in the user's repository as in a normal run. While
+//! a run uses it the worktree is locked with a reason naming the run and its
+//! process id; a worktree whose process is gone is stale, and the next run
+//! or `kkrun gc` removes it.
+
+use std::path::{Path, PathBuf};
+
+use git2::{Index, Oid, Repository, WorktreePruneOptions, build::CheckoutBuilder};
+
+use super::store::head_oid;
+use super::{SnapshotError, SnapshotStore, names};
+
+/// Every worktree kkrun creates has a name starting with this.
+const NAME_PREFIX: &str = "kkrun-";
+
+/// The lock reason's start; the process id follows it in parentheses.
+const LOCK_PREFIX: &str = "kkrun run ";
+
+/// Where a run's isolated worktrees go, and whether they stay afterwards.
+#[derive(Debug, Clone)]
+pub struct WorktreePool {
+    /// The directory holding one worktree per task.
+    root: PathBuf,
+    /// The run the worktrees belong to (part of their names).
+    run_id: String,
+    /// `--keep-worktrees`: leave them (unlocked) after their task.
+    keep: bool,
+}
+
+/// One task's worktree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsolatedWorktree {
+    /// The worktree's name in the repository (`.git/worktrees/<name>`).
+    pub name: String,
+    /// The root of the worktree.
+    pub root: PathBuf,
+    /// The task's workspace mapped into the worktree: the same
+    /// subdirectory of it as of the user's work tree.
+    pub workspace: PathBuf,
+    /// The user's repository (its git directory), where the worktree is
+    /// registered.
+    common_dir: PathBuf,
+}
+
+impl WorktreePool {
+    /// A pool under `root` (created when missing) for run `run_id`.
+    pub fn new(root: PathBuf, run_id: &str, keep: bool) -> WorktreePool {
+        WorktreePool {
+            root,
+            run_id: run_id.to_owned(),
+            keep,
+        }
+    }
+
+    /// Whether worktrees stay after their task (`--keep-worktrees`).
+    pub fn keeps(&self) -> bool {
+        self.keep
+    }
+
+    /// Creates the worktree of `task` for the workspace of `user` (the
+    /// store opened on the user's work tree), detached at HEAD, with the
+    /// user's work tree state on top of it and the user's staged state as
+    /// its index, so `git status` and `git diff` show the same in both.
+    ///
+    /// Only objects are written to the user's repository (the trees of its
+    /// current state) and the worktree's registration; its work tree,
+    /// HEAD, index, branches and stash are never touched.
+    pub fn create(
+        &self,
+        user: &SnapshotStore,
+        task: &str,
+    ) -> Result<IsolatedWorktree, SnapshotError> {
+        names::validate("task name", task)?;
+        let repo = user.repo()?;
+        let Some(head) = head_oid(&repo)? else {
+            return Err(SnapshotError::UnbornHead {
+                path: user.workdir().to_owned(),
+            });
+        };
+        let head_tree = repo
+            .find_commit(head)
+            .and_then(|commit| commit.tree())
+            .map_err(|e| SnapshotError::git("read HEAD's tree", e))?
+            .id();
+        let state = user.worktree_index(&repo)?.tree;
+        let staged = staged_tree(&repo).unwrap_or(head_tree);
+        let common_dir = repo.commondir().to_owned();
+        drop(repo);
+
+        std::fs::create_dir_all(&self.root)
+            .map_err(|e| SnapshotError::io("create", self.root.clone(), e))?;
+        let root = std::fs::canonicalize(&self.root)
+            .map_err(|e| SnapshotError::io("resolve", self.root.clone(), e))?;
+        let name = format!("{NAME_PREFIX}{}-{task}", self.run_id);
+        let path = root.join(&name);
+        let worktree = IsolatedWorktree {
+            name: name.clone(),
+            workspace: path.join(user.workspace_relative()),
+            root: path.clone(),
+            common_dir: common_dir.clone(),
+        };
+        register(&common_dir, &name, &path, head, &self.run_id)?;
+        // From here on a failure leaves a registered worktree: remove it
+        // rather than leave it for the next run to find stale.
+        let laid = lay_out(&path, head_tree, state, staged);
+        if let Err(e) = laid {
+            let _ = remove(&worktree);
+            return Err(e);
+        }
+        Ok(worktree)
+    }
+
+    /// Ends the task's use of `worktree`: removes and prunes it, or with
+    /// `--keep-worktrees` only unlocks it (then `git worktree remove`
+    /// removes it, and kkrun never does).
+    pub fn release(&self, worktree: &IsolatedWorktree) -> Result<(), SnapshotError> {
+        if self.keep {
+            let lock = worktree
+                .common_dir
+                .join("worktrees")
+                .join(&worktree.name)
+                .join("locked");
+            return match std::fs::remove_file(&lock) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(SnapshotError::io("unlock", lock, e))
+                }
+                _ => Ok(()),
+            };
+        }
+        remove(worktree)
+    }
+}
+
+/// The tree of the user's index (what is staged), when it can be written
+/// (an index with conflicts cannot); only objects are written.
+fn staged_tree(repo: &Repository) -> Option<Oid> {
+    let path = repo.path().join("index");
+    if !path.exists() {
+        return None;
+    }
+    let mut index = Index::open(&path).ok()?;
+    index.write_tree_to(repo).ok()
+}
+
+/// Writes the admin directory and the `.git` file of a new worktree at
+/// `path`, detached at `head` and locked for this process.
+fn register(
+    common_dir: &Path,
+    name: &str,
+    path: &Path,
+    head: Oid,
+    run_id: &str,
+) -> Result<(), SnapshotError> {
+    let admin = common_dir.join("worktrees").join(name);
+    if admin.exists() || path.exists() {
+        return Err(SnapshotError::io(
+            "create the isolated worktree",
+            path.to_owned(),
+            std::io::Error::new(std::io::ErrorKind::AlreadyExists, "it already exists"),
+        ));
+    }
+    let write = |file: PathBuf, text: String| {
+        std::fs::write(&file, text).map_err(|e| SnapshotError::io("write", file, e))
+    };
+    std::fs::create_dir_all(&admin).map_err(|e| SnapshotError::io("create", admin.clone(), e))?;
+    std::fs::create_dir_all(path).map_err(|e| SnapshotError::io("create", path.to_owned(), e))?;
+    // Locked first, so neither `git worktree prune` nor a concurrent kkrun
+    // takes it for stale while it is being written.
+    write(
+        admin.join("locked"),
+        format!("{LOCK_PREFIX}{run_id} (pid {})\n", std::process::id()),
+    )?;
+    write(admin.join("commondir"), "../..\n".to_owned())?;
+    write(
+        admin.join("gitdir"),
+        format!("{}\n", path.join(".git").display()),
+    )?;
+    write(admin.join("HEAD"), format!("{head}\n"))?;
+    write(path.join(".git"), format!("gitdir: {}\n", admin.display()))
+}
+
+/// Checks HEAD out into the fresh worktree at `path`, then turns its files
+/// into `state` and its index into `staged`.
+fn lay_out(path: &Path, head_tree: Oid, state: Oid, staged: Oid) -> Result<(), SnapshotError> {
+    let repo = Repository::open(path).map_err(|source| SnapshotError::NotARepository {
+        path: path.to_owned(),
+        source,
+    })?;
+    repo.checkout_head(Some(CheckoutBuilder::new().force()))
+        .map_err(|e| SnapshotError::git("check out HEAD in the isolated worktree", e))?;
+    if state != head_tree {
+        let store = SnapshotStore::open(path)?;
+        let find = |oid| {
+            repo.find_tree(oid)
+                .map_err(|e| SnapshotError::git("read the work tree's state", e))
+        };
+        store.write_tree_onto_workdir(&repo, &find(head_tree)?, &find(state)?)?;
+    }
+    if staged != head_tree {
+        let tree = repo
+            .find_tree(staged)
+            .map_err(|e| SnapshotError::git("read the staged state", e))?;
+        let mut index = repo
+            .index()
+            .map_err(|e| SnapshotError::git("open the isolated worktree's index", e))?;
+        index
+            .read_tree(&tree)
+            .and_then(|()| index.write())
+            .map_err(|e| SnapshotError::git("write the isolated worktree's index", e))?;
+    }
+    Ok(())
+}
+
+/// Removes the worktree's files and its registration.
+fn remove(worktree: &IsolatedWorktree) -> Result<(), SnapshotError> {
+    let admin = worktree.common_dir.join("worktrees").join(&worktree.name);
+    remove_dir(&worktree.root)?;
+    remove_dir(&admin)
+}
+
+fn remove_dir(path: &Path) -> Result<(), SnapshotError> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(SnapshotError::io("remove", path.to_owned(), e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Removes the worktrees kkrun made in `store`'s repository whose run's
+/// process is gone (a killed run), files and registration; returns the
+/// removed worktrees' directories. Kept worktrees (`--keep-worktrees`, unlocked) and every
+/// worktree kkrun did not make are left alone.
+pub fn remove_stale_worktrees(store: &SnapshotStore) -> Result<Vec<PathBuf>, SnapshotError> {
+    let repo = store.repo()?;
+    let names = repo
+        .worktrees()
+        .map_err(|e| SnapshotError::git("list the worktrees", e))?;
+    let mut removed = Vec::new();
+    for name in names.iter().flatten().flatten() {
+        if !name.starts_with(NAME_PREFIX) {
+            continue;
+        }
+        let admin = repo.commondir().join("worktrees").join(name);
+        let Ok(reason) = std::fs::read_to_string(admin.join("locked")) else {
+            continue;
+        };
+        let Some(pid) = lock_pid(&reason) else {
+            continue;
+        };
+        if process_alive(pid) {
+            continue;
+        }
+        let Ok(worktree) = repo.find_worktree(name) else {
+            continue;
+        };
+        let root = worktree.path().to_owned();
+        // Our worktrees have nothing of the user's: the work is in the
+        // snapshots, so files and registration go together.
+        let mut prune = WorktreePruneOptions::new();
+        prune.valid(true).locked(true).working_tree(true);
+        match worktree.prune(Some(&mut prune)) {
+            Ok(()) => {}
+            Err(_) => {
+                remove_dir(&root)?;
+                remove_dir(&admin)?;
+            }
+        }
+        removed.push(root);
+    }
+    Ok(removed)
+}
+
+/// The process id in a lock reason kkrun wrote.
+fn lock_pid(reason: &str) -> Option<u32> {
+    let rest = reason.trim().strip_prefix(LOCK_PREFIX)?;
+    let (_, pid) = rest.rsplit_once("(pid ")?;
+    pid.strip_suffix(')')?.parse().ok()
+}
+
+/// Whether process `pid` still runs (a process of another user counts).
+fn process_alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Some(pid) = i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            return false;
+        };
+        !matches!(
+            rustix::process::test_kill_process(pid),
+            Err(rustix::io::Errno::SRCH)
+        )
+    }
+    #[cfg(not(unix))]
+    {
+        // Without a cheap liveness test, never take a worktree for stale.
+        let _ = pid;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_reasons_name_the_process() {
+        assert_eq!(
+            lock_pid("kkrun run 20260101T000000Z-abc (pid 42)\n"),
+            Some(42)
+        );
+        assert_eq!(lock_pid("kept for review"), None);
+        assert_eq!(lock_pid("kkrun run x (pid nope)"), None);
+    }
+
+    #[test]
+    fn this_process_is_alive() {
+        assert!(process_alive(std::process::id()));
+    }
+}

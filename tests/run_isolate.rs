@@ -1,0 +1,384 @@
+//! `--isolate`: every task in its own linked worktree outside the user's
+//! work tree. Real git repositories, the real binary, replayed cassettes.
+
+mod e2e_support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use e2e_support::{Fixture, Run, fix_and_approve, git, snapshot_refs};
+
+/// Everything about the user's repository that isolation must leave alone:
+/// every file under the work tree (`.git/` included, less the parts kkrun
+/// is allowed to write: objects, snapshot refs, the worktree registry and
+/// the `.kkrun/` exclude line) with its bytes, plus what git says.
+fn user_state(repo: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let skipped = [
+                ".git/objects",
+                ".git/refs/kkrun",
+                ".git/worktrees",
+                ".git/info",
+                ".git/logs/refs/kkrun",
+                ".git/packed-refs",
+            ];
+            if skipped
+                .iter()
+                .any(|s| rel == *s || rel.starts_with(&format!("{s}/")))
+            {
+                continue;
+            }
+            if entry.file_type().unwrap().is_dir() {
+                walk(root, &path, out);
+            } else {
+                out.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(repo, repo, &mut out);
+    for (name, args) in [
+        (
+            "git status",
+            &[
+                "status",
+                "--porcelain=v2",
+                "--branch",
+                "--untracked-files=all",
+            ][..],
+        ),
+        ("git diff", &["diff"][..]),
+        ("git diff --cached", &["diff", "--cached"][..]),
+        ("git branch", &["branch", "-a", "-v"][..]),
+        ("git stash", &["stash", "list"][..]),
+        ("git worktree", &["worktree", "list", "--porcelain"][..]),
+    ] {
+        out.insert(format!("<{name}>"), git(repo, args).into_bytes());
+    }
+    out
+}
+
+/// Gives the fixture's repository uncommitted state of every kind: a staged
+/// new file, an unstaged change, an untracked file, a stash, an ignored file.
+fn make_uncommitted_state(repo: &Path) {
+    std::fs::write(repo.join("stashed.txt"), "stashed\n").unwrap();
+    git(repo, &["add", "stashed.txt"]);
+    git(
+        repo,
+        &["-c", "user.name=t", "-c", "user.email=t@t", "stash", "-q"],
+    );
+    std::fs::write(repo.join("staged.txt"), "staged\n").unwrap();
+    git(repo, &["add", "staged.txt"]);
+    std::fs::write(repo.join(".gitignore"), "__pycache__/\n*.tmp\n").unwrap();
+    std::fs::write(repo.join("notes.txt"), "untracked\n").unwrap();
+    std::fs::write(repo.join("cache.tmp"), "ignored\n").unwrap();
+}
+
+fn run_isolated(fx: &Fixture, extra: &[&str], task: &str) -> Run {
+    let worktrees = fx.root().join("worktrees");
+    let mut args = vec!["--isolate", "--worktrees", worktrees.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.push(task);
+    fx.run("out", &args)
+}
+
+fn entries(dir: &Path) -> Vec<PathBuf> {
+    match std::fs::read_dir(dir) {
+        Ok(read) => read.map(|e| e.unwrap().path()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn an_isolated_task_never_touches_the_users_tree_and_its_work_comes_back_as_snapshots() {
+    let fx = Fixture::new();
+    let repo = fx.repo();
+    make_uncommitted_state(&repo);
+    let task = fx.task("fix-add", "", &fix_and_approve());
+    let before = user_state(&repo);
+
+    let run = run_isolated(&fx, &[], &task);
+    run.expect_code(0);
+
+    assert_eq!(user_state(&repo), before, "the user's repository changed");
+    assert!(
+        std::fs::read_to_string(repo.join("calc.py"))
+            .unwrap()
+            .contains("a - b"),
+        "the fix must not reach the user's tree"
+    );
+    // The snapshots are in the shared repository, and 00-base is the
+    // user's state: staged, modified and untracked files, nothing ignored,
+    // nothing stashed.
+    let refs = snapshot_refs(&repo);
+    assert_eq!(
+        refs.first().map(String::as_str),
+        Some("00-base"),
+        "{refs:?}"
+    );
+    let base_ref = git(
+        &repo,
+        &[
+            "for-each-ref",
+            "--format=%(refname)",
+            "refs/kkrun/*/fix-add/00-base",
+        ],
+    );
+    let base_files = git(&repo, &["ls-tree", "-r", "--name-only", base_ref.trim()]);
+    let base_files: Vec<&str> = base_files.lines().collect();
+    assert_eq!(
+        base_files,
+        [
+            ".gitignore",
+            "calc.py",
+            "notes.txt",
+            "staged.txt",
+            "test_add.py",
+            "test_mul.py"
+        ]
+    );
+    assert_eq!(
+        git(&repo, &["show", &format!("{}:.gitignore", base_ref.trim())]),
+        "__pycache__/\n*.tmp\n"
+    );
+    let patch = run.file("fix-add/final.patch");
+    assert!(patch.contains("+    return a + b"), "{patch}");
+    assert!(
+        !patch.contains("notes.txt"),
+        "final.patch holds only the task's change: {patch}"
+    );
+    // The worktree is gone, files and registration.
+    assert_eq!(entries(&fx.root().join("worktrees")), Vec::<PathBuf>::new());
+    assert!(entries(&repo.join(".git/worktrees")).is_empty());
+}
+
+#[test]
+fn a_kept_worktree_shows_what_the_users_tree_shows_plus_the_tasks_change() {
+    let fx = Fixture::new();
+    let repo = fx.repo();
+    make_uncommitted_state(&repo);
+    let task = fx.task("fix-add", "", &fix_and_approve());
+
+    let run = run_isolated(&fx, &["--keep-worktrees"], &task);
+    run.expect_code(0);
+    let kept = entries(&fx.root().join("worktrees"));
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let worktree = &kept[0];
+    assert!(
+        run.stderr()
+            .contains("kept the isolated worktree of task `fix-add`"),
+        "{}",
+        run.stderr()
+    );
+
+    // Detached at the user's HEAD, on no branch.
+    assert_eq!(
+        git(worktree, &["rev-parse", "HEAD"]),
+        git(&repo, &["rev-parse", "HEAD"])
+    );
+    assert!(
+        git(worktree, &["status", "--branch", "--porcelain"]).starts_with("## HEAD (no branch)")
+    );
+    let status = |dir: &Path| {
+        let mut lines: Vec<String> = git(dir, &["status", "--porcelain", "--untracked-files=all"])
+            .lines()
+            .map(String::from)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let mut expected = status(&repo);
+    expected.push(" M calc.py".to_string());
+    expected.sort();
+    assert_eq!(status(worktree), expected);
+    assert_eq!(
+        git(worktree, &["diff", "--cached"]),
+        git(&repo, &["diff", "--cached"])
+    );
+    assert_eq!(
+        git(worktree, &["diff", "--", ".gitignore"]),
+        git(&repo, &["diff", "--", ".gitignore"])
+    );
+    // Ignored files are not copied; the stash is not applied.
+    assert!(!worktree.join("cache.tmp").exists());
+    assert!(!worktree.join("stashed.txt").exists());
+    // It is a registered worktree the user can remove with git.
+    assert!(git(&repo, &["worktree", "list"]).contains(worktree.to_str().unwrap()));
+    git(
+        &repo,
+        &["worktree", "remove", "--force", worktree.to_str().unwrap()],
+    );
+}
+
+/// Marks the kept worktree as left by a process that is gone, as a killed
+/// run leaves it.
+fn make_stale(repo: &Path) -> PathBuf {
+    let admin = entries(&repo.join(".git/worktrees"));
+    assert_eq!(admin.len(), 1, "{admin:?}");
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    std::fs::write(
+        admin[0].join("locked"),
+        format!("kkrun run 20260101T000000Z-000000 (pid {dead})\n"),
+    )
+    .unwrap();
+    PathBuf::from(
+        std::fs::read_to_string(admin[0].join("gitdir"))
+            .unwrap()
+            .trim(),
+    )
+    .parent()
+    .unwrap()
+    .to_path_buf()
+}
+
+#[test]
+fn stale_worktrees_of_a_killed_run_are_removed_by_the_next_run_and_by_gc() {
+    let fx = Fixture::new();
+    let repo = fx.repo();
+    let task = fx.task("fix-add", "", &fix_and_approve());
+
+    run_isolated(&fx, &["--keep-worktrees"], &task).expect_code(0);
+    let stale = make_stale(&repo);
+    assert!(stale.exists());
+    let run = run_isolated(&fx, &[], &task);
+    run.expect_code(0);
+    assert!(!stale.exists(), "the next run removes the stale worktree");
+    assert!(
+        run.stderr().contains("removed the stale isolated worktree"),
+        "{}",
+        run.stderr()
+    );
+    assert!(entries(&repo.join(".git/worktrees")).is_empty());
+
+    run_isolated(&fx, &["--keep-worktrees"], &task).expect_code(0);
+    let stale = make_stale(&repo);
+    let gc = fx
+        .kkrun(&["gc", "--keep-last", "100", "--repo", "repo"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        gc.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&gc.stderr)
+    );
+    assert!(!stale.exists(), "gc removes the stale worktree");
+    assert!(String::from_utf8_lossy(&gc.stdout).contains("stale isolated worktree"));
+    assert!(entries(&repo.join(".git/worktrees")).is_empty());
+}
+
+#[test]
+fn a_live_runs_worktree_and_a_kept_one_are_not_stale() {
+    let fx = Fixture::new();
+    let repo = fx.repo();
+    let task = fx.task("fix-add", "", &fix_and_approve());
+    run_isolated(&fx, &["--keep-worktrees"], &task).expect_code(0);
+    let kept = entries(&fx.root().join("worktrees"));
+    let gc = fx
+        .kkrun(&["gc", "--keep-last", "100", "--repo", "repo"])
+        .output()
+        .unwrap();
+    assert_eq!(gc.status.code(), Some(0));
+    assert_eq!(
+        entries(&fx.root().join("worktrees")),
+        kept,
+        "a kept worktree stays"
+    );
+    // Locked by this (live) test process: not stale either.
+    let admin = entries(&repo.join(".git/worktrees"));
+    std::fs::write(
+        admin[0].join("locked"),
+        format!("kkrun run x (pid {})\n", std::process::id()),
+    )
+    .unwrap();
+    let gc = fx
+        .kkrun(&["gc", "--keep-last", "100", "--repo", "repo"])
+        .output()
+        .unwrap();
+    assert_eq!(gc.status.code(), Some(0));
+    assert_eq!(entries(&fx.root().join("worktrees")), kept);
+}
+
+#[test]
+fn a_workspace_in_a_subdirectory_maps_to_the_same_subdirectory_of_the_worktree() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(repo.join("sub")).unwrap();
+    std::fs::write(repo.join("sub/a.txt"), "a\n").unwrap();
+    std::fs::write(repo.join("top.txt"), "top\n").unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    e2e_support::commit_all(&repo, "base");
+    std::fs::write(repo.join("sub/b.txt"), "new\n").unwrap();
+    std::fs::remove_file(repo.join("top.txt")).unwrap();
+
+    let store = kkrun::snapshot::SnapshotStore::open(&repo.join("sub")).unwrap();
+    let pool = kkrun::snapshot::WorktreePool::new(dir.path().join("wts"), "run1", false);
+    let worktree = pool.create(&store, "task").unwrap();
+    assert_eq!(worktree.workspace, worktree.root.join("sub"));
+    assert_eq!(
+        std::fs::read_to_string(worktree.workspace.join("a.txt")).unwrap(),
+        "a\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(worktree.workspace.join("b.txt")).unwrap(),
+        "new\n"
+    );
+    assert!(
+        !worktree.root.join("top.txt").exists(),
+        "a deletion is laid on top too"
+    );
+    assert_eq!(
+        git(&worktree.root, &["status", "--porcelain"]),
+        git(&repo, &["status", "--porcelain"])
+    );
+    pool.release(&worktree).unwrap();
+    assert!(!worktree.root.exists());
+    assert_eq!(git(&repo, &["worktree", "list"]).lines().count(), 1);
+}
+
+#[test]
+fn a_repository_without_a_commit_is_refused_before_anything_runs() {
+    let fx = Fixture::new();
+    let repo = fx.repo();
+    std::fs::remove_dir_all(repo.join(".git")).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    let task = fx.task("fix-add", "", &fix_and_approve());
+    let run = run_isolated(&fx, &[], &task);
+    run.expect_code(2);
+    assert!(
+        run.stderr().contains("has no commit yet"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        run.stderr().contains("without --isolate"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!fx.out().exists());
+    assert!(!fx.root().join("worktrees").exists());
+}
+
+#[test]
+fn worktree_flags_need_isolate() {
+    let fx = Fixture::new();
+    let task = fx.task("fix-add", "", &fix_and_approve());
+    for flag in [&["--keep-worktrees"][..], &["--worktrees", "wts"][..]] {
+        let mut args = vec!["run"];
+        args.extend_from_slice(flag);
+        args.push(&task);
+        let out = fx.kkrun(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--isolate"));
+    }
+}
