@@ -2,35 +2,37 @@
 //! event stream, signals, tasks one after another, and the final record,
 //! which is written whatever happens.
 
+mod announce;
 mod apply;
 mod isolation;
 mod partition;
+mod providers;
+mod sandbox_check;
 
 pub use isolation::IsolationOptions;
 pub use partition::{Partition, PartitionError, PartitionKind};
 
 use std::panic::AssertUnwindSafe;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures_util::FutureExt as _;
 
 use crate::console::{Console, ConsoleOptions};
 use crate::error::Error;
-use crate::events::{
-    CheckSpec, EVENTS_SCHEMA_VERSION, Event, EventKind, EventSink, PartitionRecord, TaskOutcome,
-};
+use crate::events::{Event, EventKind, EventSink, PartitionRecord, TaskOutcome};
 use crate::exit_codes;
 use crate::findings::BaselineFindings;
 use crate::pipeline::{self, Interrupt, TaskEnv};
-use crate::provider::{Limiters, Provider, ProviderOptions};
-use crate::redact::{self, Redactor};
+use crate::redact::Redactor;
 use crate::report::aggregate::{self, Outputs};
 use crate::report::github::GithubOutput;
 use crate::resume::TaskHistory;
 use crate::store::{self, RunDir};
 use crate::task::Task;
+use announce::{announce, display_path, finished_by_runner, redact_command_line};
 use isolation::Isolation;
+use providers::TaskProvider;
 
 /// When the work tree is restored to `00-base` after a task.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -152,9 +154,9 @@ fn start(
         store::check_out_dir(&cwd, out)?;
     }
     let (tasks, partition) = select_shard(tasks, options.partition.as_ref());
-    let secrets = run_secrets(&tasks, &options.redact);
+    let secrets = providers::run_secrets(&tasks, &options.redact);
     if options.require_sandbox {
-        require_sandbox(&tasks)?;
+        sandbox_check::require_sandbox(&tasks)?;
     }
     let isolated_stores = match &options.isolate {
         Some(_) => Some(isolation::check(&tasks)?),
@@ -162,50 +164,7 @@ fn start(
     };
     // Every provider is built before anything runs, so a bad model spec or a
     // missing API key stops the run with nothing done.
-    let mut providers = Vec::with_capacity(tasks.len());
-    let mut limiters = Limiters::default();
-    for task in &tasks {
-        // A finished task of a resumed run needs no model.
-        if continuation
-            .as_ref()
-            .is_some_and(|c| c.finished(&task.name).is_some())
-        {
-            providers.push(None);
-            continue;
-        }
-        let spec = model_spec(task)?;
-        let defaults = ProviderOptions::default();
-        let endpoint = task.endpoint.as_ref();
-        let provider_options = ProviderOptions {
-            base_dir: task
-                .file
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| PathBuf::from(".")),
-            record: options
-                .record
-                .as_ref()
-                .map(|r| PathBuf::from(r.replace("{task}", &task.name))),
-            price: task.pricing,
-            redactor: secrets.clone(),
-            idle_timeout: endpoint
-                .and_then(|e| e.idle_timeout)
-                .unwrap_or(defaults.idle_timeout),
-            request_timeout: endpoint
-                .and_then(|e| e.request_timeout)
-                .unwrap_or(defaults.request_timeout),
-            limiter: endpoint.and_then(|e| limiters.get(e)),
-            endpoint: task.endpoint.clone(),
-            ..defaults
-        };
-        let provider =
-            Provider::from_model_spec(&spec, &provider_options).map_err(|e| Error::Task {
-                task: task.name.clone(),
-                file: task.file.clone(),
-                source: Box::new(Error::Provider(e)),
-            })?;
-        providers.push(Some((spec, provider)));
-    }
+    let providers = providers::build(&tasks, &options, continuation.as_ref(), &secrets)?;
     let secrets = secrets.with(
         providers
             .iter()
@@ -219,7 +178,7 @@ fn start(
         .build()
         .map_err(|e| Error::io("starting the async runtime", e))?;
     if options.preflight {
-        runtime.block_on(preflight(&tasks, &providers))?;
+        runtime.block_on(providers::preflight(&tasks, &providers))?;
     }
     runtime.block_on(run_tasks(
         tasks,
@@ -245,92 +204,9 @@ pub fn select_shard(
     (partition.select(tasks, |t| &t.name), Some(record))
 }
 
-/// One cheap request to each distinct endpoint of the run, before any
-/// check or stage: an unreachable server or a refused key ends the run
-/// here (exit 3) instead of after the baseline checks.
-async fn preflight(tasks: &[Task], providers: &[Option<(String, Provider)>]) -> Result<(), Error> {
-    let mut seen = std::collections::HashSet::new();
-    // A resumed run's finished tasks have no provider and need no preflight.
-    for (task, (_, provider)) in tasks
-        .iter()
-        .zip(providers)
-        .filter_map(|(task, provider)| Some((task, provider.as_ref()?)))
-    {
-        let Some(key) = provider.preflight_key() else {
-            continue;
-        };
-        if !seen.insert(key) {
-            continue;
-        }
-        provider.preflight().await.map_err(|e| Error::Task {
-            task: task.name.clone(),
-            file: task.file.clone(),
-            source: Box::new(Error::Provider(e)),
-        })?;
-    }
-    Ok(())
-}
-
-/// Every secret of the run but the providers' keys: secret-looking
-/// variables of the environment and of the tasks' `env:`, and `--redact`.
-fn run_secrets(tasks: &[Task], redact: &[String]) -> Redactor {
-    let process = std::env::vars_os()
-        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)));
-    let declared = tasks
-        .iter()
-        .flat_map(|task| task.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let mut secrets = redact::secret_env_values(process.chain(declared));
-    secrets.extend(redact.iter().cloned());
-    Redactor::new(secrets)
-}
-
-/// Probes the sandbox of every task's commands and checks, and refuses the
-/// run (exit 2) when any of them cannot be fully enforced here.
-fn require_sandbox(tasks: &[Task]) -> Result<(), Error> {
-    for task in tasks {
-        let options = crate::sandbox::SandboxOptions::from_shell(&task.shell);
-        let workspace = task
-            .workspace
-            .canonicalize()
-            .unwrap_or_else(|_| task.workspace.clone());
-        let env = crate::tools::process::command_env(&task.env);
-        let mut policies = vec![("its commands".to_string(), options.commands(&workspace))];
-        for check in &task.checks {
-            policies.push((
-                format!("check `{}`", check.name),
-                options.check(&workspace, check.network, &env),
-            ));
-        }
-        for (what, policy) in policies {
-            let status = crate::sandbox::probe(&policy);
-            if !status.complete() {
-                return Err(Error::InvalidInput(format!(
-                    "--require-sandbox: task `{}` ({}): the sandbox of {what} cannot be fully enforced on this \
-                     machine: {} (hint: run where Landlock and namespaces are available, or drop --require-sandbox)",
-                    task.name,
-                    task.file.display(),
-                    status.describe()
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The task's `provider:model`; the loader already applied `--model`.
-fn model_spec(task: &Task) -> Result<String, Error> {
-    task.model.clone().ok_or_else(|| {
-        Error::InvalidInput(format!(
-            "task `{}` ({}) has no model (hint: set `model:` in the task file, pass --model, or set KKRUN_MODEL)",
-            task.name,
-            task.file.display()
-        ))
-    })
-}
-
 async fn run_tasks(
     tasks: Vec<Task>,
-    providers: Vec<Option<(String, Provider)>>,
+    providers: Vec<TaskProvider>,
     secrets: Redactor,
     partition: Option<PartitionRecord>,
     isolated_stores: Option<Vec<crate::snapshot::SnapshotStore>>,
@@ -533,58 +409,6 @@ async fn run_tasks(
     Ok(exit_code)
 }
 
-/// `run.started` and a `task.planned` per task: what a new run will do.
-fn announce(
-    events: &EventSink,
-    tasks: &[Task],
-    providers: &[Option<(String, Provider)>],
-    run_id: &str,
-    partition: Option<PartitionRecord>,
-    options: &RunOptions,
-    cwd: &Path,
-) {
-    events.emit(EventKind::RunStarted {
-        schema_version: EVENTS_SCHEMA_VERSION,
-        run_id: run_id.to_string(),
-        kkrun_version: env!("CARGO_PKG_VERSION").to_string(),
-        tasks: tasks.iter().map(|t| t.name.clone()).collect(),
-        command_line: redact_command_line(&options.command_line),
-        partition,
-        merged: None,
-    });
-    for (task, (spec, _)) in tasks.iter().zip(providers.iter().flatten()) {
-        events.for_task(&task.name).emit(EventKind::TaskPlanned {
-            file: display_path(&task.file, cwd),
-            line: task.line,
-            description: task.description.clone(),
-            kind: task.kind.as_str().to_string(),
-            workspace: task.workspace.display().to_string(),
-            model: spec.clone(),
-            checks: task
-                .checks
-                .iter()
-                .map(|c| CheckSpec {
-                    name: c.name.clone(),
-                    run: c.run.clone(),
-                    line: c.line,
-                })
-                .collect(),
-        });
-    }
-}
-
-/// The `task.finished` of a task the pipeline did not finish itself.
-fn finished_by_runner(outcome: TaskOutcome, reason: String) -> EventKind {
-    EventKind::TaskFinished {
-        outcome,
-        reason,
-        usage: Default::default(),
-        cost_usd: None,
-        duration_ms: 0,
-        output: None,
-    }
-}
-
 /// Sets `interrupt` on SIGINT or SIGTERM. A second signal ends the process
 /// at once with exit code 130.
 async fn watch_signals(interrupt: Arc<Interrupt>) {
@@ -615,55 +439,5 @@ async fn watch_signals(interrupt: Arc<Interrupt>) {
     #[cfg(not(unix))]
     if tokio::signal::ctrl_c().await.is_ok() {
         interrupt.trigger();
-    }
-}
-
-/// `path` relative to `cwd` when it is inside it, for readable reports.
-fn display_path(path: &Path, cwd: &Path) -> String {
-    path.strip_prefix(cwd).unwrap_or(path).display().to_string()
-}
-
-/// Replaces anything that looks like a credential in the command line.
-fn redact_command_line(args: &[String]) -> Vec<String> {
-    let secret =
-        regex::Regex::new(r"(?i)((?:key|token|secret|password)[^=]*=)\S+|sk-[A-Za-z0-9_-]{8,}")
-            .expect("the redaction pattern is a valid constant regex");
-    args.iter()
-        .map(|arg| {
-            secret
-                .replace_all(arg, |caps: &regex::Captures<'_>| match caps.get(1) {
-                    Some(name) => format!("{}[REDACTED]", name.as_str()),
-                    None => "[REDACTED]".to_string(),
-                })
-                .into_owned()
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn command_lines_are_redacted() {
-        let args: Vec<String> = [
-            "kkrun",
-            "--model",
-            "openai:gpt-4.1",
-            "OPENAI_API_KEY=abc123",
-            "sk-proj-abcdefghijkl",
-        ]
-        .map(String::from)
-        .into();
-        assert_eq!(
-            redact_command_line(&args),
-            [
-                "kkrun",
-                "--model",
-                "openai:gpt-4.1",
-                "OPENAI_API_KEY=[REDACTED]",
-                "[REDACTED]"
-            ]
-        );
     }
 }
