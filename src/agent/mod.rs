@@ -7,6 +7,7 @@
 mod budget;
 mod compact;
 mod guard;
+mod request;
 mod stage;
 
 pub use budget::{BudgetKind, BudgetTracker, Exhausted};
@@ -14,6 +15,5 @@ pub use compact::{
     Compaction, compact, default_context_window, estimate_tokens, fixed_tokens, messages_tokens,
 };
 pub use guard::{EMPTY_REPLIES_STUCK, REPEAT_STUCK, REPEAT_WARNING};
-pub use stage::{
-    AgentError, FinishTool, StageEnd, StageOutcome, StageRequest, Validator, run_stage,
-};
+pub use request::{AgentError, FinishTool, StageEnd, StageOutcome, StageRequest, Validator};
+pub use stage::run_stage;
