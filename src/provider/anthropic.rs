@@ -8,7 +8,8 @@ use super::openai::rounded_temperature;
 use super::sse::SseEvent;
 use super::types::{Message, StopReason, ToolCall, TurnRequest, TurnResponse, Usage};
 use super::wire::{
-    Flow, StreamDecoder, StreamFault, data_excerpt, json_body, mentions_context_too_long,
+    Flow, StreamDecoder, StreamFault, error_message, event_json, json_body,
+    mentions_context_too_long,
 };
 
 /// The API version kkrun speaks.
@@ -274,10 +275,7 @@ fn error_fault(error: &Value) -> StreamFault {
         .and_then(Value::as_str)
         .unwrap_or("error")
         .to_string();
-    let message = error
-        .get("message")
-        .and_then(Value::as_str)
-        .map_or_else(|| error.to_string(), str::to_string);
+    let message = error_message(error);
     let context_too_long = kind == "request_too_large" || mentions_context_too_long(&message);
     let retryable = matches!(
         kind.as_str(),
@@ -301,12 +299,7 @@ impl StreamDecoder for Decoder {
         if data.is_empty() {
             return Ok(Flow::Continue);
         }
-        let value: Value = serde_json::from_str(data).map_err(|e| {
-            StreamFault::Malformed(format!(
-                "a stream event is not valid JSON ({e}): {}",
-                data_excerpt(data)
-            ))
-        })?;
+        let value = event_json(data)?;
         let kind = value
             .get("type")
             .and_then(Value::as_str)

@@ -6,8 +6,8 @@ use serde_json::{Map, Value, json};
 use super::sse::SseEvent;
 use super::types::{Message, StopReason, ToolCall, TurnRequest, TurnResponse, Usage};
 use super::wire::{
-    Dialect, Flow, StreamDecoder, StreamFault, count, data_excerpt, json_body,
-    mentions_context_too_long,
+    Dialect, Flow, StreamDecoder, StreamFault, count, data_excerpt, event_json, json_body,
+    openai_error_fault,
 };
 
 /// The request body of one turn.
@@ -275,32 +275,21 @@ fn usage(value: &Value) -> Option<Usage> {
 
 /// The `error` object some servers send instead of a chunk.
 fn error_fault(error: &Value) -> StreamFault {
-    let message = error
-        .get("message")
-        .and_then(Value::as_str)
-        .map_or_else(|| error.to_string(), str::to_string);
     let kind = error
         .get("type")
         .or_else(|| error.get("code"))
         .map(|k| k.as_str().map_or_else(|| k.to_string(), str::to_string))
         .unwrap_or_else(|| "error".to_string());
-    let context_too_long = mentions_context_too_long(&error.to_string());
-    let lowered = kind.to_ascii_lowercase();
-    let not_retryable = context_too_long
-        || [
+    openai_error_fault(
+        kind,
+        error,
+        &[
             "invalid_request",
             "authentication",
             "permission",
             "not_found",
-        ]
-        .iter()
-        .any(|k| lowered.contains(k));
-    StreamFault::ErrorEvent {
-        kind,
-        message,
-        retryable: !not_retryable,
-        context_too_long,
-    }
+        ],
+    )
 }
 
 impl StreamDecoder for Decoder {
@@ -316,12 +305,7 @@ impl StreamDecoder for Decoder {
         if data.is_empty() {
             return Ok(Flow::Continue);
         }
-        let chunk: Value = serde_json::from_str(data).map_err(|e| {
-            StreamFault::Malformed(format!(
-                "a stream event is not valid JSON ({e}): {}",
-                data_excerpt(data)
-            ))
-        })?;
+        let chunk = event_json(data)?;
         if let Some(error) = chunk.get("error").filter(|e| !e.is_null()) {
             return Err(error_fault(error));
         }

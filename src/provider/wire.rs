@@ -192,6 +192,40 @@ pub(crate) fn json_body(body: &[u8]) -> Result<Value, StreamFault> {
     })
 }
 
+/// Parses one stream event's data as JSON.
+pub(crate) fn event_json(data: &str) -> Result<Value, StreamFault> {
+    serde_json::from_str(data).map_err(|e| {
+        StreamFault::Malformed(format!(
+            "a stream event is not valid JSON ({e}): {}",
+            data_excerpt(data)
+        ))
+    })
+}
+
+/// The `message` of a provider's error object, or the whole object.
+pub(crate) fn error_message(error: &Value) -> String {
+    error
+        .get("message")
+        .and_then(Value::as_str)
+        .map_or_else(|| error.to_string(), str::to_string)
+}
+
+/// The fault of an OpenAI-style error object (chat completions and the
+/// Responses API): retried unless its `kind` names one of `refused` (a
+/// request that would fail again the same way) or it says the prompt is
+/// too long for the context window.
+pub(crate) fn openai_error_fault(kind: String, error: &Value, refused: &[&str]) -> StreamFault {
+    let context_too_long = mentions_context_too_long(&error.to_string());
+    let lowered = kind.to_ascii_lowercase();
+    let not_retryable = context_too_long || refused.iter().any(|k| lowered.contains(k));
+    StreamFault::ErrorEvent {
+        kind,
+        message: error_message(error),
+        retryable: !not_retryable,
+        context_too_long,
+    }
+}
+
 /// A short, single-line excerpt of event data for error messages.
 pub(crate) fn data_excerpt(data: &str) -> String {
     let mut cut = data.len().min(200);

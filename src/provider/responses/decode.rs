@@ -5,7 +5,8 @@ use serde_json::{Value, json};
 use super::super::sse::SseEvent;
 use super::super::types::{StopReason, ToolCall, TurnResponse, Usage};
 use super::super::wire::{
-    Flow, StreamDecoder, StreamFault, count, data_excerpt, json_body, mentions_context_too_long,
+    Flow, StreamDecoder, StreamFault, count, data_excerpt, event_json, json_body,
+    openai_error_fault,
 };
 
 /// A function call being assembled from events.
@@ -231,10 +232,6 @@ fn usage(value: &Value) -> Option<Usage> {
 
 /// An `error` event, a failed response's `error`, or an error body.
 fn error_fault(error: &Value) -> StreamFault {
-    let message = error
-        .get("message")
-        .and_then(Value::as_str)
-        .map_or_else(|| error.to_string(), str::to_string);
     // `code` says more than `type` (which is just "error" in an error event).
     let kind = ["code", "type"]
         .iter()
@@ -242,24 +239,17 @@ fn error_fault(error: &Value) -> StreamFault {
         .find(|kind| !kind.is_empty() && *kind != "error")
         .unwrap_or("error")
         .to_string();
-    let context_too_long = mentions_context_too_long(&error.to_string());
-    let lowered = kind.to_ascii_lowercase();
-    let not_retryable = context_too_long
-        || [
+    openai_error_fault(
+        kind,
+        error,
+        &[
             "invalid",
             "authentication",
             "permission",
             "not_found",
             "insufficient_quota",
-        ]
-        .iter()
-        .any(|k| lowered.contains(k));
-    StreamFault::ErrorEvent {
-        kind,
-        message,
-        retryable: !not_retryable,
-        context_too_long,
-    }
+        ],
+    )
 }
 
 impl StreamDecoder for Decoder {
@@ -272,12 +262,7 @@ impl StreamDecoder for Decoder {
         if data.is_empty() || data == "[DONE]" {
             return Ok(Flow::Continue);
         }
-        let value: Value = serde_json::from_str(data).map_err(|e| {
-            StreamFault::Malformed(format!(
-                "a stream event is not valid JSON ({e}): {}",
-                data_excerpt(data)
-            ))
-        })?;
+        let value = event_json(data)?;
         // The `type` field names the event; the SSE `event:` line repeats it.
         let kind = value
             .get("type")
