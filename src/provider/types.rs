@@ -174,6 +174,25 @@ impl Usage {
     pub fn total(&self) -> u64 {
         self.input_tokens + self.output_tokens
     }
+
+    /// What `self` counts beyond `earlier` (an earlier total of the same
+    /// counters), each counter at least zero; estimated when `self` is.
+    pub fn since(self, earlier: Usage) -> Usage {
+        Usage {
+            input_tokens: self.input_tokens.saturating_sub(earlier.input_tokens),
+            cached_input_tokens: self
+                .cached_input_tokens
+                .saturating_sub(earlier.cached_input_tokens),
+            output_tokens: self.output_tokens.saturating_sub(earlier.output_tokens),
+            estimated: self.estimated,
+            cache_write_input_tokens: self
+                .cache_write_input_tokens
+                .saturating_sub(earlier.cache_write_input_tokens),
+            reasoning_tokens: self
+                .reasoning_tokens
+                .saturating_sub(earlier.reasoning_tokens),
+        }
+    }
 }
 
 impl std::ops::Add for Usage {
@@ -214,4 +233,39 @@ pub struct TurnResponse {
     /// [`Message::Assistant::reasoning`]); empty for most wire formats.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reasoning: Vec<serde_json::Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_since_an_earlier_total_is_the_difference_never_below_zero() {
+        let earlier = Usage {
+            input_tokens: 100,
+            cached_input_tokens: 40,
+            output_tokens: 10,
+            estimated: false,
+            cache_write_input_tokens: 5,
+            reasoning_tokens: 3,
+        };
+        let now = earlier
+            + Usage {
+                input_tokens: 50,
+                output_tokens: 7,
+                estimated: true,
+                ..Usage::default()
+            };
+        let since = now.since(earlier);
+        assert_eq!(
+            (
+                since.input_tokens,
+                since.output_tokens,
+                since.cached_input_tokens
+            ),
+            (50, 7, 0)
+        );
+        assert!(since.estimated);
+        assert_eq!(earlier.since(now).input_tokens, 0);
+    }
 }

@@ -93,29 +93,7 @@ impl TaskState {
         AttemptSummary {
             started_at,
             duration_ms: end_ms.saturating_sub(started_ms),
-            usage: Usage {
-                input_tokens: self
-                    .turn_usage
-                    .input_tokens
-                    .saturating_sub(before.input_tokens),
-                cached_input_tokens: self
-                    .turn_usage
-                    .cached_input_tokens
-                    .saturating_sub(before.cached_input_tokens),
-                output_tokens: self
-                    .turn_usage
-                    .output_tokens
-                    .saturating_sub(before.output_tokens),
-                cache_write_input_tokens: self
-                    .turn_usage
-                    .cache_write_input_tokens
-                    .saturating_sub(before.cache_write_input_tokens),
-                reasoning_tokens: self
-                    .turn_usage
-                    .reasoning_tokens
-                    .saturating_sub(before.reasoning_tokens),
-                estimated: self.turn_usage.estimated,
-            },
+            usage: self.turn_usage.since(before),
             cost_usd: self
                 .turn_cost
                 .zip(cost_before)
