@@ -383,20 +383,9 @@ fn a_rejected_api_key_exits_3_with_a_complete_report() {
     });
     let fx = Fixture::new();
     let task = fx.add_task(&TaskFile::new("auth", &[]).model("openai:gpt-4.1"));
-    let output = fx
-        // Without the preflight the refusal comes at the first turn, and the
-        // task's record says so.
-        .kkrun(&[
-            "run",
-            "--no-preflight",
-            "--out",
-            fx.out().to_str().unwrap(),
-            &task,
-        ])
-        .env("OPENAI_BASE_URL", format!("http://{address}/v1"))
-        .env("OPENAI_API_KEY", "sk-test-not-a-real-key-123456")
-        .output()
-        .unwrap();
+    // Without the preflight the refusal comes at the first turn, and the
+    // task's record says so.
+    let output = fx.run_live(address, &task);
     assert_eq!(
         output.status.code(),
         Some(3),

@@ -60,18 +60,7 @@ fn every_request_carries_the_cache_key_of_its_task_and_stage() {
     let server = std::thread::spawn(move || serve(listener, bodies));
     let fx = Fixture::new();
     let task = fx.add_task(&TaskFile::new("cache-keys", &[]).model("openai-responses:gpt-5-codex"));
-    let output = fx
-        .kkrun(&[
-            "run",
-            "--no-preflight",
-            "--out",
-            fx.out().to_str().unwrap(),
-            &task,
-        ])
-        .env("OPENAI_BASE_URL", format!("http://{address}/v1"))
-        .env("OPENAI_API_KEY", "sk-test-not-a-real-key-123456")
-        .output()
-        .unwrap();
+    let output = fx.run_live(address, &task);
     assert_eq!(
         output.status.code(),
         Some(0),

@@ -108,6 +108,24 @@ impl Fixture {
         Run::capture(self.kkrun(&all), &self.root().join(out))
     }
 
+    /// Runs `task` into [`Fixture::out`] against the OpenAI-compatible server
+    /// at `address` (`http://ADDRESS/v1`, a test key, no preflight: the
+    /// server scripts only the task's turns).
+    pub fn run_live(&self, address: std::net::SocketAddr, task: &str) -> Output {
+        let out = self.out();
+        self.kkrun(&[
+            "run",
+            "--no-preflight",
+            "--out",
+            out.to_str().unwrap(),
+            task,
+        ])
+        .env("OPENAI_BASE_URL", format!("http://{address}/v1"))
+        .env("OPENAI_API_KEY", "sk-test-not-a-real-key-123456")
+        .output()
+        .unwrap()
+    }
+
     /// Runs the task files into [`Fixture::out`]; returns the exit code and
     /// the report.
     pub fn run_tasks(&self, files: &[&str]) -> (i32, Value) {
