@@ -4,9 +4,10 @@
 //! skip where it is missing, and assert what the sandbox reported either way.
 
 mod e2e_support;
+mod process_support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,7 @@ use kkrun::provider::ToolCall;
 use kkrun::sandbox::{FilesystemEnforcement, NetworkEnforcement, SandboxStatus, probe};
 use kkrun::task::{Check, ShellPolicy};
 use kkrun::tools::{ToolContext, ToolResult, ToolSet, execute, run_checks};
+use process_support::{process_running, read_pid, wait_until_gone};
 use serde_json::{Value, json};
 
 /// A workspace (a git repository) and a directory beside it, both outside
@@ -80,45 +82,6 @@ fn check(name: &str, run: &str, network: bool) -> Check {
         retries: 0,
         line: 0,
         network,
-    }
-}
-
-/// True while the process exists and is not a zombie.
-fn process_running(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
-            !state.starts_with('Z') && !state.starts_with('X')
-        }
-        Err(_) => false,
-    }
-}
-
-fn wait_until_gone(pid: u32) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if !process_running(pid) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-fn read_pid(path: &Path) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && let Ok(pid) = text.trim().parse()
-        {
-            return pid;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -1,6 +1,8 @@
 //! The agent's tools against real temporary git repositories and real child
 //! processes.
 
+mod process_support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -11,6 +13,7 @@ use kkrun::task::{Check, ShellPolicy};
 use kkrun::tools::{
     Access, Tool, ToolContext, ToolResult, ToolSet, ToolTable, ToolTableError, execute, run_checks,
 };
+use process_support::{read_pid, wait_until_gone};
 use serde_json::{Value, json};
 
 /// A git repository in a temporary directory, with an `outside` directory
@@ -82,45 +85,6 @@ fn assert_outcome(result: &ToolResult, outcome: ToolOutcome, needle: &str) {
         "expected {needle:?} in:\n{}",
         result.content
     );
-}
-
-/// True while the process exists and is not a zombie waiting to be reaped.
-fn process_running(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
-            !state.starts_with('Z') && !state.starts_with('X')
-        }
-        Err(_) => false,
-    }
-}
-
-fn wait_until_gone(pid: u32) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if !process_running(pid) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-fn read_pid(path: &Path) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && let Ok(pid) = text.trim().parse()
-        {
-            return pid;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 // ---- tool sets -------------------------------------------------------------
