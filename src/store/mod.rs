@@ -1,6 +1,14 @@
 //! The run directory: `.kkrun/runs/<run-id>/` (or `--out DIR`) with the
 //! event log, per-task files and the reports. Everything written here is
 //! flushed as it happens, so a crash leaves a readable record.
+//!
+//! The run store built on these directories lives in submodules: the
+//! catalogue ([`catalog`]: listing runs, reading their records, resolving
+//! `latest`), [`fsck`] and [`gc`].
+
+pub mod catalog;
+pub mod fsck;
+pub mod gc;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
