@@ -182,7 +182,7 @@ pub struct RunSummary {
     pub passed: usize,
     /// Tasks that ended any other way.
     pub failed: usize,
-    /// `passed`, `failed`, `invalid_input`, `error`, `budget_exhausted`,
+    /// `passed`, `failed`, `invalid`, `error`, `budget_exhausted`,
     /// `interrupted` (from the exit code), `incomplete` (killed before its
     /// final record: resume it) or `unreadable`.
     pub outcome: String,
@@ -241,7 +241,7 @@ pub fn outcome_of_exit_code(code: i32) -> &'static str {
     match code {
         SUCCESS => "passed",
         TASK_FAILED => "failed",
-        INVALID_INPUT => "invalid_input",
+        INVALID_INPUT => "invalid",
         INFRASTRUCTURE => "error",
         BUDGET_EXHAUSTED => "budget_exhausted",
         INTERRUPTED => "interrupted",
