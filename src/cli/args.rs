@@ -50,8 +50,12 @@ pub enum Command {
     /// every task that had not finished goes on from its last completed
     /// step; finished tasks are not run again.
     Resume(ResumeArgs),
-    /// Remove old snapshot refs.
+    /// Remove old runs: their run directories, snapshot refs and stale
+    /// isolated worktrees (the same as `kkrun runs gc`).
     Gc(GcArgs),
+    /// The run store in `.kkrun/runs/`: list, show, check and clean runs.
+    #[command(subcommand)]
+    Runs(RunsCommand),
     /// Work with a run's reports.
     #[command(subcommand)]
     Report(ReportCommand),
@@ -63,6 +67,64 @@ pub enum Command {
     /// listing the conflicting paths, changing nothing. HEAD, the index and
     /// branches are never touched.
     Apply(ApplyArgs),
+}
+
+/// `kkrun runs` subcommands. They look in `.kkrun/runs/` of the current
+/// directory (else of the work tree root); `--out` directories are not
+/// known to them.
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// One line per run, oldest first: id, start, tasks, outcome, exit code
+    /// and cost; a killed run is `incomplete` with the command resuming it.
+    List(RunsListArgs),
+    /// A run's tasks: stages, checks, snapshot refs (and whether they still
+    /// exist) and changed files.
+    Show(RunsShowArgs),
+    /// Check every run directory (events, report, refs) and find orphan refs
+    /// and stale worktrees; exit 0 when clean, 1 with one line per problem
+    /// and the command that fixes it.
+    Fsck(RunsFsckArgs),
+    /// Remove old runs: directories, snapshot refs and stale worktrees
+    /// together (the same as `kkrun gc`).
+    Gc(GcArgs),
+}
+
+/// Arguments of `kkrun runs list`.
+#[derive(Debug, Clone, Args)]
+pub struct RunsListArgs {
+    /// Print one JSON document (`{"runs_dir", "runs": [...]}`) on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// The git repository (or a directory inside it).
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub repo: PathBuf,
+}
+
+/// Arguments of `kkrun runs show`.
+#[derive(Debug, Clone, Args)]
+pub struct RunsShowArgs {
+    /// Run id, `latest`, or a run directory.
+    pub run: String,
+    /// Only this task (default: every task of the run).
+    pub task: Option<String>,
+    /// Print one JSON document (`{"run", "tasks": [...]}`) on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// The git repository (or a directory inside it).
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub repo: PathBuf,
+}
+
+/// Arguments of `kkrun runs fsck`.
+#[derive(Debug, Clone, Args)]
+pub struct RunsFsckArgs {
+    /// Print one JSON document (`{"runs_dir", "checked", "problems": [...]}`)
+    /// on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// The git repository (or a directory inside it).
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub repo: PathBuf,
 }
 
 /// `kkrun report` subcommands.
@@ -220,6 +282,10 @@ pub struct ValidateArgs {
     /// Task files, directories of task files, or glob patterns.
     #[arg(value_name = "FILES", required = true)]
     pub files: Vec<String>,
+    /// Print one JSON document (`{"valid", "files": [...], "errors": [...]}`)
+    /// on stdout instead of the human text on stderr.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `kkrun schema`.
@@ -244,13 +310,17 @@ pub enum SchemaArg {
 /// Arguments of `kkrun snapshots`.
 #[derive(Debug, Clone, Args)]
 pub struct SnapshotsArgs {
-    /// Run id (default: list all runs).
+    /// Run id or `latest` (default: list all runs).
     pub run: Option<String>,
     /// Task name (default: every task of the run).
     pub task: Option<String>,
     /// The git repository (or a directory inside it).
     #[arg(long, default_value = ".", value_name = "DIR")]
     pub repo: PathBuf,
+    /// Print one JSON document (`{"runs": [{"run_id", "tasks": [...]}]}`)
+    /// on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `kkrun resume`.
@@ -277,14 +347,15 @@ pub struct ResumeArgs {
 /// Arguments of `kkrun diff`.
 #[derive(Debug, Clone, Args)]
 pub struct DiffArgs {
-    /// Run id.
+    /// Run id or `latest`.
     pub run: String,
     /// Task name.
     pub task: String,
     /// Snapshot to diff from: a stage name (`code`), a ref name (`02-code`) or `base`.
     #[arg(long, default_value = "base", value_name = "STAGE")]
     pub from: String,
-    /// Snapshot to diff to (default: the task's last snapshot); `worktree` for the live tree.
+    /// Snapshot to diff to (default: the task's result, its last snapshot
+    /// that is not a rollback's `NN-safety`); `worktree` for the live tree.
     #[arg(long, value_name = "STAGE")]
     pub to: Option<String>,
     /// Print only the file list with +/- counts.
@@ -298,7 +369,7 @@ pub struct DiffArgs {
 /// Arguments of `kkrun rollback`.
 #[derive(Debug, Clone, Args)]
 pub struct RollbackArgs {
-    /// Run id.
+    /// Run id or `latest`.
     pub run: String,
     /// Task name.
     pub task: String,
@@ -310,18 +381,31 @@ pub struct RollbackArgs {
     pub repo: PathBuf,
 }
 
-/// Arguments of `kkrun gc`.
+/// Arguments of `kkrun gc` and `kkrun runs gc`.
 #[derive(Debug, Clone, Args)]
 pub struct GcArgs {
     /// Keep the newest N runs, remove the rest.
     #[arg(long, value_name = "N", conflicts_with = "older_than")]
     pub keep_last: Option<usize>,
-    /// Remove runs whose last snapshot is older than this (`7d`, `12h`).
+    /// Remove runs whose last activity (newest snapshot or event) is older
+    /// than this (`7d`, `12h`).
     #[arg(long, value_name = "AGE")]
     pub older_than: Option<String>,
+    /// Remove this run (an id or `latest`; repeatable).
+    #[arg(long = "run", value_name = "ID")]
+    pub runs: Vec<String>,
+    /// Also remove the run `.kkrun/runs/latest` points at when it is
+    /// selected (by default it is kept, so `kkrun diff latest ...` and
+    /// `kkrun resume` keep working).
+    #[arg(long)]
+    pub include_latest: bool,
     /// Print what would be removed; remove nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Print one JSON document (`{"dry_run", "removed", "spared", "kept",
+    /// "stale_worktrees"}`) on stdout.
+    #[arg(long)]
+    pub json: bool,
     /// The git repository (or a directory inside it).
     #[arg(long, default_value = ".", value_name = "DIR")]
     pub repo: PathBuf,

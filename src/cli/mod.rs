@@ -21,7 +21,10 @@ Examples:
   kkrun run --dry-run tasks/         load, validate and print the run plan
   kkrun validate tasks/*.yaml        check task files without running
   kkrun schema task > task.schema.json
+  kkrun runs list                    list the runs in .kkrun/runs/
+  kkrun runs fsck                    check the run store; print the fixes
   kkrun snapshots                    list runs and their snapshots
+  kkrun diff latest TASK             the latest run's change to a task
   kkrun rollback RUN TASK --to code  restore the work tree to a stage
   kkrun resume                       continue the latest run after a kill
   kkrun report rebuild .kkrun/runs/latest
@@ -45,6 +48,7 @@ Exit codes:
 /// kkrun: run an AI coding agent over declarative task files, headless, for CI.
 #[derive(Debug, Parser)]
 #[command(name = "kkrun", version, about, after_help = AFTER_HELP)]
+#[command(arg_required_else_help = true)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Cli {
     /// Options shared by every command.
@@ -83,6 +87,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Some(Command::Validate(args)) => {
             commands::validate::validate(&commands::validate::ValidateOptions {
                 files: args.files,
+                json: args.json,
                 quiet: global.quiet,
                 color: terminal.color(global.color.into()),
             })
@@ -97,6 +102,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
                 run: args.run,
                 task: args.task,
                 repo: args.repo,
+                json: args.json,
             })
         }
         Some(Command::Diff(args)) => commands::snapshots::diff(&commands::snapshots::DiffOptions {
@@ -128,12 +134,29 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             ),
             command_line: std::env::args().collect(),
         }),
-        Some(Command::Gc(args)) => commands::snapshots::gc(&commands::snapshots::GcOptions {
-            keep_last: args.keep_last,
-            older_than: args.older_than,
-            dry_run: args.dry_run,
-            repo: args.repo,
-        }),
+        Some(Command::Gc(args)) | Some(Command::Runs(RunsCommand::Gc(args))) => {
+            commands::runs::gc(&gc_options(args))
+        }
+        Some(Command::Runs(RunsCommand::List(args))) => {
+            commands::runs::list(&commands::runs::ListOptions {
+                json: args.json,
+                repo: args.repo,
+            })
+        }
+        Some(Command::Runs(RunsCommand::Show(args))) => {
+            commands::runs::show(&commands::runs::ShowOptions {
+                run: args.run,
+                task: args.task,
+                json: args.json,
+                repo: args.repo,
+            })
+        }
+        Some(Command::Runs(RunsCommand::Fsck(args))) => {
+            commands::runs::fsck(&commands::runs::FsckOptions {
+                json: args.json,
+                repo: args.repo,
+            })
+        }
         Some(Command::Report(ReportCommand::Rebuild(args))) => {
             commands::report::rebuild(&args.run_dir)
         }
@@ -154,6 +177,18 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             pr_body: args.pr_body,
             repo: args.repo,
         }),
+    }
+}
+
+fn gc_options(args: GcArgs) -> commands::runs::GcOptions {
+    commands::runs::GcOptions {
+        keep_last: args.keep_last,
+        older_than: args.older_than,
+        runs: args.runs,
+        include_latest: args.include_latest,
+        dry_run: args.dry_run,
+        json: args.json,
+        repo: args.repo,
     }
 }
 

@@ -110,6 +110,13 @@ pub(super) fn find_run(
     store: &SnapshotStore,
 ) -> Result<(PathBuf, RunView), Error> {
     let cwd = std::env::current_dir().map_err(|e| Error::io("reading the current directory", e))?;
+    let resolved;
+    let run = if run == crate::store::catalog::LATEST {
+        resolved = super::resolve_run(run, store)?;
+        resolved.as_str()
+    } else {
+        run
+    };
     let mut candidates = vec![cwd.join(run)];
     for root in [cwd.as_path(), store.workdir()] {
         let dir = root.join(DEFAULT_RUNS_DIR).join(run);

@@ -9,6 +9,7 @@ pub mod export_message;
 pub mod report;
 pub mod resume;
 pub mod run;
+pub mod runs;
 pub mod schema;
 pub mod snapshots;
 pub mod validate;
@@ -30,6 +31,27 @@ pub(crate) fn print(text: &str) -> Result<i32, Error> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(exit_codes::SUCCESS),
         Err(e) => Err(Error::io("cannot write to stdout", e)),
     }
+}
+
+/// Writes `value` to stdout as one pretty-printed JSON document, the
+/// `--json` output of the commands that are not runs.
+pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<i32, Error> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::io("serializing the JSON output", e.into()))?;
+    print(&format!("{text}\n"))
+}
+
+/// The run id `given` names in `store`'s repository: itself, or for
+/// `latest` the run `.kkrun/runs/latest` points at (of the current
+/// directory, else of the work tree root); see
+/// [`crate::store::catalog::resolve_run_id`].
+pub(crate) fn resolve_run(
+    given: &str,
+    store: &crate::snapshot::SnapshotStore,
+) -> Result<String, Error> {
+    let cwd = std::env::current_dir().map_err(|e| Error::io("reading the current directory", e))?;
+    let dirs = crate::store::catalog::runs_dirs(&cwd, Some(store.workdir()));
+    crate::store::catalog::resolve_run_id(given, &dirs)
 }
 
 /// Prints every task-file error to stderr and returns the exit code for

@@ -10,7 +10,7 @@ use crate::console::ConsoleOptions;
 use crate::error::Error;
 use crate::events::{Event, EventKind};
 use crate::runner::{Continuation, RestorePolicy};
-use crate::store::DEFAULT_RUNS_DIR;
+use crate::store::{DEFAULT_RUNS_DIR, catalog};
 use crate::task::Task;
 
 /// What `kkrun resume` does, resolved from the command line.
@@ -164,40 +164,30 @@ fn find_run_dir(cwd: &Path, run: Option<&str>) -> Result<PathBuf, Error> {
     if run.is_some() && as_path.join("events.jsonl").is_file() {
         return Ok(as_path);
     }
-    let by_id = runs.join(given);
+    // `latest` is resolved in one place: the pointer, else the newest run
+    // directory (a run killed before it pointed it).
+    let id = if given == catalog::LATEST {
+        catalog::resolve_run_id(given, std::slice::from_ref(&runs)).map_err(|_| {
+            Error::InvalidInput(format!(
+                "nothing to resume: {} holds no run directory (hint: name one, e.g. `kkrun \
+                 resume .kkrun/runs/<run-id>` or an --out directory)",
+                runs.display()
+            ))
+        })?
+    } else {
+        given.to_string()
+    };
+    let by_id = runs.join(&id);
     if by_id.join("events.jsonl").is_file() {
         return Ok(by_id.canonicalize().unwrap_or(by_id));
     }
-    if given == "latest" {
-        // `latest` may be missing (a run killed before it pointed it):
-        // the newest run directory by id, which sorts by start time.
-        let dirs: Vec<PathBuf> = std::fs::read_dir(&runs)
-            .into_iter()
-            .flatten()
-            .filter_map(Result::ok)
-            .map(|entry| entry.path())
-            .filter(|path| path.is_dir() && path.file_name().is_some_and(|n| n != "latest"))
-            .collect();
-        if let Some(newest) = dirs
-            .iter()
-            .filter(|path| path.join("events.jsonl").is_file())
-            .max()
-        {
-            return Ok(newest.clone());
-        }
+    if given == catalog::LATEST {
         // A run killed between creating its directory and its first event.
-        if let Some(newest) = dirs.iter().max() {
-            return Err(Error::InvalidInput(format!(
-                "{}: no events.jsonl: the run was killed before it started, so nothing ran and \
-                 there is nothing to resume (hint: run the task files again, e.g. `kkrun \
-                 tasks/*.yaml`)",
-                newest.display()
-            )));
-        }
         return Err(Error::InvalidInput(format!(
-            "nothing to resume: {} holds no run directory (hint: name one, e.g. `kkrun resume \
-             .kkrun/runs/<run-id>` or an --out directory)",
-            runs.display()
+            "{}: no events.jsonl: the run was killed before it started, so nothing ran and \
+             there is nothing to resume (hint: run the task files again, e.g. `kkrun \
+             tasks/*.yaml`)",
+            by_id.display()
         )));
     }
     let known: Vec<String> = std::fs::read_dir(&runs)

@@ -1,12 +1,14 @@
-//! The `kkrun snapshots`, `diff`, `rollback` and `gc` commands: the front
-//! ends of the snapshot machinery in [`crate::snapshot`].
+//! The `kkrun snapshots`, `diff` and `rollback` commands: the front ends
+//! of the snapshot machinery in [`crate::snapshot`] (`kkrun gc` is the run
+//! store's, in [`super::runs`]). A run id may be `latest`.
 //!
 //! Results go to stdout; errors are returned and printed once by `main`.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use super::print;
+use serde::Serialize;
+
+use super::{print, resolve_run};
 use crate::error::Error;
 use crate::snapshot::{SnapshotError, SnapshotInfo, SnapshotStore};
 
@@ -19,6 +21,8 @@ pub struct SnapshotsOptions {
     pub task: Option<String>,
     /// The git repository (or a directory inside it).
     pub repo: PathBuf,
+    /// One JSON document instead of the table.
+    pub json: bool,
 }
 
 /// What `kkrun diff` shows.
@@ -30,7 +34,8 @@ pub struct DiffOptions {
     pub task: String,
     /// Snapshot to diff from: a stage name, a ref label or `base`.
     pub from: String,
-    /// Snapshot to diff to (default: the task's last); `worktree` for the live tree.
+    /// Snapshot to diff to (default: the task's last, leaving out the
+    /// `NN-safety` snapshots of rollbacks); `worktree` for the live tree.
     pub to: Option<String>,
     /// Only the file list with +/- counts.
     pub stat: bool,
@@ -51,24 +56,105 @@ pub struct RollbackOptions {
     pub repo: PathBuf,
 }
 
-/// What `kkrun gc` removes.
-#[derive(Debug, Clone)]
-pub struct GcOptions {
-    /// Keep the newest N runs, remove the rest.
-    pub keep_last: Option<usize>,
-    /// Remove runs whose last snapshot is older than this (`7d`, `12h`).
-    pub older_than: Option<String>,
-    /// Print what would be removed; remove nothing.
-    pub dry_run: bool,
-    /// The git repository (or a directory inside it).
-    pub repo: PathBuf,
+/// `kkrun snapshots --json`: one document whatever was asked, every run
+/// with its tasks and their snapshots.
+#[derive(Debug, Serialize)]
+struct SnapshotsJson {
+    runs: Vec<RunJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct RunJson {
+    run_id: String,
+    tasks: Vec<TaskJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct TaskJson {
+    task: String,
+    /// Relative to the work tree root; `.` for the root.
+    workspace: String,
+    snapshots: Vec<SnapshotJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct SnapshotJson {
+    label: String,
+    index: u32,
+    stage: String,
+    ref_name: String,
+    commit: String,
+    time: String,
+    files_changed: usize,
+    status: String,
+}
+
+impl TaskJson {
+    fn new(task: &str, list: &[SnapshotInfo]) -> TaskJson {
+        TaskJson {
+            task: task.to_string(),
+            workspace: list
+                .last()
+                .map(|s| s.workspace.clone())
+                .filter(|w| !w.is_empty())
+                .unwrap_or_else(|| ".".into()),
+            snapshots: list
+                .iter()
+                .map(|s| SnapshotJson {
+                    label: s.label(),
+                    index: s.index,
+                    stage: s.stage.clone(),
+                    ref_name: s.ref_name.clone(),
+                    commit: s.commit.clone(),
+                    time: s.time.clone(),
+                    files_changed: s.files_changed,
+                    status: s.status.clone(),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// `kkrun snapshots`: lists runs, tasks and their snapshots.
 pub fn snapshots(args: &SnapshotsOptions) -> Result<i32, Error> {
     let store = SnapshotStore::open(&args.repo)?;
+    let run = match &args.run {
+        Some(run) => Some(resolve_run(run, &store)?),
+        None => None,
+    };
+    if args.json {
+        let runs = store.runs()?;
+        let mut doc = SnapshotsJson { runs: Vec::new() };
+        if let Some(run) = &run
+            && !runs.iter().any(|r| &r.run_id == run)
+        {
+            return Err(SnapshotError::UnknownRun {
+                run: run.clone(),
+                known: runs.into_iter().map(|r| r.run_id).collect(),
+            }
+            .into());
+        }
+        for found in runs
+            .iter()
+            .filter(|r| run.as_ref().is_none_or(|id| id == &r.run_id))
+        {
+            let mut tasks = Vec::new();
+            let names = match &args.task {
+                Some(task) => vec![task.clone()],
+                None => found.tasks.clone(),
+            };
+            for task in &names {
+                tasks.push(TaskJson::new(task, &store.existing(&found.run_id, task)?));
+            }
+            doc.runs.push(RunJson {
+                run_id: found.run_id.clone(),
+                tasks,
+            });
+        }
+        return super::print_json(&doc);
+    }
     let mut out = String::new();
-    match (&args.run, &args.task) {
+    match (&run, &args.task) {
         (None, _) => {
             let runs = store.runs()?;
             if runs.is_empty() {
@@ -154,11 +240,14 @@ fn snapshot_table(run: &str, task: &str, list: &[SnapshotInfo]) -> String {
 /// snapshot and the live work tree.
 pub fn diff(args: &DiffOptions) -> Result<i32, Error> {
     let store = SnapshotStore::open(&args.repo)?;
-    let from = store.resolve(&args.run, &args.task, &args.from)?;
+    let run = resolve_run(&args.run, &store)?;
+    let from = store.resolve(&run, &args.task, &args.from)?;
     let to = match args.to.as_deref() {
         Some("worktree") => None,
-        Some(which) => Some(store.resolve(&args.run, &args.task, which)?),
-        None => store.existing(&args.run, &args.task)?.pop(),
+        Some(which) => Some(store.resolve(&run, &args.task, which)?),
+        // The task's result: the `NN-safety` snapshots a rollback appends
+        // record the tree before the rollback, not what the task did.
+        None => Some(store.task_result(&run, &args.task)?),
     };
     // Scope to the workspace the task ran in, wherever kkrun is called from.
     let scoped = store.scoped_to(&from.workspace)?;
@@ -203,9 +292,10 @@ fn plural(n: usize) -> &'static str {
 /// safety snapshot of the current state.
 pub fn rollback(args: &RollbackOptions) -> Result<i32, Error> {
     let store = SnapshotStore::open(&args.repo)?;
-    let target = store.resolve(&args.run, &args.task, &args.to)?;
+    let run = resolve_run(&args.run, &store)?;
+    let target = store.resolve(&run, &args.task, &args.to)?;
     let scoped = store.scoped_to(&target.workspace)?;
-    let safety = scoped.restore(&args.run, &args.task, &target)?;
+    let safety = scoped.restore(&run, &args.task, &target)?;
     let workspace = if target.workspace.is_empty() {
         "."
     } else {
@@ -217,120 +307,8 @@ pub fn rollback(args: &RollbackOptions) -> Result<i32, Error> {
         target.label(),
         &target.commit[..target.commit.len().min(12)],
         safety.label(),
-        args.run,
+        run,
         args.task,
         safety.label(),
     ))
-}
-
-/// `kkrun gc`: removes the refs of old runs, and the isolated worktrees
-/// that killed runs left behind.
-pub fn gc(args: &GcOptions) -> Result<i32, Error> {
-    let max_age = match args.older_than.as_deref() {
-        Some(text) => Some(parse_age(text)?),
-        None => None,
-    };
-    if args.keep_last.is_none() && max_age.is_none() {
-        return Err(Error::InvalidInput(
-            "kkrun gc: say which runs to remove (hint: `--keep-last N` keeps the newest N runs, \
-             `--older-than 7d` removes runs whose last snapshot is older than 7 days)"
-                .into(),
-        ));
-    }
-    let store = SnapshotStore::open(&args.repo)?;
-    let runs = store.runs()?;
-    let mut doomed = Vec::new();
-    if let Some(keep) = args.keep_last {
-        // Run ids start with their UTC start time, so sorted means oldest first.
-        let remove = runs.len().saturating_sub(keep);
-        doomed.extend(runs.iter().take(remove).map(|run| run.run_id.clone()));
-    }
-    if let Some(max_age) = max_age {
-        let now = jiff::Timestamp::now();
-        for run in &runs {
-            if doomed.contains(&run.run_id) {
-                continue;
-            }
-            let mut newest: Option<jiff::Timestamp> = None;
-            for task in &run.tasks {
-                for snapshot in store.list(&run.run_id, task)? {
-                    if let Ok(time) = snapshot.time.parse::<jiff::Timestamp>() {
-                        newest = Some(newest.map_or(time, |n| n.max(time)));
-                    }
-                }
-            }
-            let old = newest.is_some_and(|newest| {
-                now.duration_since(newest)
-                    .try_into()
-                    .is_ok_and(|age: Duration| age > max_age)
-            });
-            if old {
-                doomed.push(run.run_id.clone());
-            }
-        }
-    }
-    doomed.sort();
-    let mut out = String::new();
-    let mut refs = 0;
-    for run in &doomed {
-        let removed = if args.dry_run {
-            let tasks = runs
-                .iter()
-                .find(|r| &r.run_id == run)
-                .map(|r| r.tasks.clone())
-                .unwrap_or_default();
-            let mut count = 0;
-            for task in &tasks {
-                count += store.list(run, task)?.len();
-            }
-            count
-        } else {
-            store.remove_run(run)?
-        };
-        refs += removed;
-        let verb = if args.dry_run {
-            "would remove"
-        } else {
-            "removed"
-        };
-        out.push_str(&format!(
-            "{verb} run {run} ({removed} ref{})\n",
-            plural(removed)
-        ));
-    }
-    let kept = runs.len() - doomed.len();
-    if args.dry_run {
-        out.push_str(&format!(
-            "would remove {} run{} ({refs} ref{}), keep {kept}; nothing was changed\n",
-            doomed.len(),
-            plural(doomed.len()),
-            plural(refs)
-        ));
-    } else {
-        out.push_str(&format!(
-            "removed {} run{} ({refs} ref{}), kept {kept}; the snapshot objects are deleted by \
-             the next `git gc`\n",
-            doomed.len(),
-            plural(doomed.len()),
-            plural(refs)
-        ));
-        // Worktrees of `--isolate` runs that were killed: nothing of the
-        // user's is in them (the work is in the snapshots).
-        for path in crate::snapshot::remove_stale_worktrees(&store)? {
-            out.push_str(&format!(
-                "removed the stale isolated worktree {} (left by a run that was killed)\n",
-                path.display()
-            ));
-        }
-    }
-    print(&out)
-}
-
-fn parse_age(text: &str) -> Result<Duration, Error> {
-    humantime::parse_duration(text).map_err(|e| {
-        Error::InvalidInput(format!(
-            "kkrun gc: invalid --older-than {text:?}: {e} (hint: use a duration such as `7d`, \
-             `12h` or `2weeks`)"
-        ))
-    })
 }

@@ -406,7 +406,7 @@ fn review_case(task: &TaskReport) -> Case {
             let blocking = review.blocks() && task.kind != crate::task::TaskKind::BugHunt.as_str();
             let result = if blocking {
                 CaseResult::Failed {
-                    kind: "check_failed",
+                    kind: "review_rejected",
                     message: "the review requested changes".to_string(),
                     body: review_text(review),
                 }

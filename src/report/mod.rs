@@ -50,11 +50,27 @@ pub fn write_all(dir: &Path, report: &Report) -> Result<Vec<sarif::Dropped>, Err
 /// The SARIF file's name in the run directory.
 pub const SARIF_FILE: &str = "findings.sarif";
 
-/// Writes `bytes` to `path` through a temporary file and a rename.
+/// The mode every file of a run directory is created with, before the
+/// umask takes its share (so `0644` under the usual umask 022): the reports,
+/// per-task files and `events.jsonl` alike, since they are uploaded and
+/// read together.
+pub const RUN_FILE_MODE: u32 = 0o666;
+
+/// Writes `bytes` to `path` through a temporary file and a rename. The file
+/// gets [`RUN_FILE_MODE`] less the umask, like `events.jsonl` (a temporary
+/// file alone would be `0600`).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let context = || format!("writing {}", path.display());
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(context(), e))?;
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(RUN_FILE_MODE));
+    }
+    let mut tmp = builder
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(context(), e))?;
     std::io::Write::write_all(&mut tmp, bytes).map_err(|e| Error::io(context(), e))?;
     tmp.persist(path)
         .map_err(|e| Error::io(context(), e.error))?;

@@ -57,7 +57,22 @@ pub struct TaskChange {
     pub last: SnapshotInfo,
 }
 
+/// The stage name of the snapshot taken before a rollback or an apply.
+pub const SAFETY_STAGE: &str = "safety";
+
 impl SnapshotStore {
+    /// The task's result: its last snapshot that is not a `safety` one
+    /// (those record the work tree before a rollback or an apply, not what
+    /// the task did). This is `kkrun diff`'s default end.
+    pub fn task_result(&self, run_id: &str, task: &str) -> Result<SnapshotInfo, SnapshotError> {
+        let snapshots = self.existing(run_id, task)?;
+        let index = snapshots
+            .iter()
+            .rposition(|s| s.stage != SAFETY_STAGE)
+            .unwrap_or(snapshots.len() - 1);
+        Ok(snapshots[index].clone())
+    }
+
     /// The snapshots bounding task `task`'s change in run `run_id`.
     ///
     /// `safety` snapshots (taken by `kkrun rollback` before it restores) are
@@ -76,7 +91,7 @@ impl SnapshotStore {
         let last = snapshots
             .iter()
             .rev()
-            .find(|s| s.stage != "safety")
+            .find(|s| s.stage != SAFETY_STAGE)
             .unwrap_or(base);
         Ok(TaskChange {
             base: base.clone(),

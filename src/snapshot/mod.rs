@@ -23,9 +23,12 @@ mod worktree_pool;
 
 pub use apply::Applied;
 pub use error::SnapshotError;
-pub use export::{ExportRequest, Exported, TaskChange};
+pub use export::{ExportRequest, Exported, SAFETY_STAGE, TaskChange};
 pub use store::SnapshotStore;
-pub use worktree_pool::{IsolatedWorktree, WorktreePool, remove_stale_worktrees};
+pub use worktree_pool::{
+    IsolatedWorktree, KkrunWorktree, WorktreePool, WorktreeState, kkrun_worktrees,
+    remove_kkrun_worktree, remove_stale_worktrees,
+};
 
 /// What a snapshot records besides the work tree.
 #[derive(Debug, Clone, Default, PartialEq)]

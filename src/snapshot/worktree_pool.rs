@@ -236,46 +236,103 @@ fn remove_dir(path: &Path) -> Result<(), SnapshotError> {
     }
 }
 
-/// Removes the worktrees kkrun made in `store`'s repository whose run's
-/// process is gone (a killed run), files and registration; returns the
-/// removed worktrees' directories. Kept worktrees (`--keep-worktrees`, unlocked) and every
-/// worktree kkrun did not make are left alone.
-pub fn remove_stale_worktrees(store: &SnapshotStore) -> Result<Vec<PathBuf>, SnapshotError> {
+/// A worktree kkrun made in a repository (its name starts with `kkrun-`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KkrunWorktree {
+    /// Its name, `kkrun-<run-id>-<task>`.
+    pub name: String,
+    /// Its directory.
+    pub root: PathBuf,
+    /// Whether a run still uses it.
+    pub state: WorktreeState,
+}
+
+/// Who a kkrun worktree belongs to now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorktreeState {
+    /// Locked by a run whose process (this pid) still runs.
+    InUse(u32),
+    /// Locked by a run whose process (this pid) is gone: a killed run left it.
+    Stale(u32),
+    /// Not locked by a run: kept by `--keep-worktrees` (or unlocked by hand).
+    Kept,
+}
+
+impl KkrunWorktree {
+    /// Whether the worktree belongs to run `run_id`.
+    pub fn belongs_to(&self, run_id: &str) -> bool {
+        self.name
+            .strip_prefix(NAME_PREFIX)
+            .and_then(|rest| rest.strip_prefix(run_id))
+            .is_some_and(|rest| rest.starts_with('-'))
+    }
+}
+
+/// Every worktree kkrun made in `store`'s repository, by name; worktrees
+/// kkrun did not make are left out.
+pub fn kkrun_worktrees(store: &SnapshotStore) -> Result<Vec<KkrunWorktree>, SnapshotError> {
     let repo = store.repo()?;
     let names = repo
         .worktrees()
         .map_err(|e| SnapshotError::git("list the worktrees", e))?;
-    let mut removed = Vec::new();
+    let mut found = Vec::new();
     for name in names.iter().flatten().flatten() {
         if !name.starts_with(NAME_PREFIX) {
-            continue;
-        }
-        let admin = repo.commondir().join("worktrees").join(name);
-        let Ok(reason) = std::fs::read_to_string(admin.join("locked")) else {
-            continue;
-        };
-        let Some(pid) = lock_pid(&reason) else {
-            continue;
-        };
-        if process_alive(pid) {
             continue;
         }
         let Ok(worktree) = repo.find_worktree(name) else {
             continue;
         };
-        let root = worktree.path().to_owned();
-        // Our worktrees have nothing of the user's: the work is in the
-        // snapshots, so files and registration go together.
+        let admin = repo.commondir().join("worktrees").join(name);
+        let pid = std::fs::read_to_string(admin.join("locked"))
+            .ok()
+            .and_then(|reason| lock_pid(&reason));
+        let state = match pid {
+            Some(pid) if process_alive(pid) => WorktreeState::InUse(pid),
+            Some(pid) => WorktreeState::Stale(pid),
+            None => WorktreeState::Kept,
+        };
+        found.push(KkrunWorktree {
+            name: name.to_owned(),
+            root: worktree.path().to_owned(),
+            state,
+        });
+    }
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(found)
+}
+
+/// Removes one worktree kkrun made, files and registration. Nothing of the
+/// user's is in it: the work is in the snapshots.
+pub fn remove_kkrun_worktree(
+    store: &SnapshotStore,
+    worktree: &KkrunWorktree,
+) -> Result<(), SnapshotError> {
+    let repo = store.repo()?;
+    let admin = repo.commondir().join("worktrees").join(&worktree.name);
+    let pruned = repo.find_worktree(&worktree.name).and_then(|found| {
         let mut prune = WorktreePruneOptions::new();
         prune.valid(true).locked(true).working_tree(true);
-        match worktree.prune(Some(&mut prune)) {
-            Ok(()) => {}
-            Err(_) => {
-                remove_dir(&root)?;
-                remove_dir(&admin)?;
-            }
+        found.prune(Some(&mut prune))
+    });
+    if pruned.is_err() {
+        remove_dir(&worktree.root)?;
+        remove_dir(&admin)?;
+    }
+    Ok(())
+}
+
+/// Removes the worktrees kkrun made in `store`'s repository whose run's
+/// process is gone (a killed run), files and registration; returns the
+/// removed worktrees' directories. Kept worktrees (`--keep-worktrees`,
+/// unlocked) and every worktree kkrun did not make are left alone.
+pub fn remove_stale_worktrees(store: &SnapshotStore) -> Result<Vec<PathBuf>, SnapshotError> {
+    let mut removed = Vec::new();
+    for worktree in kkrun_worktrees(store)? {
+        if let WorktreeState::Stale(_) = worktree.state {
+            remove_kkrun_worktree(store, &worktree)?;
+            removed.push(worktree.root);
         }
-        removed.push(root);
     }
     Ok(removed)
 }

@@ -235,6 +235,8 @@ fn expand(patterns: &[String], errors: &mut Vec<TaskFileError>) -> Vec<PathBuf> 
             glob(pattern, errors)
         };
         for file in found {
+            // Shown in every message about the file: `./t.yaml` is `t.yaml`.
+            let file = super::resolve::tidy(&file);
             let key = file.canonicalize().unwrap_or_else(|_| file.clone());
             if seen.insert(key) {
                 files.push(file);

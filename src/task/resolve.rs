@@ -312,7 +312,7 @@ fn resolve_output_schema(setting: &OutputSchemaSetting, dir: &Path) -> Result<Va
     let path = match setting {
         // Compiled while parsing.
         OutputSchemaSetting::Inline(schema) => return Ok(schema.clone()),
-        OutputSchemaSetting::File(path) => dir.join(path),
+        OutputSchemaSetting::File(path) => tidy(&dir.join(path)),
     };
     let text = std::fs::read_to_string(&path).map_err(|e| {
         Problem::new(
@@ -347,7 +347,7 @@ fn check_instructions(
     let mut paths = Vec::new();
     let mut sound = true;
     for item in list.map(|l| l.value.as_slice()).unwrap_or_default() {
-        let joined = dir.join(&item.value);
+        let joined = tidy(&dir.join(&item.value));
         match joined.canonicalize() {
             Ok(path) if path.is_file() => paths.push(path),
             _ => {
@@ -373,6 +373,21 @@ fn origin<'a>(file: &'a Option<Arc<SourceFile>>, task: &'a SourceFile) -> &'a So
 
 fn values(list: Spanned<Vec<Spanned<String>>>) -> Vec<String> {
     list.value.into_iter().map(|item| item.value).collect()
+}
+
+/// `path` without its `.` components (`././nope` is `nope`), for messages
+/// that show it; `..` stays, so the meaning never changes. An empty result
+/// is `.`.
+pub(crate) fn tidy(path: &Path) -> PathBuf {
+    let tidied: PathBuf = path
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect();
+    if tidied.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        tidied
+    }
 }
 
 /// The directory relative paths in a task file are resolved against.
@@ -421,7 +436,7 @@ pub(crate) fn resolve_model(
     if provider != "replay" {
         return Ok(spec.to_owned());
     }
-    let path = dir.join(rest);
+    let path = tidy(&dir.join(rest));
     match path.canonicalize() {
         Ok(absolute) if absolute.is_file() => Ok(format!("replay:{}", absolute.display())),
         Ok(_) => Err(Problem::new(
@@ -449,7 +464,7 @@ fn check_workspace(
 ) -> Result<PathBuf, TaskFileError> {
     let (joined, position, shown) = match workspace {
         Some(value) => (
-            dir.join(&value.value),
+            tidy(&dir.join(&value.value)),
             workspace_source.at(value.referenced),
             format!("workspace `{}`", value.value),
         ),

@@ -18,7 +18,7 @@ mod task;
 
 pub use live::{LiveReports, Outputs, attach, attach_continuing};
 pub use merge::{MISSING_REASON, Merged, merge};
-pub use rebuild::{Rebuilt, rebuild};
+pub use rebuild::{Rebuilt, Stream, read_events, rebuild};
 pub use task::KILLED;
 
 use super::model::{REPORT_SCHEMA_VERSION, Report, TaskReport, Totals};

@@ -23,7 +23,7 @@ pub struct Rebuilt {
 
 /// A run directory's event stream, as read from its `events.jsonl`.
 #[derive(Debug, Clone)]
-pub(super) struct Stream {
+pub struct Stream {
     /// The events, in order.
     pub events: Vec<Event>,
     /// A torn last line (the process died while writing it) was skipped.
@@ -32,7 +32,7 @@ pub(super) struct Stream {
 
 /// Reads `run_dir/events.jsonl`. A missing file, a line that is not an
 /// event and a stream without events are bad input (exit 2).
-pub(super) fn read_events(run_dir: &Path) -> Result<Stream, Error> {
+pub fn read_events(run_dir: &Path) -> Result<Stream, Error> {
     let path = run_dir.join("events.jsonl");
     let text = std::fs::read_to_string(&path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {

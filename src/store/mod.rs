@@ -1,6 +1,14 @@
 //! The run directory: `.kkrun/runs/<run-id>/` (or `--out DIR`) with the
 //! event log, per-task files and the reports. Everything written here is
 //! flushed as it happens, so a crash leaves a readable record.
+//!
+//! The run store built on these directories lives in submodules: the
+//! catalogue ([`catalog`]: listing runs, reading their records, resolving
+//! `latest`), [`fsck`] and [`gc`].
+
+pub mod catalog;
+pub mod fsck;
+pub mod gc;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -115,7 +123,11 @@ impl RunDir {
     /// line, flushed per event.
     pub fn record_events(&self, sink: &EventSink) -> Result<(), Error> {
         let path = self.root.join("events.jsonl");
-        let file = File::create(&path)
+        let file = run_file_options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
             .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
         subscribe_writer(sink, file);
         Ok(())
@@ -133,7 +145,7 @@ impl RunDir {
             .iter()
             .rposition(|&b| b == b'\n')
             .map_or(0, |at| at + 1);
-        let mut file = OpenOptions::new()
+        let mut file = run_file_options()
             .write(true)
             .open(&path)
             .map_err(|e| Error::io(context(), e))?;
@@ -151,7 +163,7 @@ impl RunDir {
     pub fn append_transcript(&self, task: &str, entry: &impl Serialize) -> Result<(), Error> {
         let path = self.task_dir(task)?.join("transcript.jsonl");
         let context = || format!("appending to {}", path.display());
-        let mut file = OpenOptions::new()
+        let mut file = run_file_options()
             .create(true)
             .append(true)
             .open(&path)
@@ -170,6 +182,19 @@ impl RunDir {
         crate::report::write_atomic(&path, &self.redactor.redact_bytes(bytes))?;
         Ok(format!("{task}/{name}"))
     }
+}
+
+/// How every file appended to in a run directory is opened: created with
+/// [`crate::report::RUN_FILE_MODE`] less the umask, as the atomically
+/// written reports are.
+fn run_file_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(crate::report::RUN_FILE_MODE);
+    }
+    options
 }
 
 /// The `.gitignore` of an `--out` run directory: everything in it, itself
