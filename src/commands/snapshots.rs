@@ -203,6 +203,8 @@ fn plural(n: usize) -> &'static str {
 /// safety snapshot of the current state.
 pub fn rollback(args: &RollbackOptions) -> Result<i32, Error> {
     let store = SnapshotStore::open(&args.repo)?;
+    // Refused while a run uses the work tree, and held while restoring.
+    let _lock = super::lock_work_tree(&store, &args.run, "rollback")?;
     let target = store.resolve(&args.run, &args.task, &args.to)?;
     let scoped = store.scoped_to(&target.workspace)?;
     let safety = scoped.restore(&args.run, &args.task, &target)?;

@@ -102,13 +102,8 @@ fn lock(git_dir: &Path) -> Result<(PathBuf, File), SnapshotError> {
 fn write(dir: &Path, journal: &Journal) -> Result<(), SnapshotError> {
     let path = dir.join(JOURNAL);
     let temp = dir.join(format!("{JOURNAL}.tmp"));
-    let text = serde_json::to_vec_pretty(journal).map_err(|e| {
-        SnapshotError::io(
-            "write",
-            &path,
-            std::io::Error::new(std::io::ErrorKind::Other, e),
-        )
-    })?;
+    let text = serde_json::to_vec_pretty(journal)
+        .map_err(|e| SnapshotError::io("write", &path, std::io::Error::other(e)))?;
     let mut file = File::create(&temp).map_err(|e| SnapshotError::io("create", &temp, e))?;
     file.write_all(&text)
         .and_then(|()| file.sync_all())
