@@ -81,7 +81,20 @@ pub fn acquire(
     notices: &mut Vec<String>,
 ) -> Result<WorkTreeLock, Error> {
     let path = lock_path(git_dir);
-    let io = |what: &str, e: std::io::Error| Error::io(format!("{what} {}", path.display()), e);
+    let io = |what: &str, e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            Error::io(
+                format!(
+                    "{what} {}: the git directory is not writable (hint: kkrun keeps its \
+                     work-tree lock there; make it writable)",
+                    path.display()
+                ),
+                e,
+            )
+        } else {
+            Error::io(format!("{what} {}", path.display()), e)
+        }
+    };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| io("creating the directory of", e))?;
     }
