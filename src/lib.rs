@@ -14,6 +14,7 @@ pub mod findings;
 pub mod guard;
 pub mod instructions;
 mod json_schema;
+pub mod lock;
 pub mod mcp;
 pub mod output_schema;
 pub mod pipeline;

@@ -5,6 +5,7 @@
 mod announce;
 mod apply;
 mod isolation;
+mod locking;
 mod partition;
 mod providers;
 mod sandbox_check;
@@ -81,6 +82,9 @@ pub struct RunOptions {
     /// `--apply`: after the run, the passing tasks' changes go into the
     /// user's work tree, in task order, up to the first conflict.
     pub apply: bool,
+    /// `--wait-lock`: how long to wait for another run's lock on a work
+    /// tree; `None` fails at once (see [`crate::lock`]).
+    pub wait_lock: Option<std::time::Duration>,
 }
 
 /// What `kkrun resume` continues: a run directory and the event stream it
@@ -162,6 +166,15 @@ fn start(
         Some(_) => Some(isolation::check(&tasks)?),
         None => None,
     };
+    let run_id = continuation
+        .as_ref()
+        .map_or_else(store::new_run_id, |c| c.run_id.clone());
+    // Held until the run ends. Isolated tasks share no work tree; their
+    // `--apply` takes the lock when it writes into the user's.
+    let _locks = match &options.isolate {
+        Some(_) => Vec::new(),
+        None => locking::lock_work_trees(&tasks, &run_id, continuation.is_some(), &options)?,
+    };
     // Every provider is built before anything runs, so a bad model spec or a
     // missing API key stops the run with nothing done.
     let providers = providers::build(&tasks, &options, continuation.as_ref(), &secrets)?;
@@ -181,6 +194,7 @@ fn start(
         runtime.block_on(providers::preflight(&tasks, &providers))?;
     }
     runtime.block_on(run_tasks(
+        run_id,
         tasks,
         providers,
         secrets,
@@ -204,7 +218,10 @@ pub fn select_shard(
     (partition.select(tasks, |t| &t.name), Some(record))
 }
 
+// What `start` decided before anything ran, handed over whole.
+#[allow(clippy::too_many_arguments)]
 async fn run_tasks(
+    run_id: String,
     tasks: Vec<Task>,
     providers: Vec<TaskProvider>,
     secrets: Redactor,
@@ -214,13 +231,9 @@ async fn run_tasks(
     continuation: Option<Continuation>,
 ) -> Result<i32, Error> {
     let cwd = std::env::current_dir().map_err(|e| Error::io("reading the current directory", e))?;
-    let (run_id, run_dir) = match &continuation {
-        Some(c) => (c.run_id.clone(), RunDir::reopen(&c.run_dir, &c.run_id)),
-        None => {
-            let run_id = store::new_run_id();
-            let run_dir = RunDir::create(&cwd, options.out.as_deref(), &run_id)?;
-            (run_id, run_dir)
-        }
+    let run_dir = match &continuation {
+        Some(c) => RunDir::reopen(&c.run_dir, &c.run_id),
+        None => RunDir::create(&cwd, options.out.as_deref(), &run_id)?,
     };
     let run_dir = run_dir.redacting(secrets.clone());
 
@@ -371,7 +384,7 @@ async fn run_tasks(
     let mut exit_code = exit_codes::combine(outcomes.iter().map(|o| o.exit_code()));
     // Before `run.finished`, so the report's exit code is the process's.
     if options.apply {
-        let applied = apply::apply_passing(&run_id, &tasks, &outcomes);
+        let applied = apply::apply_passing(&run_id, &tasks, &outcomes, options.wait_lock);
         for text in &applied.applied {
             for line in text.lines() {
                 console.line(&format!("kkrun: {line}"));

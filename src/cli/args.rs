@@ -240,6 +240,10 @@ pub struct RunArgs {
     /// `git worktree remove`).
     #[arg(long, requires = "isolation")]
     pub keep_worktrees: bool,
+    /// When another run holds the work tree, wait up to DURATION (`30s`,
+    /// `10m`) for it instead of failing at once with exit 2.
+    #[arg(long, value_name = "DURATION", value_parser = parse_wait_lock)]
+    pub wait_lock: Option<std::time::Duration>,
     /// After the run, write the passing tasks' changes into your work tree,
     /// in task order, stopping at the first that conflicts (exit 2). Implies
     /// --isolate.
@@ -250,6 +254,11 @@ pub struct RunArgs {
 /// A `--partition` value; clap adds the flag's name to the message.
 fn parse_partition(value: &str) -> Result<Partition, String> {
     value.parse::<Partition>().map_err(|e| e.to_string())
+}
+
+/// A `--wait-lock` value, as task files write durations.
+fn parse_wait_lock(value: &str) -> Result<std::time::Duration, String> {
+    crate::task::duration::parse(value)
 }
 
 /// A `--redact` value: long enough not to mangle ordinary words.
@@ -342,6 +351,10 @@ pub struct ResumeArgs {
     /// (repeatable), as for `kkrun run`.
     #[arg(long, value_name = "VALUE", value_parser = parse_redact_value)]
     pub redact: Vec<String>,
+    /// When another run holds the work tree, wait up to DURATION for it,
+    /// as for `kkrun run`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_wait_lock)]
+    pub wait_lock: Option<std::time::Duration>,
 }
 
 /// Arguments of `kkrun diff`.

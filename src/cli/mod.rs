@@ -125,6 +125,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             run: args.run,
             restore: args.restore.map(Into::into),
             redact: args.redact,
+            wait_lock: args.wait_lock,
             console: ConsoleOptions::new(
                 terminal,
                 global.color.into(),
@@ -219,6 +220,7 @@ fn run_command(
         baseline_findings: args.baseline_findings,
         partition: args.partition,
         apply: args.apply,
+        wait_lock: args.wait_lock,
         isolate: (args.isolate || args.apply).then_some(IsolationOptions {
             dir: args.worktrees,
             keep: args.keep_worktrees,

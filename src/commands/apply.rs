@@ -26,6 +26,7 @@ pub fn apply(args: &ApplyOptions) -> Result<i32, Error> {
     let store = SnapshotStore::open(&args.repo)?;
     let (run_dir, run) = find_run("kkrun apply", &args.run, &store)?;
     let task = find_task("kkrun apply", &run, &args.task, &run_dir)?;
+    let _lock = super::lock_work_tree(&store, &run.run_id, "apply")?;
     let applied = store.apply(&run.run_id, &task.name)?;
     super::print(&applied.describe(&run.run_id, &task.name))
 }

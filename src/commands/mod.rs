@@ -54,6 +54,28 @@ pub(crate) fn resolve_run(
     crate::store::catalog::resolve_run_id(given, &dirs)
 }
 
+/// Takes the work tree's run lock for `command` (`rollback`, `apply`) of
+/// run `run_id`, failing with exit 2 while a run holds it.
+pub(crate) fn lock_work_tree(
+    store: &crate::snapshot::SnapshotStore,
+    run_id: &str,
+    command: &str,
+) -> Result<crate::lock::WorkTreeLock, Error> {
+    let mut notices = Vec::new();
+    let lock = crate::lock::acquire(
+        store.git_dir(),
+        store.workdir(),
+        run_id,
+        command,
+        None,
+        &mut notices,
+    )?;
+    for notice in notices {
+        eprintln!("kkrun: {notice}");
+    }
+    Ok(lock)
+}
+
 /// Prints every task-file error to stderr and returns the exit code for
 /// invalid input; stdout stays empty.
 pub(crate) fn report_task_file_errors(errors: &crate::task::TaskFileErrors, color: bool) -> i32 {

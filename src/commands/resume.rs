@@ -23,6 +23,8 @@ pub struct ResumeCommand {
     pub restore: Option<RestorePolicy>,
     /// Values to redact from everything written (`--redact`).
     pub redact: Vec<String>,
+    /// `--wait-lock`: how long to wait for another run's work-tree lock.
+    pub wait_lock: Option<std::time::Duration>,
     /// How progress is shown, `--json` included.
     pub console: ConsoleOptions,
     /// The command line, for the report.
@@ -112,6 +114,7 @@ pub fn resume(command: ResumeCommand) -> Result<i32, Error> {
         project_instructions: !recorded_flag(&events_for_flags, "--no-project-instructions"),
         isolate: None,
         apply: false,
+        wait_lock: command.wait_lock,
     };
     crate::runner::resume(tasks, continuation, options)
 }

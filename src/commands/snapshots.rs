@@ -293,6 +293,8 @@ fn plural(n: usize) -> &'static str {
 pub fn rollback(args: &RollbackOptions) -> Result<i32, Error> {
     let store = SnapshotStore::open(&args.repo)?;
     let run = resolve_run(&args.run, &store)?;
+    // Refused while a run uses the work tree, and held while restoring.
+    let _lock = super::lock_work_tree(&store, &run, "rollback")?;
     let target = store.resolve(&run, &args.task, &args.to)?;
     let scoped = store.scoped_to(&target.workspace)?;
     let safety = scoped.restore(&run, &args.task, &target)?;

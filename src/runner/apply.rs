@@ -21,7 +21,12 @@ pub(super) struct ApplyResult {
 
 /// Applies the changes of the tasks that passed, in task order; `tasks`
 /// are the tasks as planned (their workspaces in the user's work tree).
-pub(super) fn apply_passing(run_id: &str, tasks: &[Task], outcomes: &[TaskOutcome]) -> ApplyResult {
+pub(super) fn apply_passing(
+    run_id: &str,
+    tasks: &[Task],
+    outcomes: &[TaskOutcome],
+    wait_lock: Option<std::time::Duration>,
+) -> ApplyResult {
     let mut result = ApplyResult {
         exit_code: exit_codes::SUCCESS,
         ..ApplyResult::default()
@@ -33,8 +38,34 @@ pub(super) fn apply_passing(run_id: &str, tasks: &[Task], outcomes: &[TaskOutcom
         .map(|(task, _)| task)
         .collect();
     for (position, task) in passing.iter().enumerate() {
-        let applied =
-            SnapshotStore::open(&task.workspace).and_then(|store| store.apply(run_id, &task.name));
+        // The user's work tree is shared: the apply takes its lock.
+        let store = match SnapshotStore::open(&task.workspace) {
+            Ok(store) => store,
+            Err(e) => {
+                result.exit_code = e.exit_code();
+                result.stopped = Some(format!("--apply stopped: {e}"));
+                break;
+            }
+        };
+        let mut notices = Vec::new();
+        let lock = crate::lock::acquire(
+            store.git_dir(),
+            store.workdir(),
+            run_id,
+            "apply",
+            wait_lock,
+            &mut notices,
+        );
+        result.applied.extend(notices);
+        let _lock = match lock {
+            Ok(lock) => lock,
+            Err(e) => {
+                result.exit_code = e.exit_code();
+                result.stopped = Some(format!("--apply stopped: {e}"));
+                break;
+            }
+        };
+        let applied = store.apply(run_id, &task.name);
         match applied {
             Ok(applied) => result.applied.push(applied.describe(run_id, &task.name)),
             Err(e) => {

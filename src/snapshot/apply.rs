@@ -68,7 +68,12 @@ impl SnapshotStore {
         // The merge may touch any path of the task's workspace, which can be
         // wider than the directory kkrun apply was called from.
         self.scoped_to("")?
-            .write_tree_onto_workdir(&repo, &ours, &merged)
+            .write_tree_onto_workdir(
+                &repo,
+                &ours,
+                &merged,
+                &format!("the change of {run_id}/{task}"),
+            )
             .map_err(|e| match e {
                 SnapshotError::Git { action, source } => SnapshotError::Git {
                     action: format!(

@@ -238,6 +238,18 @@ pub enum SnapshotError {
         /// The work tree whose HEAD is unborn.
         path: PathBuf,
     },
+    /// The journal of an interrupted restore cannot be read.
+    #[error(
+        "the restore journal {path} is damaged: {reason} (hint: the state before the restore is \
+         saved as a `safety` snapshot; see `kkrun snapshots`, restore it with `kkrun rollback`, \
+         then remove the journal)"
+    )]
+    CorruptJournal {
+        /// The journal file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Reading or writing a file failed.
     #[error("cannot {action} {path}")]
     Io {
@@ -285,6 +297,7 @@ impl SnapshotError {
             | SnapshotError::Locked { .. }
             | SnapshotError::ReadOnlyRepository { .. }
             | SnapshotError::Git { .. }
+            | SnapshotError::CorruptJournal { .. }
             | SnapshotError::Io { .. } => exit_codes::INFRASTRUCTURE,
         }
     }

@@ -13,8 +13,10 @@ mod apply;
 mod diff;
 mod error;
 mod export;
+mod journal;
 mod message;
 mod names;
+mod restore;
 mod scan;
 mod scratch;
 mod store;
@@ -24,6 +26,7 @@ mod worktree_pool;
 pub use apply::Applied;
 pub use error::SnapshotError;
 pub use export::{ExportRequest, Exported, SAFETY_STAGE, TaskChange};
+pub use journal::Recovered;
 pub use store::SnapshotStore;
 pub use worktree_pool::{
     IsolatedWorktree, KkrunWorktree, WorktreePool, WorktreeState, kkrun_worktrees,

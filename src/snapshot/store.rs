@@ -42,7 +42,9 @@ impl SnapshotStore {
     /// subdirectory of the work tree).
     ///
     /// Fails with an exit-code-2 error when `workspace` is not inside a git
-    /// work tree or the repository is bare.
+    /// work tree or the repository is bare. A restore that a killed kkrun
+    /// left half done in this work tree is finished first, with one line
+    /// on stderr (see the `journal` module).
     pub fn open(workspace: &Path) -> Result<SnapshotStore, SnapshotError> {
         let canonical =
             std::fs::canonicalize(workspace).map_err(|source| SnapshotError::WorkspaceMissing {
@@ -97,12 +99,25 @@ impl SnapshotStore {
                 path: workspace.to_owned(),
             });
         }
-        Ok(SnapshotStore {
+        let store = SnapshotStore {
             git_dir: repo.path().to_owned(),
             workdir,
             workspace_rel: parts.join("/"),
             redactor: crate::redact::Redactor::default(),
-        })
+        };
+        // Every command that touches a repository opens it here first, so
+        // a restore a killed process left half done is finished before
+        // anything reads or changes the work tree.
+        if let Some(recovered) = store.finish_interrupted_restore()? {
+            eprintln!("{}", recovered.message());
+        }
+        Ok(store)
+    }
+
+    /// The git directory of this work tree (`.git`, or
+    /// `.git/worktrees/<name>` for a linked worktree).
+    pub fn git_dir(&self) -> &Path {
+        &self.git_dir
     }
 
     /// The root of the repository's work tree.

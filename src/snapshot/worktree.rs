@@ -1,14 +1,10 @@
 //! Reading the work tree into a private index, and writing a snapshot back
 //! onto the work tree.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::SystemTime;
 
-use git2::{
-    Delta, DiffOptions, FileMode, Index, IndexAddOption, Oid, Repository, Tree,
-    build::{CheckoutBuilder, TreeUpdateBuilder},
-};
+use git2::{FileMode, Index, IndexAddOption, Oid, Repository, build::TreeUpdateBuilder};
 
 use super::store::head_oid;
 use super::{SnapshotError, SnapshotInfo, SnapshotMeta, SnapshotStore};
@@ -201,159 +197,26 @@ impl SnapshotStore {
         let safety_tree = repo
             .find_tree(current.tree)
             .map_err(|e| SnapshotError::git("read the safety snapshot", e))?;
-        self.write_tree_onto_workdir(&repo, &safety_tree, &target_tree)
-            .map_err(|e| match e {
-                SnapshotError::Git { action, source } => SnapshotError::Git {
-                    action: format!(
-                        "{action} while restoring {} (hint: the state before the restore is \
+        self.write_tree_onto_workdir(
+            &repo,
+            &safety_tree,
+            &target_tree,
+            &format!("{run_id}/{task} {}", target.label()),
+        )
+        .map_err(|e| match e {
+            SnapshotError::Git { action, source } => SnapshotError::Git {
+                action: format!(
+                    "{action} while restoring {} (hint: the state before the restore is \
                          saved as {})",
-                        target.label(),
-                        safety.label()
-                    ),
-                    source,
-                },
-                other => other,
-            })?;
+                    target.label(),
+                    safety.label()
+                ),
+                source,
+            },
+            other => other,
+        })?;
         drop(current);
         Ok(safety)
-    }
-
-    /// Turns the workspace from `current` (which it matches) into `target`.
-    ///
-    /// Every path that changes is first removed, then checkout writes the
-    /// target's version into the empty spot. Checkout alone would compare
-    /// against HEAD rather than `current` and write *through* a symlink that
-    /// replaced a file, changing the file the link points to.
-    pub(crate) fn write_tree_onto_workdir(
-        &self,
-        repo: &Repository,
-        current: &Tree<'_>,
-        target: &Tree<'_>,
-    ) -> Result<(), SnapshotError> {
-        let mut options = DiffOptions::new();
-        options.include_typechange(true);
-        if !self.workspace_rel.is_empty() {
-            options
-                .pathspec(self.workspace_rel.as_str())
-                .disable_pathspec_match(true);
-        }
-        let diff = repo
-            .diff_tree_to_tree(Some(current), Some(target), Some(&mut options))
-            .map_err(|e| SnapshotError::git("compare the work tree with the snapshot", e))?;
-        let mut to_write = Vec::new();
-        let mut emptied = BTreeSet::new();
-        for delta in diff.deltas() {
-            if delta.status() != Delta::Added {
-                let old = &delta.old_file();
-                // A submodule's directory holds another repository: never
-                // delete it, only its recorded commit changes.
-                if let Some(path) = old.path().filter(|_| old.mode() != FileMode::Commit) {
-                    let absolute = self.workdir.join(path);
-                    match std::fs::symlink_metadata(&absolute) {
-                        Ok(meta) if !meta.is_dir() => {
-                            std::fs::remove_file(&absolute)
-                                .map_err(|e| SnapshotError::io("remove", absolute.clone(), e))?;
-                            if let Some(parent) = path.parent() {
-                                emptied.insert(parent.to_owned());
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            if delta.status() != Delta::Deleted
-                && let Some(path) = delta.new_file().path()
-            {
-                to_write.push((path.to_owned(), delta.new_file().mode()));
-            }
-        }
-        // Deepest first, so a chain of directories that became empty goes;
-        // the workspace directory itself stays.
-        let workspace = Path::new(&self.workspace_rel);
-        for dir in emptied.iter().rev() {
-            for ancestor in dir.ancestors() {
-                if ancestor.as_os_str().is_empty()
-                    || ancestor == workspace
-                    || std::fs::remove_dir(self.workdir.join(ancestor)).is_err()
-                {
-                    break;
-                }
-            }
-        }
-        if to_write.is_empty() {
-            return Ok(());
-        }
-        let head_tree = match head_oid(repo)? {
-            Some(head) => Some(
-                repo.find_commit(head)
-                    .and_then(|commit| commit.tree())
-                    .map_err(|e| SnapshotError::git("read HEAD's tree", e))?,
-            ),
-            None => None,
-        };
-        for (path, mode) in &to_write {
-            self.clear_the_way(path, *mode)?;
-            // Checkout decides what to do by comparing the target with HEAD.
-            // When those two disagree on the kind of entry (file, symlink,
-            // submodule, directory) and nothing is on disk, it writes
-            // nothing; with an entry of HEAD's kind on disk it replaces it
-            // with the target's. So put such a placeholder there.
-            let head_mode = head_tree
-                .as_ref()
-                .and_then(|tree| tree.get_path(path).ok())
-                .map(|entry| entry.filemode());
-            if let Some(head_mode) = head_mode
-                && kind(head_mode) != kind(i32::from(*mode))
-                && !matches!(mode, FileMode::Tree | FileMode::Commit)
-            {
-                let placeholder = self.workdir.join(path);
-                if let Some(parent) = placeholder.parent() {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| SnapshotError::io("create", parent, e))?;
-                }
-                make_placeholder(&placeholder, head_mode)?;
-            }
-        }
-        let mut checkout = CheckoutBuilder::new();
-        checkout
-            .force()
-            .recreate_missing(true)
-            .update_index(false)
-            .disable_pathspec_match(true);
-        for (path, _) in &to_write {
-            checkout.path(path.as_path());
-        }
-        repo.checkout_tree(target.as_object(), Some(&mut checkout))
-            .map_err(|e| SnapshotError::git("write the snapshot's files", e))
-    }
-}
-
-impl SnapshotStore {
-    /// Removes what is left standing where the snapshot puts `path`: only
-    /// ignored files can be left at this point (everything else was in the
-    /// state just saved and has been removed). Like git, kkrun treats ignored
-    /// files as expendable when a restored file needs their place.
-    fn clear_the_way(&self, path: &Path, mode: FileMode) -> Result<(), SnapshotError> {
-        let mut walked = self.workdir.clone();
-        let components: Vec<_> = path.components().collect();
-        for (depth, component) in components.iter().enumerate() {
-            walked.push(component);
-            let Ok(meta) = std::fs::symlink_metadata(&walked) else {
-                return Ok(());
-            };
-            let last = depth + 1 == components.len();
-            if !last && !meta.is_dir() {
-                // A file where the snapshot has a directory.
-                return std::fs::remove_file(&walked)
-                    .map_err(|e| SnapshotError::io("remove", walked.clone(), e));
-            }
-            if last && meta.is_dir() && !matches!(mode, FileMode::Tree | FileMode::Commit) {
-                // A directory where the snapshot has a file.
-                return std::fs::remove_dir_all(&walked)
-                    .map_err(|e| SnapshotError::io("remove", walked.clone(), e));
-            }
-        }
-        Ok(())
     }
 }
 
@@ -398,31 +261,6 @@ pub(crate) enum Scan {
 
 fn is_repository_without_commit(dir: &Path) -> bool {
     Repository::open(dir).is_ok_and(|nested| head_oid(&nested).is_ok_and(|head| head.is_none()))
-}
-
-/// The kind of a tree entry mode: 0o100 for files, 0o120 for symlinks,
-/// 0o160 for submodules, 0o040 for trees.
-fn kind(mode: i32) -> i32 {
-    mode >> 12
-}
-
-fn make_placeholder(path: &Path, head_mode: i32) -> Result<(), SnapshotError> {
-    let made = if kind(head_mode) == kind(i32::from(FileMode::Tree)) {
-        std::fs::create_dir(path)
-    } else {
-        placeholder_link(path)
-    };
-    made.map_err(|e| SnapshotError::io("create", path, e))
-}
-
-#[cfg(unix)]
-fn placeholder_link(path: &Path) -> std::io::Result<()> {
-    std::os::unix::fs::symlink(".kkrun-restore-placeholder", path)
-}
-
-#[cfg(not(unix))]
-fn placeholder_link(path: &Path) -> std::io::Result<()> {
-    std::fs::write(path, b"")
 }
 
 /// Copies the repository's index keeping its modification time, which it

@@ -203,7 +203,12 @@ fn lay_out(path: &Path, head_tree: Oid, state: Oid, staged: Oid) -> Result<(), S
             repo.find_tree(oid)
                 .map_err(|e| SnapshotError::git("read the work tree's state", e))
         };
-        store.write_tree_onto_workdir(&repo, &find(head_tree)?, &find(state)?)?;
+        store.write_tree_onto_workdir(
+            &repo,
+            &find(head_tree)?,
+            &find(state)?,
+            "the run's starting state",
+        )?;
     }
     if staged != head_tree {
         let tree = repo

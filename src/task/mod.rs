@@ -8,7 +8,7 @@
 
 mod config;
 mod diagnostic;
-mod duration;
+pub(crate) mod duration;
 mod load;
 mod node;
 mod parse;
