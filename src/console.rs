@@ -324,6 +324,10 @@ impl ConsoleState {
                 let names = if failed_names.is_empty() { String::new() } else { format!(" (failing: {})", failed_names.join(", ")) };
                 format!("{prefix}: {phase} checks: {colour}{passed} passed, {failed} failed{}{names}", s.reset)
             }),
+            EventKind::SetupFinished { index, total, run } => (!quiet).then(|| {
+                let (colour, status) = if run.passed { (s.green, "ok".to_string()) } else { (s.red, "failed".to_string()) };
+                format!("{prefix}: setup {}/{total} `{}`: {colour}{status}{} ({})", index + 1, run.command.trim(), s.reset, human_duration(run.duration_ms))
+            }),
             EventKind::SnapshotTaken { ref_name, .. } => (verbose >= 1).then(|| format!("{prefix}: snapshot {ref_name}")),
             // The report and the run directory hold these; the stage lines
             // and (with -v) the safety snapshot already say they happened.

@@ -321,11 +321,20 @@ async fn run_tasks(
             outcomes.push(TaskOutcome::Interrupted);
             continue;
         }
-        let isolated = match isolation.as_ref().map(|i| i.enter(index, task)) {
+        if isolation.is_none() && !task.copy_ignored.is_empty() && !options.console.quiet {
+            console.line(&format!(
+                "kkrun: task `{}`: `copy_ignored` does nothing without --isolate (the task runs in your work tree)",
+                task.name
+            ));
+        }
+        let isolated = match isolation
+            .as_ref()
+            .map(|i| i.enter(index, task, &task_events))
+        {
             None => None,
             Some(Ok(isolated)) => Some(isolated),
             Some(Err(e)) => {
-                let reason = format!("cannot create the isolated worktree: {e}");
+                let reason = e.to_string();
                 task_events.emit(EventKind::Error {
                     message: reason.clone(),
                 });

@@ -96,6 +96,7 @@ fn task(name: &str, file: &str, outcome: TaskOutcome) -> TaskReport {
         mcp_servers: Vec::new(),
         resumed: None,
         instructions: Vec::new(),
+        setup: Vec::new(),
         sandbox: None,
         output: None,
     }

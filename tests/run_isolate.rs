@@ -382,3 +382,151 @@ fn worktree_flags_need_isolate() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("--isolate"));
     }
 }
+
+/// An ignored `vendor/` with what `copy_ignored:` must keep: a module the
+/// checks import, an executable script, a symlink (relative, to a file of
+/// vendor/) and a read-only file.
+fn make_vendor(repo: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(repo.join(".gitignore"), "__pycache__/\nvendor/\n").unwrap();
+    e2e_support::commit_all(repo, "ignore vendor/");
+    let lib = repo.join("vendor/lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::write(lib.join("helper.py"), "READY = 42\n").unwrap();
+    std::fs::write(repo.join("vendor/run.sh"), "#!/bin/sh\necho vendored\n").unwrap();
+    std::fs::set_permissions(
+        repo.join("vendor/run.sh"),
+        std::fs::Permissions::from_mode(0o751),
+    )
+    .unwrap();
+    std::fs::write(repo.join("vendor/frozen.txt"), "frozen\n").unwrap();
+    std::fs::set_permissions(
+        repo.join("vendor/frozen.txt"),
+        std::fs::Permissions::from_mode(0o444),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("lib/helper.py", repo.join("vendor/link.py")).unwrap();
+}
+
+#[test]
+fn copy_ignored_brings_ignored_files_into_the_worktree_for_setup_and_checks() {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fixture::new();
+    let repo = fx.repo();
+    make_vendor(&repo);
+    // Setup needs the copied script; the extra check needs the module and
+    // what setup wrote (into the ignored vendor/, so not into the change).
+    let task = fx.add_task(
+        &e2e_support::TaskFile::new("vendored", &fix_and_approve())
+            .extra_checks(
+                "  - name: vendored\n    run: python3 -c 'import sys; sys.path.insert(0, \"vendor/lib\"); \
+                 import helper; assert helper.READY == 42' && test \"$(cat vendor/setup.out)\" = vendored\n",
+            )
+            .yaml("copy_ignored: [\"vendor/**\", \"no-such-dir/**\"]\nsetup:\n  - ./vendor/run.sh > vendor/setup.out\n"),
+    );
+    let before = user_state(&repo);
+
+    let run = run_isolated(&fx, &["--keep-worktrees"], &task);
+    run.expect_code(0);
+    // The kept worktree is listed by `git worktree list`; nothing else of
+    // the user's repository may change.
+    let mut after = user_state(&repo);
+    let mut before = before;
+    after.remove("<git worktree>");
+    before.remove("<git worktree>");
+    assert_eq!(after, before, "the user's repository changed");
+    assert!(!repo.join("vendor/setup.out").exists());
+
+    let report = run.report();
+    let setup = &report["tasks"][0]["setup"];
+    assert_eq!(setup.as_array().unwrap().len(), 1, "{setup}");
+    assert_eq!(setup[0]["command"], "./vendor/run.sh > vendor/setup.out");
+    assert_eq!(setup[0]["passed"], true);
+    assert_eq!(setup[0]["exit_code"], 0);
+    let checks = report["tasks"][0]["checks"].as_array().unwrap();
+    let vendored = checks.iter().find(|c| c["name"] == "vendored").unwrap();
+    assert_eq!(vendored["status"], "passing", "{vendored}");
+    assert!(
+        e2e_support::committed_schema_errors(&report).is_empty(),
+        "{:?}",
+        e2e_support::committed_schema_errors(&report)
+    );
+    let warnings: Vec<String> = run
+        .events()
+        .iter()
+        .filter(|e| e["type"] == "warning")
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("`no-such-dir/**` matches no ignored path")),
+        "{warnings:?}"
+    );
+    // The setup ran before the base snapshot, and what it wrote is ignored:
+    // the task's change is the fix alone.
+    let files: Vec<&str> = report["tasks"][0]["files_changed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(files, ["calc.py"]);
+
+    // The kept worktree has the copies, with their modes and the symlink.
+    let kept = entries(&fx.root().join("worktrees"));
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let vendor = kept[0].join("vendor");
+    let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&vendor.join("run.sh")), 0o751);
+    assert_eq!(mode(&vendor.join("frozen.txt")), 0o444);
+    assert!(
+        std::fs::symlink_metadata(vendor.join("link.py"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read_link(vendor.join("link.py")).unwrap(),
+        Path::new("lib/helper.py")
+    );
+    assert_eq!(
+        std::fs::read_to_string(vendor.join("link.py")).unwrap(),
+        "READY = 42\n"
+    );
+    // A copy, not a hard link: the user's file has one link.
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(repo.join("vendor/lib/helper.py"))
+            .unwrap()
+            .nlink(),
+        1
+    );
+    std::fs::set_permissions(
+        vendor.join("frozen.txt"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    git(
+        &repo,
+        &["worktree", "remove", "--force", kept[0].to_str().unwrap()],
+    );
+}
+
+#[test]
+fn without_isolation_copy_ignored_does_nothing_and_says_so() {
+    let fx = Fixture::new();
+    let task = fx.task(
+        "plain",
+        "copy_ignored: [\"vendor/**\"]\n",
+        &fix_and_approve(),
+    );
+    let run = fx.run("out", &[&task]);
+    run.expect_code(0);
+    assert!(
+        run.stderr()
+            .contains("`copy_ignored` does nothing without --isolate"),
+        "{}",
+        run.stderr()
+    );
+}

@@ -232,6 +232,19 @@ pub enum EventKind {
         #[serde(default)]
         results: Vec<CheckResult>,
     },
+    /// A `setup:` command of the task ran, before the base snapshot and
+    /// the baseline checks.
+    #[serde(rename = "setup.finished")]
+    SetupFinished {
+        /// Its place in `setup:` (0-based); 0 starts a new round of setup
+        /// (a resumed task prepares its workspace again).
+        index: usize,
+        /// How many commands `setup:` has.
+        total: usize,
+        /// How the command ended.
+        #[serde(flatten)]
+        run: crate::tools::setup::SetupRun,
+    },
     /// A ghost snapshot was written.
     #[serde(rename = "snapshot.taken")]
     SnapshotTaken {

@@ -1,4 +1,4 @@
-//! The order of the stages: base snapshot and baseline checks, blueprint,
+//! The order of the stages: setup, base snapshot and baseline checks, blueprint,
 //! code and debug rounds that may loop back, the final checks, preview.
 
 use super::finish::{self, ReturnToCode};
@@ -15,6 +15,7 @@ const MAX_PREVIEW_DIFF_BYTES: usize = 80 * 1024;
 impl TaskRun<'_, '_> {
     /// The pipeline proper; `Err` ends the task early with that outcome.
     pub(super) async fn drive(&mut self) -> Result<(), Stop> {
+        self.setup().await?;
         let base = self.take_step(
             |step| matches!(step, crate::resume::Step::Base(_)),
             "the base snapshot",

@@ -7,6 +7,7 @@
 //!
 //! - [`flow`]: the order of the stages and the debug loop-back;
 //! - `stage`: running one stage and naming how it ended;
+//! - `setup`: the task's `setup:` commands, before the base snapshot;
 //! - `task_run`: the task's state, its snapshots, checks and files;
 //! - `verdict`: the outcome of a pipeline that ran to its end;
 //! - `mcp`: starting and stopping the task's MCP servers;
@@ -22,6 +23,7 @@ mod mcp;
 mod output;
 pub mod prompts;
 mod resume;
+mod setup;
 mod stage;
 mod task_run;
 mod verdict;

@@ -105,12 +105,52 @@ fn shards_note(md: &mut String, report: &Report) {
     }
 }
 
+/// The task's `setup:` commands, and the output of the one that failed.
+fn setup_section(md: &mut String, task: &TaskReport) {
+    if task.setup.is_empty() {
+        return;
+    }
+    md.push_str("### Setup\n\n| command | status | time |\n|---|---|---|\n");
+    for run in &task.setup {
+        let status = if run.passed {
+            "ok".to_string()
+        } else if run.timed_out {
+            "timed out".to_string()
+        } else {
+            run.exit_code
+                .map_or("killed".to_string(), |c| format!("failed (exit {c})"))
+        };
+        let _ = writeln!(
+            md,
+            "| `{}` | {status} | {} |",
+            run.command.trim().replace('|', "\\|").replace('`', "'"),
+            human_duration(run.duration_ms)
+        );
+    }
+    if let Some(failed) = task.setup.iter().find(|run| !run.passed) {
+        let _ = writeln!(
+            md,
+            "\n<details open><summary>output of <code>{}</code></summary>\n\n```text\n{}\n```\n</details>",
+            failed.command.trim().replace('<', "&lt;"),
+            strip_ansi(failed.output_tail.trim_end()).replace("```", "'''")
+        );
+    }
+    md.push('\n');
+}
+
 fn task_section(md: &mut String, report: &Report, task: &TaskReport) {
     let _ = writeln!(md, "## {} — {}\n", task.name, outcome_badge(task.outcome));
     if !task.description.is_empty() {
         let _ = writeln!(md, "{}\n", task.description);
     }
-    let _ = writeln!(md, "**Result:** {}\n", task.reason);
+    // A reason's further lines (a failed setup command's output) are shown
+    // as output, in the setup section, not as markdown.
+    let _ = writeln!(
+        md,
+        "**Result:** {}\n",
+        task.reason.lines().next().unwrap_or_default()
+    );
+    setup_section(md, task);
     if let Some(resumed) = &task.resumed {
         let _ = writeln!(
             md,

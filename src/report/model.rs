@@ -153,6 +153,10 @@ pub struct TaskReport {
     /// when there were none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instructions: Vec<crate::instructions::InstructionFile>,
+    /// The task's `setup:` commands that ran, in order (a failed one is the
+    /// last: it ended the task); absent when the task has none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub setup: Vec<crate::tools::setup::SetupRun>,
 }
 
 /// How a task was resumed: where it continued, and every attempt's time

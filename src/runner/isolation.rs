@@ -2,11 +2,15 @@
 //! runs, every task's repository is checked (it must have a commit) and the
 //! worktrees a killed run left behind are removed; then each task gets its
 //! own worktree (see [`crate::snapshot::WorktreePool`]) for as long as it
-//! runs, and the task's workspace is mapped into it.
+//! runs, and the task's workspace is mapped into it, with the ignored paths
+//! its `copy_ignored:` names copied in (see [`copy`]).
+
+mod copy;
 
 use std::path::PathBuf;
 
 use crate::error::Error;
+use crate::events::{EventKind, EventSink};
 use crate::snapshot::{IsolatedWorktree, SnapshotStore, WorktreePool, remove_stale_worktrees};
 use crate::task::Task;
 
@@ -96,14 +100,41 @@ impl Isolation {
         lines
     }
 
-    /// Creates the worktree of the task at `index` and returns the task
-    /// with its workspace mapped into it.
+    /// Creates the worktree of the task at `index`, copies the ignored
+    /// paths its `copy_ignored:` names into it (a pattern that matches
+    /// nothing is a warning on `events`), and returns the task with its
+    /// workspace mapped into the worktree. On a failure nothing is left
+    /// behind.
     pub(super) fn enter(
         &self,
         index: usize,
         task: &Task,
-    ) -> Result<(Task, IsolatedWorktree), crate::snapshot::SnapshotError> {
-        let worktree = self.pool.create(&self.stores[index], &task.name)?;
+        events: &EventSink,
+    ) -> Result<(Task, IsolatedWorktree), EnterError> {
+        let user = &self.stores[index];
+        let worktree = self
+            .pool
+            .create(user, &task.name)
+            .map_err(EnterError::Worktree)?;
+        if !task.copy_ignored.is_empty() {
+            match copy::copy_ignored(user, &worktree.workspace, &task.copy_ignored) {
+                Ok(report) => {
+                    for pattern in report.unmatched {
+                        events.emit(EventKind::Warning {
+                            message: format!(
+                                "`copy_ignored` pattern `{pattern}` matches no ignored path of {}                                  (hint: only files git ignores are copied; check the pattern against                                  `git status --ignored`)",
+                                user.workspace().display()
+                            ),
+                        });
+                    }
+                }
+                Err(e) => {
+                    // The worktree is useless without its files.
+                    let _ = self.pool.release_discarding(&worktree);
+                    return Err(EnterError::Copy(e));
+                }
+            }
+        }
         let mut isolated = task.clone();
         isolated.workspace = worktree.workspace.clone();
         Ok((isolated, worktree))
@@ -129,4 +160,15 @@ impl Isolation {
             )),
         }
     }
+}
+
+/// Why a task's isolated worktree could not be made ready.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum EnterError {
+    /// The worktree could not be created.
+    #[error("cannot create the isolated worktree: {0}")]
+    Worktree(#[source] crate::snapshot::SnapshotError),
+    /// `copy_ignored:` could not be carried out.
+    #[error("cannot copy the ignored files of `copy_ignored` into the isolated worktree: {0}")]
+    Copy(#[source] copy::CopyError),
 }

@@ -140,6 +140,14 @@ impl WorktreePool {
     }
 }
 
+impl WorktreePool {
+    /// Removes `worktree` whatever `--keep-worktrees` says: for a worktree
+    /// that never became ready for its task.
+    pub fn release_discarding(&self, worktree: &IsolatedWorktree) -> Result<(), SnapshotError> {
+        remove(worktree)
+    }
+}
+
 /// The tree of the user's index (what is staged), when it can be written
 /// (an index with conflicts cannot); only objects are written.
 fn staged_tree(repo: &Repository) -> Option<Oid> {

@@ -17,6 +17,7 @@ mod raw;
 mod resolve;
 mod resolved;
 mod schema;
+mod setup_check;
 
 pub use config::{CONFIG_FILE_NAME, USER_CONFIG_PATH, config_schema};
 pub use diagnostic::{TaskFileError, TaskFileErrors};
@@ -25,6 +26,7 @@ pub use load::{LoadOptions, MAX_FILE_BYTES, load_tasks, load_tasks_with};
 pub use parse::PROVIDERS;
 pub use plan::render_plan;
 pub use resolved::{
-    Budget, Check, FailOn, OnFailure, ShellPolicy, Stage, StageSettings, Task, TaskKind,
+    Budget, Check, FailOn, OnFailure, SetupCommand, ShellPolicy, Stage, StageSettings, Task,
+    TaskKind,
 };
 pub use schema::task_schema;

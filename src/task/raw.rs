@@ -151,6 +151,58 @@ pub(crate) struct TaskSettings {
     /// to the work-tree root (default none).
     #[schemars(with = "Option<Vec<String>>")]
     pub(crate) instructions: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Shell commands run in the task's workspace, in order, once it is
+    /// ready (after `copy_ignored:`) and before the baseline checks, such as
+    /// `npm ci`. They run like checks (`bash -c`, the checks' sandbox, the
+    /// task's `env`); a command that fails ends the task as `error`.
+    /// Each must pass the task's shell policy (`tools.shell`). Default none.
+    #[schemars(with = "Option<Vec<SetupEntrySchema>>")]
+    pub(crate) setup: Option<Spanned<Vec<SetupEntry>>>,
+    /// Globs (relative to the workspace) of git-ignored paths copied from
+    /// the user's work tree into an isolated worktree (`--isolate`) before
+    /// `setup:`, such as `node_modules/**` or `target/`; a matching directory
+    /// is copied whole. Copies are reflinks where the file system supports
+    /// them, symlinks stay symlinks. Without isolation it does nothing.
+    /// Default none.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub(crate) copy_ignored: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// One `setup:` command as written: a string, or `{ run, timeout }`.
+#[derive(Debug, Clone)]
+pub(crate) struct SetupEntry {
+    /// The shell command.
+    pub(crate) run: Spanned<String>,
+    /// Its time limit, when given.
+    pub(crate) timeout: Option<Spanned<std::time::Duration>>,
+}
+
+/// Schema of one `setup:` entry.
+pub(crate) struct SetupEntrySchema;
+
+impl JsonSchema for SetupEntrySchema {
+    fn schema_name() -> Cow<'static, str> {
+        "SetupCommand".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let duration = generator.subschema_for::<DurationText>();
+        json_schema!({
+            "description": "A shell command run with `bash -c` in the workspace: a string, or `{ run, timeout }` (default timeout `10m`).",
+            "anyOf": [
+                {"type": "string", "pattern": "\\S"},
+                {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["run"],
+                    "properties": {
+                        "run": {"description": "Shell command, run with `bash -c` in the workspace.", "type": "string", "pattern": "\\S"},
+                        "timeout": duration
+                    }
+                }
+            ]
+        })
+    }
 }
 
 /// `output_schema:` as written.

@@ -94,6 +94,8 @@ pub(crate) fn merge(task: TaskSettings, defaults: &TaskSettings) -> TaskSettings
         context_window: task.context_window.or(defaults.context_window),
         output_schema: task.output_schema.or(defaults.output_schema),
         instructions: task.instructions.or(defaults.instructions),
+        setup: task.setup.or(defaults.setup),
+        copy_ignored: task.copy_ignored.or(defaults.copy_ignored),
         mcp: merge_maps(task.mcp, defaults.mcp, |task, defaults| {
             let mut merged: Vec<_> = defaults
                 .into_iter()
@@ -247,6 +249,14 @@ pub(crate) fn resolve(
         }
     }
 
+    let setup = super::setup_check::resolve_setup(
+        origin(&sources.origins.setup, source),
+        settings.setup.as_ref(),
+        &shell,
+        errors,
+    )?;
+    let copy_ignored = settings.copy_ignored.map(values).unwrap_or_default();
+
     let checks = settings
         .checks
         .map(|checks| {
@@ -303,6 +313,8 @@ pub(crate) fn resolve(
         output_schema,
         endpoint: None,
         instructions: instructions?,
+        setup,
+        copy_ignored,
     })
 }
 

@@ -60,6 +60,24 @@ pub struct Task {
     /// Absolute paths of the task's `instructions:` files, given to every
     /// stage after the `AGENTS.md` files.
     pub instructions: Vec<PathBuf>,
+    /// `setup:` commands, run in order in the workspace before the baseline
+    /// checks.
+    pub setup: Vec<SetupCommand>,
+    /// `copy_ignored:` globs (relative to the workspace) of ignored paths
+    /// copied into an isolated worktree before `setup:`.
+    pub copy_ignored: Vec<String>,
+}
+
+/// A `setup:` command: run once in the workspace before the baseline; a
+/// failure ends the task as `error`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetupCommand {
+    /// Shell command, run with `bash -c` in the workspace.
+    pub run: String,
+    /// The command is killed (and the task ends as `error`) after this long.
+    pub timeout: Duration,
+    /// Line of the entry in the task file (1-based), for reports.
+    pub line: u64,
 }
 
 /// What kind of work a task asks for.

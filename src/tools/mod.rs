@@ -19,6 +19,7 @@ pub mod process;
 mod registry;
 mod replace;
 mod search;
+pub mod setup;
 mod shell;
 mod shell_rules;
 mod shell_syntax;

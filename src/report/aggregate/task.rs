@@ -191,6 +191,14 @@ impl TaskState {
                     task.final_checks = Some(results.clone());
                 }
             }
+            EventKind::SetupFinished { index, run, .. } => {
+                // A resumed task sets its workspace up again: the latest
+                // round is what its workspace was prepared by.
+                if *index == 0 {
+                    self.report.setup.clear();
+                }
+                self.report.setup.push(run.clone());
+            }
             EventKind::SnapshotTaken {
                 ref_name,
                 commit,
@@ -414,6 +422,7 @@ impl TaskState {
                 resumed: None,
                 output: None,
                 instructions: Vec::new(),
+                setup: Vec::new(),
             },
             checks: Vec::new(),
             baseline: Vec::new(),

@@ -65,6 +65,7 @@ pub(crate) struct Origins {
     pub(crate) model: Option<Arc<SourceFile>>,
     pub(crate) fail_on: Option<Arc<SourceFile>>,
     pub(crate) instructions: Option<Arc<SourceFile>>,
+    pub(crate) setup: Option<Arc<SourceFile>>,
 }
 
 impl Config {
@@ -93,6 +94,9 @@ impl Config {
             }
             if settings.instructions.is_none() && layer.settings.instructions.is_some() {
                 origins.instructions = Some(layer.source.clone());
+            }
+            if settings.setup.is_none() && layer.settings.setup.is_some() {
+                origins.setup = Some(layer.source.clone());
             }
             settings = super::resolve::merge(settings, &layer.settings);
         }

@@ -7,7 +7,8 @@
 //!
 //! `document` walks the file's shape, `settings` the task keys, `values`
 //! reads single typed values, `names` holds the naming and model-spec rules,
-//! `output` reads `output_schema:` and `yaml_error` explains YAML the parser
+//! `output` reads `output_schema:`, `prepare`
+//! reads `setup:` and `copy_ignored:`, and `yaml_error` explains YAML the parser
 //! rejected.
 
 mod config;
@@ -15,6 +16,7 @@ mod document;
 mod mcp;
 mod names;
 mod output;
+mod prepare;
 mod settings;
 mod values;
 mod yaml_error;

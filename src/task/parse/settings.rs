@@ -31,6 +31,8 @@ pub(super) const SETTINGS_KEYS: &[&str] = &[
     "mcp",
     "output_schema",
     "instructions",
+    "setup",
+    "copy_ignored",
 ];
 const CHECK_KEYS: &[&str] = &["name", "run", "timeout", "retries", "network"];
 const STAGE_KEYS: &[&str] = &["blueprint", "code", "debug", "preview"];
@@ -109,6 +111,8 @@ impl Walker<'_> {
                 "mcp" => settings.mcp = self.mcp(value, &key),
                 "output_schema" => settings.output_schema = self.output_schema(value, &key),
                 "instructions" => settings.instructions = self.path_list(value, &key),
+                "setup" => settings.setup = self.setup(value, &key),
+                "copy_ignored" => settings.copy_ignored = self.copy_ignored(value, &key),
                 _ => {}
             }
         }
