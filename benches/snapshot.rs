@@ -12,6 +12,13 @@
 //! - the same commands from an empty temporary index (no stat cache, so git
 //!   hashes every file), the way ghost commits are often taken.
 //!
+//! Then, on the same repository, the snapshots and the restore of a trivial
+//! 4-stage run as the pipeline takes them (`00-base`, blueprint, code after
+//! one `write_file`, debug skipped for want of checks, preview, then the
+//! restore to `00-base` before the next task), once with every snapshot
+//! scanning the tree and once with the task's change log (incremental
+//! snapshots), each against one `git status`.
+//!
 //! Run with `cargo bench --bench snapshot`. `KKRUN_BENCH_FILES` changes the
 //! file count and `KKRUN_BENCH_ROUNDS` the number of timed rounds; each
 //! figure is the median of the rounds.
@@ -20,7 +27,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use kkrun::provider::ToolCall;
 use kkrun::snapshot::{SnapshotMeta, SnapshotStore};
+use kkrun::tools::{ToolContext, ToolSet};
 
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` does not, and a
@@ -99,6 +108,19 @@ fn main() {
         started.elapsed()
     });
 
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let edited = file_path(files / 2);
+    let mut run_round = 0;
+    let mut run = |tracked: bool| {
+        run_round += 1;
+        trivial_run(root, &runtime, tracked, run_round, &edited)
+    };
+    let run_full = median(rounds, || run(false));
+    let run_incremental = median(rounds, || run(true));
+
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!("files: {files}, rounds: {rounds} (median)");
     println!("{:<36} {:>9}", "method", "ms");
@@ -125,6 +147,68 @@ fn main() {
         ms(kkrun) / ms(cli),
         ms(kkrun) / ms(cli_fresh)
     );
+    println!("trivial 4-stage run, 4 snapshots + restore to 00-base:");
+    println!(
+        "{:<36} {:>9.1}   {:.2} x git status",
+        "every snapshot scanning",
+        ms(run_full),
+        ms(run_full) / ms(status)
+    );
+    println!(
+        "{:<36} {:>9.1}   {:.2} x git status (target <= 2)",
+        "incremental (change log)",
+        ms(run_incremental),
+        ms(run_incremental) / ms(status)
+    );
+}
+
+/// The snapshot and restore time of one trivial 4-stage task; the tool call
+/// between them is not counted.
+fn trivial_run(
+    root: &Path,
+    runtime: &tokio::runtime::Runtime,
+    tracked: bool,
+    round: usize,
+    edited: &str,
+) -> Duration {
+    let ctx = ToolContext::from_parts(root, Default::default(), Default::default(), Vec::new());
+    let mut store = SnapshotStore::open(root).expect("open the repository");
+    if tracked {
+        store = store.tracking(ctx.changes.clone());
+    }
+    let run_id = "20261202T101500Z-bench1";
+    let task = format!("run{round}");
+    let mut spent = Duration::ZERO;
+    let mut take = |stage: &str| {
+        let started = Instant::now();
+        let info = store
+            .take(run_id, &task, &SnapshotMeta::new(stage, "ok"))
+            .expect("take a snapshot");
+        spent += started.elapsed();
+        info
+    };
+    let base = take("base");
+    take("blueprint");
+    let call = ToolCall {
+        id: "call_1".to_owned(),
+        name: "write_file".to_owned(),
+        arguments: serde_json::json!({"path": edited, "content": format!("round {round}\n")})
+            .to_string(),
+    };
+    let result = runtime.block_on(kkrun::tools::execute(&ctx, ToolSet::Code, &call));
+    assert_eq!(
+        result.outcome,
+        kkrun::events::ToolOutcome::Ok,
+        "{}",
+        result.content
+    );
+    take("code");
+    take("preview");
+    let started = Instant::now();
+    store
+        .restore(run_id, &task, &base)
+        .expect("restore 00-base");
+    spent + started.elapsed()
 }
 
 fn env_number(name: &str, default: usize) -> usize {

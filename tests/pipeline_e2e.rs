@@ -550,3 +550,36 @@ fn a_run_directory_inside_the_work_tree_survives_restores_and_is_never_snapshott
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("root of a git work tree"));
 }
+
+#[test]
+fn snapshot_events_say_whether_the_tree_was_scanned() {
+    let fx = Fixture::new();
+    let task = fx.task("scan-kinds", "", &e2e_support::fix_and_approve());
+    let run = fx.run("out", &[&task]);
+    run.expect_code(0);
+    let scans: Vec<(String, String)> = run
+        .events()
+        .iter()
+        .filter(|event| event["type"] == "snapshot.taken")
+        .map(|event| {
+            (
+                event["snapshot_stage"].as_str().unwrap().to_owned(),
+                event["scan"].as_str().unwrap_or("absent").to_owned(),
+            )
+        })
+        .collect();
+    let pair = |stage: &str, scan: &str| (stage.to_owned(), scan.to_owned());
+    assert_eq!(
+        scans,
+        [
+            // Nothing is known before the first snapshot.
+            pair("base", "full"),
+            // The baseline checks ran after 00-base.
+            pair("blueprint", "full"),
+            // Only edit_file wrote during code.
+            pair("code", "incremental"),
+            // The checks ran again after code.
+            pair("preview", "full"),
+        ]
+    );
+}

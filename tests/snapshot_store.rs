@@ -4,7 +4,7 @@ mod snapshot_support;
 
 use kkrun::exit_codes;
 use kkrun::provider::Usage;
-use kkrun::snapshot::{SnapshotError, SnapshotMeta, SnapshotStore};
+use kkrun::snapshot::{SnapshotError, SnapshotInfo, SnapshotMeta, SnapshotStore};
 use snapshot_support::{TestRepo, blob_at, tree_paths};
 
 const RUN: &str = "20261124T101500Z-ab12cd";
@@ -94,16 +94,16 @@ fn snapshots_chain_and_git_log_shows_the_stages() {
     assert_eq!(code.files_changed, 2);
     assert_eq!(debug.files_changed, 0);
 
+    // A listed snapshot does not know how its tree was read.
     let listed = store.list(RUN, "fix").unwrap();
+    assert_eq!(base.scan, Some(kkrun::snapshot::ScanKind::Full));
+    let as_listed = |info: &SnapshotInfo| SnapshotInfo {
+        scan: None,
+        ..info.clone()
+    };
     assert_eq!(
         listed,
-        vec![
-            base.clone(),
-            blueprint,
-            code.clone(),
-            debug,
-            code_again.clone()
-        ]
+        [&base, &blueprint, &code, &debug, &code_again].map(as_listed)
     );
 
     let log = repo.git(&["log", "--format=%s", &code_again.ref_name]);

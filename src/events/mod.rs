@@ -256,6 +256,11 @@ pub enum EventKind {
         /// `error` or `safety`.
         #[serde(default)]
         snapshot_stage: String,
+        /// How the work tree was read: `full` (a scan of the whole tree) or
+        /// `incremental` (the previous snapshot plus the paths kkrun's file
+        /// tools wrote); absent when no snapshot was read this way.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scan: Option<String>,
     },
     /// The blueprint stage submitted its plan.
     #[serde(rename = "plan.submitted")]

@@ -17,6 +17,9 @@ impl TaskRun<'_, '_> {
         if self.task.mcp.is_empty() {
             return Ok(());
         }
+        // A server runs beside the task and may write at any time: every
+        // snapshot of this task scans the work tree.
+        self.tools.changes.disable();
         let provider = self.env.provider;
         let origin = match provider.replayed_mcp() {
             Some(records) => Origin::Replay(records.to_vec()),

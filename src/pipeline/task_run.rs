@@ -98,6 +98,7 @@ impl<'e, 'a> TaskRun<'e, 'a> {
             return Ok(());
         };
         self.reproduced = true;
+        self.tools.changes.forget();
         let env = crate::findings::reproduce::ReproduceEnv {
             store: store.clone(),
             base: base.clone(),
@@ -130,7 +131,8 @@ impl<'e, 'a> TaskRun<'e, 'a> {
     pub(super) fn open_workspace(&mut self) -> Result<Option<String>, Stop> {
         let store = SnapshotStore::open(&self.task.workspace)
             .map_err(|e| Stop::error("cannot open the workspace repository", &e))?
-            .redacting(self.env.run_dir.redactor().clone());
+            .redacting(self.env.run_dir.redactor().clone())
+            .tracking(self.tools.changes.clone());
         // The run directory must never be snapshotted, nor deleted by a
         // restore: `.kkrun/` is excluded here; an `--out` directory ignores
         // itself with its own `.gitignore`, so no directory of the user's is
@@ -164,6 +166,8 @@ impl<'e, 'a> TaskRun<'e, 'a> {
         if let Some(Step::Checks { results, .. }) = recorded {
             return Ok(results);
         }
+        // Checks are commands: they may write anywhere.
+        self.tools.changes.forget();
         let results = {
             let run = run_checks(
                 &self.task.checks,
@@ -312,5 +316,6 @@ pub(super) fn announce_snapshot(sink: &EventSink, info: &SnapshotInfo) {
         ref_name: info.ref_name.clone(),
         commit: info.commit.clone(),
         snapshot_stage: info.stage.clone(),
+        scan: info.scan.map(|scan| scan.as_str().to_owned()),
     });
 }

@@ -271,6 +271,7 @@ fn history(name: &str, events: &[&Event], end_ms: u64) -> TaskHistory {
                 ref_name,
                 commit,
                 snapshot_stage,
+                ..
             } => {
                 let snapshot = StepSnapshot {
                     ref_name: ref_name.clone(),

@@ -13,6 +13,7 @@ mod apply;
 mod diff;
 mod error;
 mod export;
+mod incremental;
 mod journal;
 mod message;
 mod names;
@@ -80,6 +81,30 @@ pub struct SnapshotInfo {
     /// The workspace the snapshot was taken for, relative to the work tree
     /// root with `/` separators; empty for the root itself.
     pub workspace: String,
+    /// How the work tree was read for a snapshot just taken; `None` for one
+    /// listed from the repository.
+    pub scan: Option<ScanKind>,
+}
+
+/// How a snapshot read the work tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanKind {
+    /// Every directory listed and every tracked file checked.
+    Full,
+    /// The previous snapshot plus the paths kkrun's own file tools wrote
+    /// since, and nothing else could have written (see
+    /// [`crate::tools::ChangeLog`]).
+    Incremental,
+}
+
+impl ScanKind {
+    /// `full` or `incremental`, as in the `snapshot.taken` event.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanKind::Full => "full",
+            ScanKind::Incremental => "incremental",
+        }
+    }
 }
 
 impl SnapshotInfo {

@@ -35,6 +35,9 @@ pub struct SnapshotStore {
     pub(crate) workspace_rel: String,
     /// Secrets kept out of snapshot commit messages.
     pub(crate) redactor: crate::redact::Redactor,
+    /// What kkrun's file tools wrote since the last snapshot; `None` when
+    /// every snapshot scans the tree.
+    pub(crate) changes: Option<crate::tools::ChangeLog>,
 }
 
 impl SnapshotStore {
@@ -104,6 +107,7 @@ impl SnapshotStore {
             workdir,
             workspace_rel: parts.join("/"),
             redactor: crate::redact::Redactor::default(),
+            changes: None,
         };
         // Every command that touches a repository opens it here first, so
         // a restore a killed process left half done is finished before
@@ -180,6 +184,16 @@ impl SnapshotStore {
         SnapshotStore { redactor, ..self }
     }
 
+    /// This store, reading the work tree incrementally when `changes` knows
+    /// every path written since the last snapshot it took (see
+    /// [`crate::tools::ChangeLog`]); a full scan otherwise.
+    pub fn tracking(self, changes: crate::tools::ChangeLog) -> SnapshotStore {
+        SnapshotStore {
+            changes: Some(changes),
+            ..self
+        }
+    }
+
     /// Appends `pattern` (e.g. `.kkrun/`) to `.git/info/exclude` unless a
     /// line with exactly that pattern is already there.
     pub fn ensure_excluded(&self, pattern: &str) -> Result<(), SnapshotError> {
@@ -231,9 +245,20 @@ impl SnapshotStore {
         names::validate("task name", task)?;
         names::validate("stage", &meta.stage)?;
         let repo = self.repo()?;
-        let snapshot = self.worktree_index(&repo)?;
-        let tree = snapshot.tree;
-        self.commit_snapshot(&repo, run_id, task, meta, tree)
+        let taken = self.changes.as_ref().map(crate::tools::ChangeLog::take);
+        let known = taken.as_ref().and_then(|taken| taken.known.as_ref());
+        let (tree, scan) = match self.incremental_tree(&repo, known) {
+            Some(tree) => (tree, super::ScanKind::Incremental),
+            None => (self.scan_index(&repo)?.tree, super::ScanKind::Full),
+        };
+        let info = self.commit_snapshot(&repo, run_id, task, meta, tree)?;
+        if let (Some(changes), Some(taken)) = (&self.changes, taken) {
+            changes.rebase(tree.to_string(), taken.epoch);
+        }
+        Ok(SnapshotInfo {
+            scan: Some(scan),
+            ..info
+        })
     }
 
     /// Writes the commit for `tree` and points the task's next ref at it,
@@ -308,6 +333,7 @@ impl SnapshotStore {
                             .unwrap_or_default()
                             .to_owned(),
                         workspace: self.workspace_rel.clone(),
+                        scan: None,
                     });
                 }
                 Err(e) if is_contention(&e) && attempt < LOCK_ATTEMPTS => backoff(attempt),
@@ -398,6 +424,7 @@ impl SnapshotStore {
                     .unwrap_or_default()
                     .to_owned(),
                 workspace,
+                scan: None,
             });
         }
         snapshots.sort_by(|a, b| a.index.cmp(&b.index).then(a.stage.cmp(&b.stage)));

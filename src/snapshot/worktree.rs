@@ -29,16 +29,37 @@ impl SnapshotStore {
     /// as in the original: only files whose stat data changed are rehashed
     /// (see the `scan` module). The copy becomes `repo`'s index so that
     /// submodules are recorded in it too.
-    pub(crate) fn worktree_index(&self, repo: &Repository) -> Result<WorktreeIndex, SnapshotError> {
+    pub(crate) fn scan_index(&self, repo: &Repository) -> Result<WorktreeIndex, SnapshotError> {
         self.worktree_index_with(repo, Scan::Parallel)
     }
 
-    /// [`Self::worktree_index`] with a choice of how the work tree is read.
-    pub(crate) fn worktree_index_with(
-        &self,
-        repo: &Repository,
-        how: Scan,
-    ) -> Result<WorktreeIndex, SnapshotError> {
+    /// The work tree as a tree and a private index: incrementally when the
+    /// store's change log knows every path written since its last snapshot
+    /// (see [`Self::incremental_tree`]), otherwise by
+    /// [`Self::scan_index`]. Either way the log is left unknown: the caller
+    /// (a restore, a diff) does not make this tree the next base.
+    ///
+    /// Incrementally, the index is the repository's own, copied and not
+    /// brought up to date: a restore only needs a private index for
+    /// checkout, which writes each path into a spot the restore has
+    /// emptied.
+    pub(crate) fn worktree_index(&self, repo: &Repository) -> Result<WorktreeIndex, SnapshotError> {
+        let taken = self.changes.as_ref().map(crate::tools::ChangeLog::take);
+        let known = taken.as_ref().and_then(|taken| taken.known.as_ref());
+        if let Some(tree) = self.incremental_tree(repo, known) {
+            let private = self.private_index(repo)?;
+            return Ok(WorktreeIndex {
+                index: private.index,
+                tree,
+                _dir: private.dir,
+            });
+        }
+        self.scan_index(repo)
+    }
+
+    /// A copy of the repository's index in a temporary directory, made
+    /// `repo`'s index.
+    fn private_index(&self, repo: &Repository) -> Result<PrivateIndex, SnapshotError> {
         let dir = tempfile::Builder::new()
             .prefix("kkrun-index-")
             .tempdir()
@@ -75,6 +96,26 @@ impl SnapshotStore {
         };
         repo.set_index(&mut index)
             .map_err(|e| SnapshotError::git("use a temporary index", e))?;
+        Ok(PrivateIndex {
+            index,
+            index_mtime,
+            from_head,
+            dir,
+        })
+    }
+
+    /// [`Self::scan_index`] with a choice of how the work tree is read.
+    pub(crate) fn worktree_index_with(
+        &self,
+        repo: &Repository,
+        how: Scan,
+    ) -> Result<WorktreeIndex, SnapshotError> {
+        let PrivateIndex {
+            mut index,
+            index_mtime,
+            from_head,
+            dir,
+        } = self.private_index(repo)?;
         let changes = match how {
             // Entries read from HEAD have no stat data to compare.
             Scan::Parallel if !from_head => {
@@ -247,6 +288,19 @@ fn update_tree(
         }
     }
     update.create_updated(repo, &base)
+}
+
+/// A private copy of the repository's index (see
+/// [`SnapshotStore::private_index`]).
+struct PrivateIndex {
+    index: Index,
+    /// The original's modification time; `None` when there was none.
+    index_mtime: Option<SystemTime>,
+    /// The copy could not be read and was rebuilt from HEAD, without stat
+    /// data.
+    from_head: bool,
+    /// Holds the copy; deleted on drop.
+    dir: tempfile::TempDir,
 }
 
 /// How [`SnapshotStore::worktree_index_with`] reads the work tree.

@@ -36,6 +36,9 @@ pub struct ToolContext {
     /// A bug hunt's findings and the finding tool the current stage is
     /// offered besides its tool set; `None` outside bug hunts.
     pub findings: Option<FindingsDesk>,
+    /// The paths kkrun's file tools wrote since the last snapshot, or that
+    /// something else may have written (see [`super::ChangeLog`]).
+    pub changes: super::ChangeLog,
 }
 
 impl ToolContext {
@@ -70,6 +73,7 @@ impl ToolContext {
             checks,
             tools: ToolTable::builtin(),
             findings: None,
+            changes: super::ChangeLog::default(),
         }
     }
 

@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::ToolError;
+use super::changes::Writer;
 use super::confine::confine;
 use super::fs::read_text;
 
@@ -29,7 +30,11 @@ pub(crate) struct EditFileArgs {
     replace_all: bool,
 }
 
-pub(crate) fn edit_file(workspace: &Path, args: EditFileArgs) -> Result<String, ToolError> {
+pub(crate) fn edit_file(
+    workspace: &Path,
+    args: EditFileArgs,
+    changes: &Writer,
+) -> Result<String, ToolError> {
     let path = confine(workspace, &args.path)?;
     if args.old.is_empty() {
         return Err(ToolError::Failed(
@@ -63,6 +68,7 @@ pub(crate) fn edit_file(workspace: &Path, args: EditFileArgs) -> Result<String, 
         n => {
             let first_line = line_of(positions[0]);
             let edited = text.replace(&args.old, &args.new);
+            changes.record(&path.absolute);
             super::replace::replace_file(&path.absolute, edited.as_bytes()).map_err(|e| {
                 ToolError::Failed(format!("could not write `{}`: {e}", path.display))
             })?;

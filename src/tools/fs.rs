@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::ToolError;
+use super::changes::Writer;
 use super::confine::{ConfinedPath, confine, is_private_dir};
 use super::replace::replace_file;
 
@@ -210,7 +211,11 @@ pub(crate) struct WriteFileArgs {
     content: String,
 }
 
-pub(crate) fn write_file(workspace: &Path, args: WriteFileArgs) -> Result<String, ToolError> {
+pub(crate) fn write_file(
+    workspace: &Path,
+    args: WriteFileArgs,
+    changes: &Writer,
+) -> Result<String, ToolError> {
     let path = confine(workspace, &args.path)?;
     if path.absolute.is_dir() {
         return Err(ToolError::Failed(format!(
@@ -219,6 +224,7 @@ pub(crate) fn write_file(workspace: &Path, args: WriteFileArgs) -> Result<String
         )));
     }
     let existed = path.absolute.exists();
+    changes.record(&path.absolute);
     if let Some(parent) = path.absolute.parent() {
         std::fs::create_dir_all(parent).map_err(|e| {
             ToolError::Failed(format!(

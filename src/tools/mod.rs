@@ -5,6 +5,7 @@
 //! model, and never fails the run: bad arguments, refusals and failed
 //! commands all go back to the model as a [`ToolResult`] it can act on.
 
+pub mod changes;
 pub mod checks;
 mod confine;
 mod context;
@@ -24,6 +25,7 @@ mod shell;
 mod shell_rules;
 mod shell_syntax;
 
+pub use changes::ChangeLog;
 pub use checks::{CheckResult, CheckRun, run_checks};
 pub use context::ToolContext;
 pub use policy::{PolicyRefusal, ShellGuard, ShellPolicyError};

@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::ToolError;
+use super::changes::Writer;
 use super::confine::confine;
 use super::fs::read_text;
 
@@ -380,7 +381,11 @@ enum Change {
     Delete { path: PathBuf },
 }
 
-pub(crate) fn apply_patch(workspace: &Path, args: ApplyPatchArgs) -> Result<String, ToolError> {
+pub(crate) fn apply_patch(
+    workspace: &Path,
+    args: ApplyPatchArgs,
+    recorder: &Writer,
+) -> Result<String, ToolError> {
     let files = parse_patch(&args.patch)
         .map_err(|e| ToolError::Failed(format!("the patch could not be parsed: {e}")))?;
 
@@ -469,6 +474,11 @@ pub(crate) fn apply_patch(workspace: &Path, args: ApplyPatchArgs) -> Result<Stri
             Some(content) => Change::Write { path, content },
             None => Change::Delete { path },
         });
+    }
+    for change in &changes {
+        match change {
+            Change::Write { path, .. } | Change::Delete { path } => recorder.record(path),
+        }
     }
     write_changes(workspace, changes)?;
     Ok(format!("applied the patch: {}", summary.join(", ")))

@@ -13,6 +13,7 @@ use schemars::generate::SchemaSettings;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::changes::Writer;
 use super::{ToolContext, ToolError, edit, findings, fs, patch, search, shell};
 use crate::events::ToolOutcome;
 use crate::json_schema::forbid_null;
@@ -73,24 +74,22 @@ fn builtin_tools() -> Vec<Tool> {
             ReadOnly,
             search::grep,
         ),
-        Tool::blocking(
+        Tool::file_writer(
             "write_file",
             "Create a file, or overwrite an existing one, with exactly the given content. \
              Missing parent directories are created. For a small change to an existing file, \
              prefer edit_file or apply_patch, which do not need the whole file.",
-            Writes,
             fs::write_file,
         ),
-        Tool::blocking(
+        Tool::file_writer(
             "edit_file",
             "Replace an exact piece of text in a file. `old` must match the file's text exactly, \
              whitespace and indentation included (do not include read_file's line-number prefixes), \
              and must occur exactly once unless `replace_all` is true; include a few surrounding lines \
              to make it unique. When it does not match, the answer shows the closest lines of the file.",
-            Writes,
             edit::edit_file,
         ),
-        Tool::blocking(
+        Tool::file_writer(
             "apply_patch",
             "Apply a unified diff (as produced by `git diff` or `diff -u`) to the workspace. Each file starts \
              with `--- a/path` and `+++ b/path` lines (use `/dev/null` to create or delete a file), followed by \
@@ -98,7 +97,6 @@ fn builtin_tools() -> Vec<Tool> {
              '+' (added). Context and removed lines must match the file exactly; a hunk is found near its \
              stated line even if earlier edits moved it. All or nothing: if any hunk does not apply, no file is \
              changed and the answer says which hunk failed and why.",
-            Writes,
             patch::apply_patch,
         ),
         Tool::typed(
@@ -156,6 +154,9 @@ pub struct Tool {
     description: String,
     access: Access,
     only_in: Option<ToolSet>,
+    /// Records every path it writes in the task's [`super::ChangeLog`]; a
+    /// writing tool that does not makes the next snapshot scan the tree.
+    records_writes: bool,
     schema: Value,
     handler: Handler,
 }
@@ -215,6 +216,7 @@ impl Tool {
             description: description.into(),
             access,
             only_in: None,
+            records_writes: false,
             schema,
             handler: Arc::new(handler),
         }
@@ -236,6 +238,31 @@ impl Tool {
             let tool = tool.clone();
             Box::pin(async move { on_blocking_pool(ctx, &tool, args, run).await })
         })
+    }
+
+    /// One of kkrun's file tools, run on the blocking pool like
+    /// [`Tool::blocking`]: it writes, and records each path in the task's
+    /// change log before touching it.
+    fn file_writer<A>(
+        name: &str,
+        description: impl Into<String>,
+        run: fn(&Path, A, &Writer) -> Result<String, ToolError>,
+    ) -> Tool
+    where
+        A: JsonSchema + DeserializeOwned + Send + 'static,
+    {
+        let tool = name.to_string();
+        let mut built = Tool::typed(name, description, Access::Writes, move |ctx, args: A| {
+            let tool = tool.clone();
+            // Counted as running from now: a snapshot taken after this
+            // future is dropped, while the blocking pool still writes,
+            // must not trust the log.
+            let writer = ctx.changes.writer();
+            let write = move |workspace: &Path, args: A| run(workspace, args, &writer);
+            Box::pin(async move { on_blocking_pool(ctx, &tool, args, write).await })
+        });
+        built.records_writes = true;
+        built
     }
 
     /// Offers the tool only in `set` (and there only if its access allows).
@@ -444,6 +471,11 @@ async fn dispatch(ctx: &ToolContext, set: ToolSet, call: &ToolCall) -> Result<St
             "the arguments of `{name}` are not valid JSON ({e}); send a JSON object matching the tool's schema"
         ))
     })?;
+    if tool.access == Access::Writes && !tool.records_writes {
+        // A command or another program may write anywhere: the next
+        // snapshot must look at the whole tree.
+        ctx.changes.forget();
+    }
     (tool.handler)(ctx, arguments).await
 }
 
@@ -520,7 +552,7 @@ async fn on_blocking_pool<A>(
     ctx: &ToolContext,
     tool: &str,
     args: A,
-    run: fn(&Path, A) -> Result<String, ToolError>,
+    run: impl FnOnce(&Path, A) -> Result<String, ToolError> + Send + 'static,
 ) -> Result<String, ToolError>
 where
     A: Send + 'static,

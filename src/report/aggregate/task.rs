@@ -203,6 +203,7 @@ impl TaskState {
                 ref_name,
                 commit,
                 snapshot_stage,
+                ..
             } => {
                 let task = &mut *self;
                 let snapshot = SnapshotReport {

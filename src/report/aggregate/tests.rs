@@ -153,6 +153,7 @@ fn a_skipped_stage_has_no_snapshot_and_a_run_stage_gets_the_one_taken_while_open
                 ref_name: format!("refs/kkrun/r/t/{stage}"),
                 commit: "c".into(),
                 snapshot_stage: stage.into(),
+                scan: None,
             },
         )
     };
@@ -272,6 +273,7 @@ fn task_resumed_keeps_the_completed_steps_and_counts_every_attempt() {
                 ref_name: "refs/kkrun/r/t/00-interrupted".into(),
                 commit: "c0".into(),
                 snapshot_stage: "interrupted".into(),
+                scan: None,
             },
         ),
         event(
