@@ -102,7 +102,7 @@ pub struct RebuildArgs {
 
 /// Arguments of `kkrun run`.
 #[derive(Debug, Clone, Default, Args)]
-#[command(group = clap::ArgGroup::new("isolation").args(["isolate", "apply"]).multiple(true))]
+#[command(group = clap::ArgGroup::new("isolation").args(["isolate", "apply", "jobs"]).multiple(true))]
 pub struct RunArgs {
     /// Task files, directories of task files, or glob patterns.
     #[arg(value_name = "FILES", required = true)]
@@ -178,11 +178,25 @@ pub struct RunArgs {
     /// `git worktree remove`).
     #[arg(long, requires = "isolation")]
     pub keep_worktrees: bool,
+    /// Run up to N tasks at once (default 1). More than one implies
+    /// --isolate: every task in its own worktree.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_jobs)]
+    pub jobs: usize,
     /// After the run, write the passing tasks' changes into your work tree,
     /// in task order, stopping at the first that conflicts (exit 2). Implies
     /// --isolate.
     #[arg(long)]
     pub apply: bool,
+}
+
+/// A `--jobs` value: a whole number of at least 1; clap adds the flag's
+/// name to the message.
+fn parse_jobs(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(0) => Err(format!("{value}: must be at least 1")),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{value}: not a whole number (e.g. --jobs 4)")),
+    }
 }
 
 /// A `--partition` value; clap adds the flag's name to the message.

@@ -184,7 +184,8 @@ fn run_command(
         baseline_findings: args.baseline_findings,
         partition: args.partition,
         apply: args.apply,
-        isolate: (args.isolate || args.apply).then_some(IsolationOptions {
+        jobs: args.jobs,
+        isolate: (args.isolate || args.apply || args.jobs > 1).then_some(IsolationOptions {
             dir: args.worktrees,
             keep: args.keep_worktrees,
         }),

@@ -80,7 +80,9 @@ pub fn resume(command: ResumeCommand) -> Result<i32, Error> {
         .filter(|e| matches!(e.kind, EventKind::RunResumed { .. }))
         .count();
     let events_for_flags = run_command_line(&events);
-    if recorded_flag(&events_for_flags, "--isolate") || recorded_flag(&events_for_flags, "--apply")
+    if recorded_flag(&events_for_flags, "--isolate")
+        || recorded_flag(&events_for_flags, "--apply")
+        || recorded_jobs(&events_for_flags) > 1
     {
         return Err(Error::InvalidInput(format!(
             "run {run_id} ran its tasks in isolated worktrees (--isolate), which `kkrun resume` does \
@@ -112,6 +114,8 @@ pub fn resume(command: ResumeCommand) -> Result<i32, Error> {
         project_instructions: !recorded_flag(&events_for_flags, "--no-project-instructions"),
         isolate: None,
         apply: false,
+        // A run of several jobs was isolated, and refused above.
+        jobs: 1,
     };
     crate::runner::resume(tasks, continuation, options)
 }
@@ -130,6 +134,24 @@ fn run_command_line(events: &[Event]) -> Vec<String> {
 /// Whether the run's command line gave `flag`, so a resume keeps it.
 fn recorded_flag(command_line: &[String], flag: &str) -> bool {
     command_line.iter().any(|arg| arg == flag)
+}
+
+/// The `--jobs` of the run's command line (`--jobs N` or `--jobs=N`; 1
+/// when it has none): a run of several jobs ran isolated.
+fn recorded_jobs(command_line: &[String]) -> usize {
+    let mut jobs = 1;
+    let mut args = command_line.iter();
+    while let Some(arg) = args.next() {
+        let value = match arg.strip_prefix("--jobs") {
+            Some("") => args.next().map(String::as_str),
+            Some(rest) => rest.strip_prefix('='),
+            None => None,
+        };
+        if let Some(n) = value.and_then(|v| v.parse().ok()) {
+            jobs = n;
+        }
+    }
+    jobs
 }
 
 /// The `--restore` of the run's command line (`auto` when it has none),

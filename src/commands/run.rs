@@ -42,6 +42,8 @@ pub struct RunCommand {
     pub isolate: Option<IsolationOptions>,
     /// `--apply`: the passing tasks' changes into the work tree afterwards.
     pub apply: bool,
+    /// `--jobs`: how many tasks run at once.
+    pub jobs: usize,
     /// How progress is shown, `--json` included.
     pub console: ConsoleOptions,
     /// The command line, for the report.
@@ -113,6 +115,7 @@ pub fn run(command: RunCommand) -> Result<i32, Error> {
         project_instructions: command.project_instructions,
         isolate: command.isolate,
         apply: command.apply,
+        jobs: command.jobs,
     };
     crate::runner::run(tasks, run_options)
 }
