@@ -104,7 +104,7 @@ fn four_tasks_with_two_jobs_overlap_all_pass_and_leave_the_users_tree_alone() {
         "tasks are reported in task order"
     );
     for task in report["tasks"].as_array().unwrap() {
-        let stages: Vec<&str> = task["stages"]
+        let stages: Vec<String> = task["stages"]
             .as_array()
             .unwrap()
             .iter()
