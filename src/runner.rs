@@ -83,6 +83,9 @@ pub struct RunOptions {
     /// `--jobs`: how many tasks run at once (at least 1). More than one
     /// needs `isolate`, which the command line sets with it.
     pub jobs: usize,
+    /// `--max-requests`: requests in flight per endpoint, for endpoints
+    /// that set no `max_concurrent_requests`.
+    pub max_requests: usize,
 }
 
 /// What `kkrun resume` continues: a run directory and the event stream it

@@ -197,3 +197,58 @@ fn jobs_zero_is_refused_naming_the_flag() {
     }
     assert!(!fx.out().exists());
 }
+
+#[test]
+fn eight_jobs_against_a_server_that_refuses_more_than_two_in_flight_all_pass() {
+    let fx = Fixture::new();
+    // More than two requests in flight get 429 with `Retry-After: 1`; the
+    // default cap (4) lets more than that through at first, so the run must
+    // recover through the shared backoff and the lowered cap.
+    let server = TaskServer::start(ServerOptions {
+        latency: Duration::from_millis(100),
+        max_in_flight: Some(2),
+    });
+    let tasks = live_tasks(&fx, 8);
+    let run = run_live(&fx, &server, &["--jobs", "8"], &tasks);
+    run.expect_code(0);
+    let report = run.report();
+    assert_eq!(
+        outcomes(&report),
+        (1..=8)
+            .map(|i| (format!("task-{i}"), "passed".to_string()))
+            .collect::<Vec<_>>()
+    );
+    eprintln!("429s recovered from: {}", server.refused());
+    assert!(server.max_in_flight() <= 2);
+    // Every refusal was retried: each of the 8 tasks got its 4 turns.
+    assert_eq!(server.served(), 8 * 4, "refused {}", server.refused());
+    let retries = run
+        .events()
+        .iter()
+        .filter(|e| e["type"] == "provider.retry")
+        .count();
+    assert_eq!(retries, server.refused());
+}
+
+#[test]
+fn max_requests_caps_the_requests_in_flight_of_an_endpoint() {
+    let fx = Fixture::new();
+    let server = TaskServer::start(ServerOptions {
+        latency: Duration::from_millis(200),
+        max_in_flight: Some(2),
+    });
+    let tasks = live_tasks(&fx, 4);
+    let run = run_live(
+        &fx,
+        &server,
+        &["--jobs", "4", "--max-requests", "2"],
+        &tasks,
+    );
+    run.expect_code(0);
+    assert_eq!(
+        server.refused(),
+        0,
+        "the cap keeps the server under its limit"
+    );
+    assert_eq!(server.served(), 4 * 4);
+}

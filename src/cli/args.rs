@@ -182,6 +182,10 @@ pub struct RunArgs {
     /// --isolate: every task in its own worktree.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_jobs)]
     pub jobs: usize,
+    /// At most N model requests in flight per endpoint, shared by all
+    /// tasks (default 4; an endpoint's max_concurrent_requests wins).
+    #[arg(long, value_name = "N", default_value_t = crate::provider::DEFAULT_MAX_REQUESTS, value_parser = parse_max_requests)]
+    pub max_requests: usize,
     /// After the run, write the passing tasks' changes into your work tree,
     /// in task order, stopping at the first that conflicts (exit 2). Implies
     /// --isolate.
@@ -196,6 +200,17 @@ fn parse_jobs(value: &str) -> Result<usize, String> {
         Ok(0) => Err(format!("{value}: must be at least 1")),
         Ok(n) => Ok(n),
         Err(_) => Err(format!("{value}: not a whole number (e.g. --jobs 4)")),
+    }
+}
+
+/// A `--max-requests` value: a whole number of at least 1.
+fn parse_max_requests(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(0) => Err(format!("{value}: must be at least 1")),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!(
+            "{value}: not a whole number (e.g. --max-requests 4)"
+        )),
     }
 }
 

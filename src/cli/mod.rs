@@ -185,6 +185,7 @@ fn run_command(
         partition: args.partition,
         apply: args.apply,
         jobs: args.jobs,
+        max_requests: args.max_requests,
         isolate: (args.isolate || args.apply || args.jobs > 1).then_some(IsolationOptions {
             dir: args.worktrees,
             keep: args.keep_worktrees,

@@ -116,6 +116,7 @@ pub fn resume(command: ResumeCommand) -> Result<i32, Error> {
         apply: false,
         // A run of several jobs was isolated, and refused above.
         jobs: 1,
+        max_requests: recorded_max_requests(&events_for_flags),
     };
     crate::runner::resume(tasks, continuation, options)
 }
@@ -139,19 +140,33 @@ fn recorded_flag(command_line: &[String], flag: &str) -> bool {
 /// The `--jobs` of the run's command line (`--jobs N` or `--jobs=N`; 1
 /// when it has none): a run of several jobs ran isolated.
 fn recorded_jobs(command_line: &[String]) -> usize {
-    let mut jobs = 1;
+    recorded_value(command_line, "--jobs")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
+/// The `--max-requests` of the run's command line, so a resumed task
+/// treats the endpoint as the run did (the default when it has none).
+fn recorded_max_requests(command_line: &[String]) -> usize {
+    recorded_value(command_line, "--max-requests")
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(crate::provider::DEFAULT_MAX_REQUESTS)
+}
+
+/// The last value of `flag` on the run's command line, as `FLAG VALUE` or
+/// `FLAG=VALUE`.
+fn recorded_value<'a>(command_line: &'a [String], flag: &str) -> Option<&'a str> {
+    let mut value = None;
     let mut args = command_line.iter();
     while let Some(arg) = args.next() {
-        let value = match arg.strip_prefix("--jobs") {
-            Some("") => args.next().map(String::as_str),
-            Some(rest) => rest.strip_prefix('='),
-            None => None,
-        };
-        if let Some(n) = value.and_then(|v| v.parse().ok()) {
-            jobs = n;
+        match arg.strip_prefix(flag) {
+            Some("") => value = args.next().map(String::as_str),
+            Some(rest) if rest.starts_with('=') => value = Some(&rest[1..]),
+            _ => {}
         }
     }
-    jobs
+    value
 }
 
 /// The `--restore` of the run's command line (`auto` when it has none),

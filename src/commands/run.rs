@@ -44,6 +44,8 @@ pub struct RunCommand {
     pub apply: bool,
     /// `--jobs`: how many tasks run at once.
     pub jobs: usize,
+    /// `--max-requests`: requests in flight per endpoint.
+    pub max_requests: usize,
     /// How progress is shown, `--json` included.
     pub console: ConsoleOptions,
     /// The command line, for the report.
@@ -116,6 +118,7 @@ pub fn run(command: RunCommand) -> Result<i32, Error> {
         isolate: command.isolate,
         apply: command.apply,
         jobs: command.jobs,
+        max_requests: command.max_requests,
     };
     crate::runner::run(tasks, run_options)
 }
