@@ -68,6 +68,28 @@ fn outcomes(report: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Not on a terminal, every progress line of a task starts with the time
+/// and the task's name, and no line holds two tasks' text.
+fn assert_console_lines_name_one_task(stderr: &str, tasks: usize) {
+    let names: Vec<String> = (1..=tasks).map(|i| format!("task-{i}")).collect();
+    let mut seen = 0;
+    for line in stderr.lines() {
+        let named: Vec<&String> = names.iter().filter(|n| line.contains(n.as_str())).collect();
+        if named.is_empty() {
+            continue;
+        }
+        assert_eq!(named.len(), 1, "a line mixes tasks: {line:?}\n{stderr}");
+        let (time, rest) = line.split_once("] ").unwrap_or(("", ""));
+        assert!(
+            time.starts_with('[') && rest.starts_with(named[0].as_str()),
+            "a task's line must start with [time] and its name: {line:?}"
+        );
+        seen += 1;
+    }
+    // Each task prints at least its start, stages and result.
+    assert!(seen >= tasks * 4, "{stderr}");
+}
+
 #[test]
 fn four_tasks_with_two_jobs_overlap_all_pass_and_leave_the_users_tree_alone() {
     let fx = Fixture::new();
@@ -148,6 +170,7 @@ fn four_tasks_with_two_jobs_overlap_all_pass_and_leave_the_users_tree_alone() {
         started[1] < first_finished,
         "the second task started before the first finished"
     );
+    assert_console_lines_name_one_task(&run.stderr(), 4);
     assert_rebuild_is_byte_identical(fx.root(), &fx.out());
     assert!(
         std::fs::read_dir(&worktrees).unwrap().next().is_none(),
@@ -204,8 +227,9 @@ fn eight_jobs_against_a_server_that_refuses_more_than_two_in_flight_all_pass() {
     // More than two requests in flight get 429 with `Retry-After: 1`; the
     // default cap (4) lets more than that through at first, so the run must
     // recover through the shared backoff and the lowered cap.
+    // Each turn takes long enough that the tasks' requests overlap.
     let server = TaskServer::start(ServerOptions {
-        latency: Duration::from_millis(100),
+        latency: Duration::from_millis(600),
         max_in_flight: Some(2),
     });
     let tasks = live_tasks(&fx, 8);
@@ -218,8 +242,11 @@ fn eight_jobs_against_a_server_that_refuses_more_than_two_in_flight_all_pass() {
             .map(|i| (format!("task-{i}"), "passed".to_string()))
             .collect::<Vec<_>>()
     );
-    eprintln!("429s recovered from: {}", server.refused());
     assert!(server.max_in_flight() <= 2);
+    assert!(
+        server.refused() > 0,
+        "the server never refused: nothing was tested"
+    );
     // Every refusal was retried: each of the 8 tasks got its 4 turns.
     assert_eq!(server.served(), 8 * 4, "refused {}", server.refused());
     let retries = run
