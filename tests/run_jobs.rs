@@ -279,3 +279,67 @@ fn max_requests_caps_the_requests_in_flight_of_an_endpoint() {
     );
     assert_eq!(server.served(), 4 * 4);
 }
+
+#[cfg(unix)]
+#[test]
+fn sigint_with_two_tasks_in_flight_interrupts_both_and_writes_the_record() {
+    use e2e_support::{call, finish, plan, review};
+    use serde_json::json;
+    let fx = Fixture::new();
+    let sleep = || call("sleep", "shell", json!({"command": "sleep 30"}));
+    let tasks: Vec<String> = (1..=3)
+        .map(|i| {
+            fx.task(
+                &format!("task-{i}"),
+                "",
+                &[plan(), sleep(), finish("c"), review("approve")],
+            )
+        })
+        .collect();
+    let mut args = vec!["run", "--json", "--jobs", "2", "--out", "out"];
+    args.extend(tasks.iter().map(String::as_str));
+    let mut child = fx
+        .kkrun(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until both running tasks have started their code stage.
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let mut coding = 0;
+    for line in lines.by_ref() {
+        let event: Value = serde_json::from_str(&line.unwrap()).unwrap();
+        if event["type"] == "stage.started" && event["stage"] == "code" {
+            coding += 1;
+            if coding == 2 {
+                break;
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let last: Value = serde_json::from_str(rest.last().unwrap()).unwrap();
+    assert_eq!(last["type"], "run.finished");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(fx.out().join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["exit_code"], 130);
+    let outcomes: Vec<(String, String)> = outcomes(&report);
+    assert_eq!(
+        outcomes,
+        (1..=3)
+            .map(|i| (format!("task-{i}"), "interrupted".to_string()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        report["tasks"][2]["reason"], "not started: the run was interrupted",
+        "the third task never started"
+    );
+}
