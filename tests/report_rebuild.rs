@@ -5,8 +5,6 @@
 
 mod e2e_support;
 
-use std::path::Path;
-
 use e2e_support::{
     Fixture, Run, assert_rebuild_is_byte_identical, break_mul, committed_schema_errors,
     example_checkout, finish, fix_add, fix_and_approve, kkrun, plan, review,

@@ -28,11 +28,14 @@ const MAX_PAUSE: Duration = Duration::from_secs(60);
 /// cap allows: slowly, so that a server's limit is not probed every turn.
 const GROW_AFTER_PER_SLOT: usize = 10;
 
+/// A gate's key: the wire format's name and the request URL.
+type EndpointKey = (String, String);
+
 /// Every endpoint's gate, keyed by wire format and request URL; cloning
 /// shares the same gates.
 #[derive(Debug, Clone, Default)]
 pub struct Gates {
-    by_endpoint: Arc<Mutex<BTreeMap<(String, String), Arc<EndpointGate>>>>,
+    by_endpoint: Arc<Mutex<BTreeMap<EndpointKey, Arc<EndpointGate>>>>,
 }
 
 impl Gates {
