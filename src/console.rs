@@ -1,15 +1,19 @@
 //! Human progress on stderr, and JSONL on stdout for `--json`.
 //!
-//! On a terminal (and not in CI) a live spinner line shows the current task,
-//! stage, turn, tokens and cost; everywhere else progress degrades to plain
-//! timestamped lines. Colour only goes through [`Style`], so `--color never`
-//! and `NO_COLOR` hold everywhere.
+//! On a terminal (and not in CI) a live line per running task shows its
+//! stage, turn, tokens and cost, above a totals line (see [`live`]);
+//! everywhere else progress degrades to plain timestamped lines, each
+//! naming its task, each written whole in one write, so that the lines of
+//! concurrent tasks (`--jobs`) never mix. Colour only goes through
+//! [`Style`], so `--color never` and `NO_COLOR` hold everywhere.
 
+mod live;
+
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use live::Live;
 
 use crate::events::{Event, EventKind, EventSink, TaskOutcome, ToolOutcome};
 use crate::report::github;
@@ -142,12 +146,48 @@ pub struct Console {
 struct ConsoleState {
     options: ConsoleOptions,
     style: Style,
-    bar: Option<ProgressBar>,
-    /// Tokens and cost of the current task so far, for the live line.
-    task_tokens: u64,
-    task_cost: Option<f64>,
-    /// A `::group::` is open (closed at the task's end).
-    group_open: bool,
+    live: Option<Live>,
+    /// Tokens and cost of each task so far (removed when it finishes).
+    tallies: BTreeMap<String, Tally>,
+    /// Tokens and cost of the whole run so far, for the totals line.
+    totals: Tally,
+    /// Tasks the run will run, and those that finished.
+    planned: usize,
+    finished: usize,
+    /// The task whose `::group::` is open. GitHub's groups do not nest, so
+    /// while one task's group is open the others' lines go ungrouped.
+    group: Option<String>,
+}
+
+/// Tokens and cost so far.
+#[derive(Debug, Clone, Copy)]
+struct Tally {
+    tokens: u64,
+    /// `None` once a turn had no known price.
+    cost: Option<f64>,
+}
+
+impl Default for Tally {
+    fn default() -> Tally {
+        Tally {
+            tokens: 0,
+            cost: Some(0.0),
+        }
+    }
+}
+
+impl Tally {
+    fn add(&mut self, tokens: u64, cost: Option<f64>) {
+        self.tokens += tokens;
+        self.cost = self.cost.zip(cost).map(|(a, b)| a + b);
+    }
+
+    fn text(self) -> String {
+        match self.cost {
+            Some(cost) => format!("{} tokens, ${cost:.2}", self.tokens),
+            None => format!("{} tokens", self.tokens),
+        }
+    }
 }
 
 impl Console {
@@ -161,22 +201,16 @@ impl Console {
                 let _ = writeln!(out, "{line}").and_then(|()| out.flush());
             });
         }
-        let bar = options.live.then(|| {
-            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        });
+        let live = options.live.then(Live::new);
         let state = Arc::new(Mutex::new(ConsoleState {
             style: Style::new(options.color),
             options,
-            bar,
-            task_tokens: 0,
-            task_cost: Some(0.0),
-            group_open: false,
+            live,
+            tallies: BTreeMap::new(),
+            totals: Tally::default(),
+            planned: 0,
+            finished: 0,
+            group: None,
         }));
         let listener = state.clone();
         sink.subscribe(move |event: &Event| {
@@ -194,18 +228,40 @@ impl Console {
 
     /// Clears the live line.
     pub fn finish(&self) {
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(bar) = &state.bar {
-            bar.finish_and_clear();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(live) = &mut state.live {
+            live.finish();
         }
     }
 }
 
 impl ConsoleState {
     fn print(&self, text: &str) {
-        match &self.bar {
-            Some(bar) => bar.println(text),
-            None => eprintln!("{text}"),
+        match &self.live {
+            Some(live) => live.println(text),
+            None => {
+                // One write per line: a line never mixes with another.
+                let mut line = String::with_capacity(text.len() + 1);
+                line.push_str(text);
+                line.push('\n');
+                let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            }
+        }
+    }
+
+    /// The tally of the task `event` belongs to.
+    fn tally(&mut self, event: &Event) -> &mut Tally {
+        self.tallies
+            .entry(event.task.clone().unwrap_or_default())
+            .or_default()
+    }
+
+    /// Opens the `::group::` of the event's task, unless another task's
+    /// group is open.
+    fn open_group(&mut self, event: &Event, title: String) {
+        if self.options.github && self.group.is_none() {
+            self.workflow_command(&github::group_start(&title));
+            self.group = event.task.clone();
         }
     }
 
@@ -257,29 +313,25 @@ impl ConsoleState {
                 ),
                 None => format!("{prefix}: run {run_id}, {} task(s)", tasks.len()),
             }),
-            EventKind::TaskPlanned { .. } => None,
+            EventKind::TaskPlanned { .. } => {
+                self.planned += 1;
+                self.set_totals();
+                None
+            }
             EventKind::RunResumed { attempt, tasks, .. } => (!quiet).then(|| {
                 format!("{prefix}: resuming (attempt {attempt}): {} unfinished task(s)", tasks.len())
             }),
             EventKind::TaskResumed { after, from_snapshot, previous, .. } => {
-                self.task_tokens = previous.usage.total();
-                self.task_cost = previous.cost_usd;
-                if self.options.github {
-                    self.workflow_command(&github::group_start(&format!("kkrun task {} (resumed)", event.task.as_deref().unwrap_or(""))));
-                    self.group_open = true;
-                }
+                *self.tally(event) = Tally { tokens: previous.usage.total(), cost: previous.cost_usd };
+                self.open_group(event, format!("kkrun task {} (resumed)", event.task.as_deref().unwrap_or("")));
                 (!quiet).then(|| match from_snapshot {
                     Some(snapshot) => format!("{prefix}: resumed after {after}, from {snapshot}"),
                     None => format!("{prefix}: starting over (nothing was completed)"),
                 })
             }
             EventKind::TaskStarted { model, sandbox, .. } => {
-                self.task_tokens = 0;
-                self.task_cost = Some(0.0);
-                if self.options.github {
-                    self.workflow_command(&github::group_start(&format!("kkrun task {}", event.task.as_deref().unwrap_or(""))));
-                    self.group_open = true;
-                }
+                *self.tally(event) = Tally::default();
+                self.open_group(event, format!("kkrun task {}", event.task.as_deref().unwrap_or("")));
                 // An unenforced sandbox is shown even with --quiet: the user
                 // must know that commands run unconfined.
                 let unconfined = sandbox.as_ref().is_some_and(|s| !s.complete());
@@ -298,9 +350,10 @@ impl ConsoleState {
                 })
             }
             EventKind::ModelTurn { turn, usage, cost_usd, tool_calls, .. } => {
-                self.task_tokens += usage.total();
-                self.task_cost = self.task_cost.zip(*cost_usd).map(|(a, b)| a + b);
+                self.tally(event).add(usage.total(), *cost_usd);
+                self.totals.add(usage.total(), *cost_usd);
                 self.set_live(event, &format!("turn {turn}"));
+                self.set_totals();
                 (verbose >= 1).then(|| format!("{prefix}: turn {turn}, {} tokens, {tool_calls} tool call(s)", usage.total()))
             }
             EventKind::ToolCall { tool, outcome, arguments, duration_ms, .. } => (verbose >= 1).then(|| {
@@ -344,16 +397,20 @@ impl ConsoleState {
                     s.reset,
                     s.reset,
                     human_duration(*duration_ms),
-                    self.cost_text()
+                    self.tally(event).text()
                 );
                 self.print(&text);
-                self.set_live(event, &format!("{outcome}, waiting for the next task"));
-                if self.group_open {
-                    self.workflow_command(github::group_end());
-                    self.group_open = false;
+                let task = event.task.clone().unwrap_or_default();
+                self.tallies.remove(&task);
+                if let Some(live) = &mut self.live {
+                    live.remove_task(&task);
                 }
-                self.task_tokens = 0;
-                self.task_cost = Some(0.0);
+                self.finished += 1;
+                self.set_totals();
+                if self.group.is_some() && self.group == event.task {
+                    self.workflow_command(github::group_end());
+                    self.group = None;
+                }
                 None
             }
             EventKind::RunFinished { exit_code, passed, not_passed } => {
@@ -402,22 +459,31 @@ impl ConsoleState {
         }
     }
 
-    fn cost_text(&self) -> String {
-        let tokens = self.task_tokens;
-        match self.task_cost {
-            Some(cost) => format!("{tokens} tokens, ${cost:.2}"),
-            None => format!("{tokens} tokens"),
+    /// Updates the live line of the event's task.
+    fn set_live(&mut self, event: &Event, what: &str) {
+        let Some(task) = event.task.clone() else {
+            return;
+        };
+        let tally = self.tally(event).text();
+        if let Some(live) = &mut self.live {
+            let place = match event.stage {
+                Some(stage) => format!("{task} · {stage}"),
+                None => task.clone(),
+            };
+            live.set_task(&task, format!("{place} · {what} · {tally}"));
         }
     }
 
-    fn set_live(&self, event: &Event, what: &str) {
-        if let Some(bar) = &self.bar {
-            let place = match (&event.task, event.stage) {
-                (Some(task), Some(stage)) => format!("{task} · {stage}"),
-                (Some(task), None) => task.clone(),
-                _ => String::new(),
-            };
-            bar.set_message(format!("{place} · {what} · {}", self.cost_text()));
+    /// Updates the totals line: tasks running and done, tokens and cost.
+    fn set_totals(&self) {
+        if let Some(live) = &self.live {
+            let running = self.tallies.len();
+            live.set_totals(format!(
+                "{} of {} task(s) done, {running} running · {}",
+                self.finished,
+                self.planned,
+                self.totals.text()
+            ));
         }
     }
 }

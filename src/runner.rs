@@ -9,31 +9,30 @@ mod locking;
 mod partition;
 mod providers;
 mod sandbox_check;
+mod task_loop;
 
 pub use isolation::IsolationOptions;
 pub use partition::{Partition, PartitionError, PartitionKind};
 
-use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-use futures_util::FutureExt as _;
 
 use crate::console::{Console, ConsoleOptions};
 use crate::error::Error;
 use crate::events::{Event, EventKind, EventSink, PartitionRecord, TaskOutcome};
 use crate::exit_codes;
 use crate::findings::BaselineFindings;
-use crate::pipeline::{self, Interrupt, TaskEnv};
+use crate::pipeline::Interrupt;
 use crate::redact::Redactor;
 use crate::report::aggregate::{self, Outputs};
 use crate::report::github::GithubOutput;
 use crate::resume::TaskHistory;
 use crate::store::{self, RunDir};
 use crate::task::Task;
-use announce::{announce, display_path, finished_by_runner, redact_command_line};
+use announce::{announce, display_path, redact_command_line};
 use isolation::Isolation;
 use providers::TaskProvider;
+use task_loop::TaskLoop;
 
 /// When the work tree is restored to `00-base` after a task.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -85,6 +84,12 @@ pub struct RunOptions {
     /// `--wait-lock`: how long to wait for another run's lock on a work
     /// tree; `None` fails at once (see [`crate::lock`]).
     pub wait_lock: Option<std::time::Duration>,
+    /// `--jobs`: how many tasks run at once (at least 1). More than one
+    /// needs `isolate`, which the command line sets with it.
+    pub jobs: usize,
+    /// `--max-requests`: requests in flight per endpoint, for endpoints
+    /// that set no `max_concurrent_requests`.
+    pub max_requests: usize,
 }
 
 /// What `kkrun resume` continues: a run directory and the event stream it
@@ -137,9 +142,15 @@ pub fn resume(
 
 fn start(
     tasks: Vec<Task>,
-    options: RunOptions,
+    mut options: RunOptions,
     continuation: Option<Continuation>,
 ) -> Result<i32, Error> {
+    // Concurrent tasks cannot share the user's work tree: `--jobs` above 1
+    // is `--isolate`.
+    options.jobs = options.jobs.max(1);
+    if options.jobs > 1 && options.isolate.is_none() {
+        options.isolate = Some(IsolationOptions::default());
+    }
     // Checked on the full set, so every shard of a CI matrix refuses the
     // same command line, not only the shards that got several tasks.
     if tasks.len() > 1
@@ -290,104 +301,30 @@ async fn run_tasks(
         ),
     }
 
-    // An isolated task's worktree is thrown away after it: nothing to restore.
-    let restore_after = |index: usize| match options.restore {
-        _ if isolation.is_some() => false,
-        RestorePolicy::Always => true,
-        RestorePolicy::Never => false,
-        RestorePolicy::Auto => index + 1 < tasks.len(),
-    };
-    let mut outcomes = Vec::with_capacity(tasks.len());
-    let mut kept_worktrees = Vec::new();
-    for (index, (task, provider)) in tasks.iter().zip(&providers).enumerate() {
-        let task_events = events.for_task(&task.name);
-        let (Some((spec, provider)), None) = (
-            provider,
-            continuation.as_ref().and_then(|c| c.finished(&task.name)),
-        ) else {
-            // Finished before the run was resumed: its record stands.
-            let outcome = continuation
-                .as_ref()
-                .and_then(|c| c.finished(&task.name))
-                .unwrap_or(TaskOutcome::Error);
-            outcomes.push(outcome);
-            continue;
-        };
-        if interrupt.is_triggered() {
-            task_events.emit(finished_by_runner(
-                TaskOutcome::Interrupted,
-                "not started: the run was interrupted".to_string(),
-            ));
-            outcomes.push(TaskOutcome::Interrupted);
-            continue;
-        }
-        if isolation.is_none() && !task.copy_ignored.is_empty() && !options.console.quiet {
+    if isolation.is_none() && !options.console.quiet {
+        for task in tasks.iter().filter(|t| !t.copy_ignored.is_empty()) {
             console.line(&format!(
                 "kkrun: task `{}`: `copy_ignored` does nothing without --isolate (the task runs in your work tree)",
                 task.name
             ));
         }
-        let isolated = match isolation
-            .as_ref()
-            .map(|i| i.enter(index, task, &task_events))
-        {
-            None => None,
-            Some(Ok(isolated)) => Some(isolated),
-            Some(Err(e)) => {
-                let reason = e.to_string();
-                task_events.emit(EventKind::Error {
-                    message: reason.clone(),
-                });
-                task_events.emit(finished_by_runner(TaskOutcome::Error, reason));
-                outcomes.push(TaskOutcome::Error);
-                continue;
-            }
-        };
-        let task = isolated.as_ref().map_or(task, |(task, _)| task);
-        let env = TaskEnv {
-            run_id: &run_id,
-            run_dir: &run_dir,
-            provider,
-            model_spec: spec,
-            file_display: display_path(&task.file, &cwd),
-            events: &events,
-            interrupt: &interrupt,
-            restore_after: restore_after(index),
-            require_sandbox: options.require_sandbox,
-            baseline_findings: options.baseline_findings.as_ref(),
-            resume: continuation.as_ref().and_then(|c| c.history(&task.name)),
-            project_instructions: options.project_instructions,
-        };
-        // A panic inside a task must not lose the run's record: it becomes
-        // the task's `error` outcome.
-        let outcome = match AssertUnwindSafe(pipeline::run_task(&env, task))
-            .catch_unwind()
-            .await
-        {
-            Ok(outcome) => outcome,
-            Err(panic) => {
-                let message = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "unknown panic".to_string());
-                let reason = format!("internal error (please report it): {message}");
-                task_events.emit(EventKind::Error {
-                    message: reason.clone(),
-                });
-                task_events.emit(finished_by_runner(TaskOutcome::Error, reason));
-                TaskOutcome::Error
-            }
-        };
-        outcomes.push(outcome);
-        if let (Some(isolation), Some((_, worktree))) = (&isolation, &isolated) {
-            match isolation.leave(&task.name, worktree) {
-                Ok(Some(kept)) => kept_worktrees.push(kept),
-                Ok(None) => {}
-                Err(message) => task_events.emit(EventKind::Warning { message }),
-            }
-        }
     }
+    let isolation = isolation.map(std::sync::Mutex::new);
+    let task_loop = TaskLoop {
+        tasks: &tasks,
+        providers: &providers,
+        continuation: continuation.as_ref(),
+        options: &options,
+        run_id: &run_id,
+        run_dir: &run_dir,
+        events: &events,
+        interrupt: &interrupt,
+        isolation: isolation.as_ref(),
+        cwd: &cwd,
+    };
+    let ended = task_loop.run_all(options.jobs).await;
+    let outcomes: Vec<TaskOutcome> = ended.iter().map(|e| e.outcome).collect();
+    let kept_worktrees: Vec<String> = ended.into_iter().filter_map(|e| e.kept_worktree).collect();
     signals.abort();
 
     let mut exit_code = exit_codes::combine(outcomes.iter().map(|o| o.exit_code()));

@@ -5,50 +5,11 @@
 
 mod e2e_support;
 
-use std::path::Path;
-
 use e2e_support::{
-    Fixture, Run, break_mul, committed_schema_errors, example_checkout, finish, fix_add,
-    fix_and_approve, kkrun, plan, review,
+    Fixture, Run, assert_rebuild_is_byte_identical, break_mul, committed_schema_errors,
+    example_checkout, finish, fix_add, fix_and_approve, kkrun, plan, review,
 };
 use serde_json::{Value, json};
-
-const REPORTS: [&str; 3] = ["report.json", "junit.xml", "summary.md"];
-
-/// Deletes the run's reports, rebuilds them, and asserts they are the same
-/// bytes as before.
-fn assert_rebuild_is_byte_identical(cwd: &Path, run_dir: &Path) {
-    let written: Vec<Vec<u8>> = REPORTS
-        .iter()
-        .map(|name| std::fs::read(run_dir.join(name)).unwrap())
-        .collect();
-    for name in REPORTS {
-        std::fs::remove_file(run_dir.join(name)).unwrap();
-    }
-    let output = kkrun(cwd, &["report", "rebuild"])
-        .arg(run_dir)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        stdout.starts_with("rebuilt report.json, junit.xml and summary.md in "),
-        "{stdout}"
-    );
-    for (name, before) in REPORTS.iter().zip(&written) {
-        let after = std::fs::read(run_dir.join(name)).unwrap();
-        assert!(
-            &after == before,
-            "{name} differs after the rebuild:\n--- written by the run\n{}\n--- rebuilt\n{}",
-            String::from_utf8_lossy(before),
-            String::from_utf8_lossy(&after)
-        );
-    }
-}
 
 #[test]
 fn the_readme_example_rebuilds_byte_for_byte() {

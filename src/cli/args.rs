@@ -164,7 +164,7 @@ pub struct RebuildArgs {
 
 /// Arguments of `kkrun run`.
 #[derive(Debug, Clone, Default, Args)]
-#[command(group = clap::ArgGroup::new("isolation").args(["isolate", "apply"]).multiple(true))]
+#[command(group = clap::ArgGroup::new("isolation").args(["isolate", "apply", "jobs"]).multiple(true))]
 pub struct RunArgs {
     /// Task files, directories of task files, or glob patterns.
     #[arg(value_name = "FILES", required = true)]
@@ -244,11 +244,40 @@ pub struct RunArgs {
     /// `10m`) for it instead of failing at once with exit 2.
     #[arg(long, value_name = "DURATION", value_parser = parse_wait_lock)]
     pub wait_lock: Option<std::time::Duration>,
+    /// Run up to N tasks at once (default 1). More than one implies
+    /// --isolate: every task in its own worktree.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_jobs)]
+    pub jobs: usize,
+    /// At most N model requests in flight per endpoint, shared by all
+    /// tasks (default 4; an endpoint's max_concurrent_requests wins).
+    #[arg(long, value_name = "N", default_value_t = crate::provider::DEFAULT_MAX_REQUESTS, value_parser = parse_max_requests)]
+    pub max_requests: usize,
     /// After the run, write the passing tasks' changes into your work tree,
     /// in task order, stopping at the first that conflicts (exit 2). Implies
     /// --isolate.
     #[arg(long)]
     pub apply: bool,
+}
+
+/// A `--jobs` value: a whole number of at least 1; clap adds the flag's
+/// name to the message.
+fn parse_jobs(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(0) => Err(format!("{value}: must be at least 1")),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{value}: not a whole number (e.g. --jobs 4)")),
+    }
+}
+
+/// A `--max-requests` value: a whole number of at least 1.
+fn parse_max_requests(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(0) => Err(format!("{value}: must be at least 1")),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!(
+            "{value}: not a whole number (e.g. --max-requests 4)"
+        )),
+    }
 }
 
 /// A `--partition` value; clap adds the flag's name to the message.

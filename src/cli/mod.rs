@@ -221,7 +221,9 @@ fn run_command(
         partition: args.partition,
         apply: args.apply,
         wait_lock: args.wait_lock,
-        isolate: (args.isolate || args.apply).then_some(IsolationOptions {
+        jobs: args.jobs,
+        max_requests: args.max_requests,
+        isolate: (args.isolate || args.apply || args.jobs > 1).then_some(IsolationOptions {
             dir: args.worktrees,
             keep: args.keep_worktrees,
         }),

@@ -82,7 +82,9 @@ pub fn resume(command: ResumeCommand) -> Result<i32, Error> {
         .filter(|e| matches!(e.kind, EventKind::RunResumed { .. }))
         .count();
     let events_for_flags = run_command_line(&events);
-    if recorded_flag(&events_for_flags, "--isolate") || recorded_flag(&events_for_flags, "--apply")
+    if recorded_flag(&events_for_flags, "--isolate")
+        || recorded_flag(&events_for_flags, "--apply")
+        || recorded_jobs(&events_for_flags) > 1
     {
         return Err(Error::InvalidInput(format!(
             "run {run_id} ran its tasks in isolated worktrees (--isolate), which `kkrun resume` does \
@@ -115,6 +117,9 @@ pub fn resume(command: ResumeCommand) -> Result<i32, Error> {
         isolate: None,
         apply: false,
         wait_lock: command.wait_lock,
+        // A run of several jobs was isolated, and refused above.
+        jobs: 1,
+        max_requests: recorded_max_requests(&events_for_flags),
     };
     crate::runner::resume(tasks, continuation, options)
 }
@@ -133,6 +138,38 @@ fn run_command_line(events: &[Event]) -> Vec<String> {
 /// Whether the run's command line gave `flag`, so a resume keeps it.
 fn recorded_flag(command_line: &[String], flag: &str) -> bool {
     command_line.iter().any(|arg| arg == flag)
+}
+
+/// The `--jobs` of the run's command line (`--jobs N` or `--jobs=N`; 1
+/// when it has none): a run of several jobs ran isolated.
+fn recorded_jobs(command_line: &[String]) -> usize {
+    recorded_value(command_line, "--jobs")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
+/// The `--max-requests` of the run's command line, so a resumed task
+/// treats the endpoint as the run did (the default when it has none).
+fn recorded_max_requests(command_line: &[String]) -> usize {
+    recorded_value(command_line, "--max-requests")
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(crate::provider::DEFAULT_MAX_REQUESTS)
+}
+
+/// The last value of `flag` on the run's command line, as `FLAG VALUE` or
+/// `FLAG=VALUE`.
+fn recorded_value<'a>(command_line: &'a [String], flag: &str) -> Option<&'a str> {
+    let mut value = None;
+    let mut args = command_line.iter();
+    while let Some(arg) = args.next() {
+        match arg.strip_prefix(flag) {
+            Some("") => value = args.next().map(String::as_str),
+            Some(rest) if rest.starts_with('=') => value = Some(&rest[1..]),
+            _ => {}
+        }
+    }
+    value
 }
 
 /// The `--restore` of the run's command line (`auto` when it has none),

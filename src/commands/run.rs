@@ -44,6 +44,10 @@ pub struct RunCommand {
     pub apply: bool,
     /// `--wait-lock`: how long to wait for another run's work-tree lock.
     pub wait_lock: Option<std::time::Duration>,
+    /// `--jobs`: how many tasks run at once.
+    pub jobs: usize,
+    /// `--max-requests`: requests in flight per endpoint.
+    pub max_requests: usize,
     /// How progress is shown, `--json` included.
     pub console: ConsoleOptions,
     /// The command line, for the report.
@@ -116,6 +120,8 @@ pub fn run(command: RunCommand) -> Result<i32, Error> {
         isolate: command.isolate,
         apply: command.apply,
         wait_lock: command.wait_lock,
+        jobs: command.jobs,
+        max_requests: command.max_requests,
     };
     crate::runner::run(tasks, run_options)
 }

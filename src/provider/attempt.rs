@@ -21,17 +21,35 @@ pub(super) const ERROR_BODY_LIMIT: usize = 64 * 1024;
 pub(super) const COMPLETE_BODY_LIMIT: usize = 32 * 1024 * 1024;
 
 impl Provider {
-    /// One request and its response.
+    /// One request and its response, through the endpoint's gate: a slot
+    /// is held until the response is read, so the cap bounds whole
+    /// requests, not just their headers, and the gate learns whether the
+    /// server refused for load.
     pub(super) async fn attempt(
         &self,
         body: &Value,
         streaming: bool,
         on_text: &mut (dyn FnMut(&str) + Send),
     ) -> Result<TurnResponse, Failure> {
+        let permit = self.permit().await;
+        let result = self.attempt_in_slot(body, streaming, on_text).await;
+        if let Some(permit) = permit {
+            match &result {
+                Ok(_) => permit.succeeded(),
+                Err(failure) if failure.throttled => permit.throttled(failure.retry_after),
+                Err(_) => {}
+            }
+        }
+        result
+    }
+
+    async fn attempt_in_slot(
+        &self,
+        body: &Value,
+        streaming: bool,
+        on_text: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<TurnResponse, Failure> {
         let provider = self.wire.name();
-        // Held until the response is read, so `max_concurrent_requests`
-        // bounds whole requests, not just their headers.
-        let _permit = self.permit().await;
         let timeout = self.options.request_timeout;
         let now = Instant::now();
         // A configured "no limit" (a huge timeout) must not overflow.
@@ -81,6 +99,7 @@ impl Provider {
             self.record(body, status, &bytes)?;
             let mut failure = self.http_failure(status, request_id, &bytes, streaming);
             failure.retry_after = retry_after;
+            failure.throttled = matches!(status, 429 | 503);
             return Err(failure);
         }
 

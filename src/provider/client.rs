@@ -222,10 +222,10 @@ impl Provider {
         response
     }
 
-    /// A permit of the endpoint's concurrency limiter, if it has one.
-    pub(super) async fn permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    /// A slot of the endpoint's gate; `None` offline.
+    pub(super) async fn permit(&self) -> Option<super::gate::GatePermit> {
         match &self.backend {
-            Backend::Http(http) => http.permit().await,
+            Backend::Http(http) => Some(http.permit().await),
             Backend::Replay(_) => None,
         }
     }

@@ -105,12 +105,12 @@ pub(super) fn http_transport(
     };
     let redactor = Redactor::new(key.iter().map(|k| k.0.clone()));
     Ok(HttpTransport {
+        gate: options.gates.gate(wire.name(), &url, options.max_requests),
         client,
         url,
         key,
         key_header,
         extra_headers: Vec::new(),
-        limiter: options.limiter.clone(),
         redactor,
     })
 }

@@ -26,6 +26,9 @@ pub(super) struct Failure {
     pub(super) error: Box<ProviderError>,
     pub(super) class: RetryClass,
     pub(super) retry_after: Option<Duration>,
+    /// The server refused for load (429 or 503): the endpoint's gate
+    /// pauses every task and lowers its cap.
+    pub(super) throttled: bool,
 }
 
 impl Failure {
@@ -34,6 +37,7 @@ impl Failure {
             error: Box::new(error),
             class,
             retry_after: None,
+            throttled: false,
         }
     }
 }

@@ -20,6 +20,7 @@ mod client;
 mod endpoint;
 mod error;
 mod failure;
+mod gate;
 mod named;
 mod openai;
 mod options;
@@ -39,7 +40,8 @@ pub use cassette::{CASSETTE_VERSION, Cassette, CassetteError, Exchange, McpRecor
 pub use client::Provider;
 pub use endpoint::{ANTHROPIC_DEFAULT_BASE_URL, OPENAI_DEFAULT_BASE_URL};
 pub use error::ProviderError;
-pub use named::{Api, Endpoint, Limiters};
+pub use gate::{DEFAULT_MAX_REQUESTS, EndpointGate, GatePermit, Gates};
+pub use named::{Api, Endpoint};
 pub use options::{ProviderEnv, ProviderOptions, RetryPolicy};
 pub use pricing::ModelPrice;
 pub use redact::redact_credentials;

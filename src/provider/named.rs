@@ -8,7 +8,6 @@
 //! `api-version`).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{HeaderName, HeaderValue};
@@ -189,41 +188,22 @@ pub(super) fn named_transport(
         WireFormat::OpenAi | WireFormat::OpenAiResponses => KeyHeader::Bearer,
         WireFormat::Anthropic => KeyHeader::Anthropic,
     };
+    // The endpoint's own `max_concurrent_requests` is more specific than
+    // `--max-requests`, so it wins.
+    let limit = endpoint
+        .max_concurrent_requests
+        .map_or(options.max_requests, |n| {
+            usize::try_from(n).unwrap_or(usize::MAX)
+        });
     Ok(HttpTransport {
+        gate: options.gates.gate(wire.name(), &url, limit),
         client,
         url,
         key,
         key_header,
         extra_headers,
-        limiter: options.limiter.clone(),
         redactor: Redactor::new(secrets),
     })
-}
-
-/// One limiter per endpoint that sets `max_concurrent_requests`, shared by
-/// every task of the run that uses the endpoint.
-#[derive(Debug, Default)]
-pub struct Limiters {
-    by_endpoint: BTreeMap<(String, String), Arc<tokio::sync::Semaphore>>,
-}
-
-impl Limiters {
-    /// The limiter of `endpoint`, created on first use; `None` when it sets
-    /// no limit.
-    pub fn get(&mut self, endpoint: &Endpoint) -> Option<Arc<tokio::sync::Semaphore>> {
-        let limit = endpoint.max_concurrent_requests?;
-        let key = (endpoint.name.clone(), endpoint.base_url.clone());
-        Some(
-            self.by_endpoint
-                .entry(key)
-                .or_insert_with(|| {
-                    Arc::new(tokio::sync::Semaphore::new(
-                        usize::try_from(limit).unwrap_or(usize::MAX),
-                    ))
-                })
-                .clone(),
-        )
-    }
 }
 
 #[cfg(test)]
@@ -274,19 +254,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("AZURE_KEY"), "{error}");
-    }
-
-    #[test]
-    fn limiters_are_shared_per_endpoint() {
-        let mut limiters = Limiters::default();
-        let a = limiters.get(&azure()).unwrap();
-        let b = limiters.get(&azure()).unwrap();
-        assert!(Arc::ptr_eq(&a, &b));
-        assert_eq!(a.available_permits(), 2);
-        let unlimited = Endpoint {
-            max_concurrent_requests: None,
-            ..azure()
-        };
-        assert!(limiters.get(&unlimited).is_none());
     }
 }

@@ -36,9 +36,12 @@ pub struct ProviderOptions {
     /// The named endpoint (from the configuration's `providers:`) that a
     /// `NAME:MODEL` spec with this name uses.
     pub endpoint: Option<super::named::Endpoint>,
-    /// Bounds the requests in flight to the endpoint, shared by the tasks
-    /// that use it ([`super::Limiters`]).
-    pub limiter: Option<std::sync::Arc<tokio::sync::Semaphore>>,
+    /// The run's endpoint gates: the cap on requests in flight and the
+    /// backoff that every task on an endpoint shares ([`super::Gates`]).
+    pub gates: super::Gates,
+    /// The cap on requests in flight of an endpoint that sets no
+    /// `max_concurrent_requests` (`--max-requests`).
+    pub max_requests: usize,
 }
 
 impl Default for ProviderOptions {
@@ -54,7 +57,8 @@ impl Default for ProviderOptions {
             price: None,
             redactor: crate::redact::Redactor::default(),
             endpoint: None,
-            limiter: None,
+            gates: super::Gates::default(),
+            max_requests: super::DEFAULT_MAX_REQUESTS,
         }
     }
 }

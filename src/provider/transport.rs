@@ -64,8 +64,9 @@ pub(crate) struct HttpTransport {
     pub(crate) key_header: KeyHeader,
     /// Headers a named endpoint adds (`headers:` in the configuration).
     pub(crate) extra_headers: Vec<(reqwest::header::HeaderName, HeaderValue)>,
-    /// Bounds the requests in flight (`max_concurrent_requests`).
-    pub(crate) limiter: Option<std::sync::Arc<tokio::sync::Semaphore>>,
+    /// The endpoint's gate: the cap on requests in flight and the shared
+    /// backoff.
+    pub(crate) gate: std::sync::Arc<super::gate::EndpointGate>,
     pub(crate) redactor: Redactor,
 }
 
@@ -109,14 +110,9 @@ impl HttpTransport {
         headers
     }
 
-    /// A permit of the endpoint's limiter, held for one attempt; `None`
-    /// when the endpoint sets no limit.
-    pub(crate) async fn permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        match &self.limiter {
-            // The semaphore is never closed, so acquiring only waits.
-            Some(limiter) => limiter.clone().acquire_owned().await.ok(),
-            None => None,
-        }
+    /// A slot of the endpoint's gate, held for one attempt.
+    pub(crate) async fn permit(&self) -> super::gate::GatePermit {
+        self.gate.enter().await
     }
 
     /// Sends `body`, waiting at most `idle` for the response headers.

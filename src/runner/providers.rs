@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::provider::{Limiters, Provider, ProviderOptions};
+use crate::provider::{Gates, Provider, ProviderOptions};
 use crate::redact::{self, Redactor};
 use crate::task::Task;
 
@@ -23,7 +23,9 @@ pub(super) fn build(
     secrets: &Redactor,
 ) -> Result<Vec<TaskProvider>, Error> {
     let mut providers = Vec::with_capacity(tasks.len());
-    let mut limiters = Limiters::default();
+    // One gate per endpoint for the whole run: every task on an endpoint
+    // shares its cap and its backoff.
+    let gates = Gates::default();
     for task in tasks {
         // A finished task of a resumed run needs no model.
         if continuation.is_some_and(|c| c.finished(&task.name).is_some()) {
@@ -51,7 +53,8 @@ pub(super) fn build(
             request_timeout: endpoint
                 .and_then(|e| e.request_timeout)
                 .unwrap_or(defaults.request_timeout),
-            limiter: endpoint.and_then(|e| limiters.get(e)),
+            gates: gates.clone(),
+            max_requests: options.max_requests,
             endpoint: task.endpoint.clone(),
             ..defaults
         };

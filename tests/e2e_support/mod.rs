@@ -17,6 +17,7 @@
 #![allow(dead_code)]
 
 pub mod redact;
+pub mod task_server;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -487,4 +488,42 @@ pub fn review(verdict: &str) -> ScriptedTurn {
         "submit_review",
         json!({"verdict": verdict, "summary": "The operator is fixed.", "risks": ["none known"]}),
     )
+}
+
+/// The reports `kkrun report rebuild` writes from `events.jsonl`.
+pub const REPORTS: [&str; 3] = ["report.json", "junit.xml", "summary.md"];
+
+/// Deletes the run's reports, rebuilds them, and asserts they are the same
+/// bytes as before.
+pub fn assert_rebuild_is_byte_identical(cwd: &Path, run_dir: &Path) {
+    let written: Vec<Vec<u8>> = REPORTS
+        .iter()
+        .map(|name| std::fs::read(run_dir.join(name)).unwrap())
+        .collect();
+    for name in REPORTS {
+        std::fs::remove_file(run_dir.join(name)).unwrap();
+    }
+    let output = kkrun(cwd, &["report", "rebuild"])
+        .arg(run_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.starts_with("rebuilt report.json, junit.xml and summary.md in "),
+        "{stdout}"
+    );
+    for (name, before) in REPORTS.iter().zip(&written) {
+        let after = std::fs::read(run_dir.join(name)).unwrap();
+        assert!(
+            &after == before,
+            "{name} differs after the rebuild:\n--- written by the run\n{}\n--- rebuilt\n{}",
+            String::from_utf8_lossy(before),
+            String::from_utf8_lossy(&after)
+        );
+    }
 }
