@@ -444,7 +444,7 @@ fn rendering_quotes_the_line_and_underlines_the_key() {
     let text = errors.render(false);
     let file = layout.path("tasks/broken/unknown-keys.yaml");
     let expected = format!(
-        "error: unknown key `chekcs` (hint: did you mean `checks`?)\n  --> {}:4:1\n   |\n 4 | chekcs:\n   | ^^^^^^\n   = help: valid keys here: version, name, description, prompt, kind, workspace, model, context, checks, stages, budget, tools, on_failure, fail_on, env, pricing, context_window, mcp, output_schema, instructions\n",
+        "error: unknown key `chekcs` (hint: did you mean `checks`?)\n  --> {}:4:1\n   |\n 4 | chekcs:\n   | ^^^^^^\n   = help: valid keys here: version, name, description, prompt, kind, workspace, model, context, checks, stages, budget, tools, on_failure, fail_on, env, pricing, context_window, mcp, output_schema, instructions, setup, copy_ignored\n",
         file.display()
     );
     assert!(text.starts_with(&expected), "{text}");
