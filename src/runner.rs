@@ -148,7 +148,10 @@ fn start(
     // Concurrent tasks cannot share the user's work tree: `--jobs` above 1
     // is `--isolate`.
     options.jobs = options.jobs.max(1);
-    if options.jobs > 1 && options.isolate.is_none() {
+    // So do the instances of a model matrix: each must start from the
+    // same base.
+    let matrix = tasks.iter().any(|t| t.matrix.is_some());
+    if (options.jobs > 1 || matrix) && options.isolate.is_none() {
         options.isolate = Some(IsolationOptions::default());
     }
     // Checked on the full set, so every shard of a CI matrix refuses the

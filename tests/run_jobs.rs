@@ -8,32 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use e2e_support::task_server::{ServerOptions, TaskServer};
-use e2e_support::{Fixture, Run, TaskFile, assert_rebuild_is_byte_identical, git};
+use e2e_support::{Fixture, Run, TaskFile, assert_rebuild_is_byte_identical, git, user_view};
 use serde_json::Value;
-
-/// What the user sees of their repository: status, diff, HEAD, branches,
-/// stash, worktrees and the file the tasks fix.
-fn user_view(repo: &Path) -> Vec<String> {
-    let mut view: Vec<String> = [
-        &[
-            "status",
-            "--porcelain=v2",
-            "--branch",
-            "--untracked-files=all",
-        ][..],
-        &["diff"][..],
-        &["diff", "--cached"][..],
-        &["rev-parse", "HEAD"][..],
-        &["branch", "-a", "-v"][..],
-        &["stash", "list"][..],
-        &["worktree", "list", "--porcelain"][..],
-    ]
-    .iter()
-    .map(|args| git(repo, args))
-    .collect();
-    view.push(std::fs::read_to_string(repo.join("calc.py")).unwrap());
-    view
-}
 
 /// `count` tasks named `task-1`… that fix `add` through the live server.
 fn live_tasks(fx: &Fixture, count: usize) -> Vec<String> {

@@ -423,7 +423,7 @@ fn every_error_of_every_file_is_reported() {
         files, broken,
         "files are reported in order, each with its errors"
     );
-    assert_eq!(errors.len(), 31, "{}", errors.render(false));
+    assert_eq!(errors.len(), 37, "{}", errors.render(false));
     for error in errors.errors() {
         assert!(error.line() > 0 && error.column() > 0, "{error:?}");
         assert!(error.help_text().is_some(), "{error:?} says what to do");
@@ -431,7 +431,7 @@ fn every_error_of_every_file_is_reported() {
     let text = errors.render(false);
     assert!(
         text.ends_with(
-            "error: 31 errors in 13 task files; fix them, then check again with `kkrun validate FILES`\n"
+            "error: 37 errors in 14 task files; fix them, then check again with `kkrun validate FILES`\n"
         ),
         "{text}"
     );
@@ -444,7 +444,7 @@ fn rendering_quotes_the_line_and_underlines_the_key() {
     let text = errors.render(false);
     let file = layout.path("tasks/broken/unknown-keys.yaml");
     let expected = format!(
-        "error: unknown key `chekcs` (hint: did you mean `checks`?)\n  --> {}:4:1\n   |\n 4 | chekcs:\n   | ^^^^^^\n   = help: valid keys here: version, name, description, prompt, kind, workspace, model, context, checks, stages, budget, tools, on_failure, fail_on, env, pricing, context_window, mcp, output_schema, instructions, setup, copy_ignored\n",
+        "error: unknown key `chekcs` (hint: did you mean `checks`?)\n  --> {}:4:1\n   |\n 4 | chekcs:\n   | ^^^^^^\n   = help: valid keys here: version, name, description, prompt, kind, workspace, model, models, context, checks, stages, budget, tools, on_failure, fail_on, env, pricing, context_window, mcp, output_schema, instructions, setup, copy_ignored\n",
         file.display()
     );
     assert!(text.starts_with(&expected), "{text}");

@@ -158,7 +158,7 @@ fn a_run_needs_a_model_from_the_file_the_flag_or_the_environment() {
     let layout = layout();
     let files = [layout.arg("tasks/valid/single.yaml")];
     let required = LoadOptions {
-        model_override: None,
+        model_overrides: &[],
         require_model: true,
     };
     let errors = load_tasks_with(&files, &required).unwrap_err();
@@ -173,7 +173,7 @@ fn a_run_needs_a_model_from_the_file_the_flag_or_the_environment() {
     );
 
     let overridden = LoadOptions {
-        model_override: Some("openai:gpt-4.1-mini"),
+        model_overrides: &["openai:gpt-4.1-mini".to_string()],
         require_model: true,
     };
     let task = only(load_tasks_with(&files, &overridden).unwrap());
@@ -189,7 +189,7 @@ fn a_run_needs_a_model_from_the_file_the_flag_or_the_environment() {
 fn a_bad_model_override_is_reported_with_the_file_errors() {
     let layout = layout();
     let options = LoadOptions {
-        model_override: Some("gpt-4.1"),
+        model_overrides: &["gpt-4.1".to_string()],
         require_model: true,
     };
     let errors = load_tasks_with(&[layout.arg("tasks/valid/single.yaml")], &options).unwrap_err();

@@ -90,6 +90,7 @@ fn the_schema_rejects_what_kkrun_rejects_for_structure() {
         "max-rounds-zero.yaml",
         "missing-keys.yaml",
         "list-form.yaml",
+        "matrix.yaml",
     ] {
         let instance = yaml_as_json(&broken.join(name));
         assert!(!validator.is_valid(&instance), "{name} passed the schema");

@@ -173,8 +173,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Model for every task, as `provider:model` (overrides task files).
+    /// Given several times, every task runs once per model (instances
+    /// `<task>@<model>`, each isolated) and summary.md compares them.
     #[arg(long, env = "KKRUN_MODEL", value_name = "PROVIDER:MODEL")]
-    pub model: Option<String>,
+    pub model: Vec<String>,
     /// Replay a recorded cassette instead of calling a model, offline (the
     /// same as `--model replay:FILE`); `{task}` in the path becomes the
     /// task's name, which a run of several tasks needs.

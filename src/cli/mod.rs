@@ -208,7 +208,7 @@ fn run_command(
         ),
         files: args.files,
         dry_run: args.dry_run,
-        model: args.model,
+        models: args.model,
         replay: args.replay,
         record: args.record,
         require_sandbox: args.require_sandbox,

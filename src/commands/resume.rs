@@ -307,7 +307,7 @@ fn load_tasks(cwd: &Path, histories: &[crate::resume::TaskHistory]) -> Result<Ve
             )));
         }
         let options = crate::task::LoadOptions {
-            model_override: None,
+            model_overrides: &[],
             require_model: false,
         };
         let loaded = crate::task::load_tasks_with(&[path.display().to_string()], &options)

@@ -15,8 +15,9 @@ pub struct RunCommand {
     pub files: Vec<String>,
     /// Load, validate and print the run plan; run nothing.
     pub dry_run: bool,
-    /// Model for every task (`--model` or `KKRUN_MODEL`).
-    pub model: Option<String>,
+    /// Models for every task (`--model`, repeatable, or `KKRUN_MODEL`): one
+    /// replaces each task's model, several run each task once per model.
+    pub models: Vec<String>,
     /// Cassette to replay for every task; `{task}` becomes the task name.
     pub replay: Option<PathBuf>,
     /// Cassette to record to; `{task}` becomes the task name.
@@ -57,7 +58,7 @@ pub struct RunCommand {
 /// Runs the command; returns the run's exit code.
 pub fn run(command: RunCommand) -> Result<i32, Error> {
     let options = crate::task::LoadOptions {
-        model_override: command.model.as_deref(),
+        model_overrides: &command.models,
         // `--replay` supplies every task's model after loading.
         require_model: command.replay.is_none(),
     };

@@ -150,6 +150,10 @@ pub enum EventKind {
         model: String,
         /// The task's checks, in order.
         checks: Vec<CheckSpec>,
+        /// The task and model this instance of a model matrix stands for
+        /// (`models:` or several `--model`); absent for other tasks.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        matrix: Option<crate::task::MatrixInstance>,
     },
     /// A task began.
     #[serde(rename = "task.started")]

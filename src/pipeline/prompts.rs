@@ -57,7 +57,7 @@ pub fn preview_system() -> String {
 }
 
 fn task_header(task: &Task) -> String {
-    let mut text = format!("# Task: {}\n", task.name);
+    let mut text = format!("# Task: {}\n", task.base_name());
     if !task.description.is_empty() {
         let _ = writeln!(text, "{}", task.description);
     }

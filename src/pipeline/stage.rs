@@ -135,7 +135,7 @@ impl TaskRun<'_, '_> {
             context_window: self.task.context_window,
             // The same prefix (system prompt, tools, task) recurs in every
             // turn of a stage and in every run of the task.
-            cache_key: Some(format!("kkrun/{}/{}", self.task.name, stage)),
+            cache_key: Some(format!("kkrun/{}/{}", self.task.base_name(), stage)),
         }
     }
 

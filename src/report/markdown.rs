@@ -1,6 +1,8 @@
 //! `summary.md`: the human summary of a run, also appended to
 //! `$GITHUB_STEP_SUMMARY` in GitHub Actions.
 
+mod matrix;
+
 use std::fmt::Write as _;
 
 use super::model::{CheckStatus, Report, TaskOutcome, TaskReport, Verdict};
@@ -52,6 +54,7 @@ pub fn render(report: &Report) -> String {
             human_duration(task.duration_ms)
         );
     }
+    matrix::comparison(&mut md, report);
     for task in &report.tasks {
         md.push('\n');
         task_section(&mut md, report, task);

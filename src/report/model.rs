@@ -92,6 +92,10 @@ pub struct TaskReport {
     pub workspace: String,
     /// The `provider:model` used.
     pub model: String,
+    /// The task and model this instance of a model matrix stands for
+    /// (`models:` or several `--model`); absent for other tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matrix: Option<crate::task::MatrixInstance>,
     /// Commit id of HEAD when the task started (`null` on an unborn branch).
     pub base_commit: Option<String>,
     /// How the task ended.

@@ -48,6 +48,7 @@ pub(super) fn announce(
                     line: c.line,
                 })
                 .collect(),
+            matrix: task.matrix.clone(),
         });
     }
 }

@@ -7,7 +7,8 @@ pub(crate) const PREFIX: &str = "refs/kkrun/";
 
 /// Checks that `value` can be one component of a ref name. Deliberately
 /// stricter than git: no glob characters, so names can be used in ref globs
-/// as they are.
+/// as they are. `@` is allowed for model-matrix instances (`task@model`);
+/// git's `@{` cannot occur since `{` is refused.
 pub(crate) fn validate(what: &'static str, value: &str) -> Result<(), SnapshotError> {
     let invalid = |reason| {
         Err(SnapshotError::InvalidName {
@@ -24,12 +25,12 @@ pub(crate) fn validate(what: &'static str, value: &str) -> Result<(), SnapshotEr
     }
     if let Some(bad) = value
         .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@')))
     {
         return if bad == '/' {
             invalid("it contains `/`")
         } else {
-            invalid("it contains a character other than letters, digits, `-`, `_` and `.`")
+            invalid("it contains a character other than letters, digits, `-`, `_`, `.` and `@`")
         };
     }
     if value.starts_with('.') || value.starts_with('-') {
@@ -85,6 +86,7 @@ mod tests {
             "fix-date-parsing",
             "code",
             "v1.2_x",
+            "fix-dates@gpt-4.1",
         ] {
             assert!(validate("name", ok).is_ok(), "{ok}");
         }

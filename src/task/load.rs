@@ -7,10 +7,11 @@ use std::path::{Component, Path, PathBuf};
 
 use super::config::ConfigCache;
 use super::diagnostic::{Position, SourceFile, TaskFileError, TaskFileErrors};
+use super::matrix::{self, MatrixModel};
 use super::parse::check_provider_known;
 use super::parse::parse_file;
 use super::raw::TaskFile;
-use super::resolve::{Sources, merge, resolve, resolve_model};
+use super::resolve::{Resolved, Sources, merge, resolve, resolve_model};
 use super::resolved::Task;
 
 /// Task files larger than this are refused unread: real ones are a few
@@ -20,9 +21,11 @@ pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 /// How [`load_tasks_with`] treats models.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LoadOptions<'a> {
-    /// `provider:model` that replaces every task's model (from `--model` or
-    /// `KKRUN_MODEL`); a `replay:` path is relative to the current directory.
-    pub model_override: Option<&'a str>,
+    /// `provider:model` specs that replace every task's model or models
+    /// (from `--model` or `KKRUN_MODEL`): one runs each task once with it,
+    /// several run each task once per model (a matrix). A `replay:` path is
+    /// relative to the current directory.
+    pub model_overrides: &'a [String],
     /// Whether a task that ends up without any model is an error (true when
     /// the tasks are about to run or be planned).
     pub require_model: bool,
@@ -42,20 +45,8 @@ pub fn load_tasks_with(
     options: &LoadOptions<'_>,
 ) -> Result<Vec<Task>, TaskFileErrors> {
     let mut errors = Vec::new();
-    let override_model =
-        options
-            .model_override
-            .and_then(|spec| match resolve_model(spec, Path::new("."), None) {
-                Ok(resolved) => Some(resolved),
-                Err(problem) => {
-                    errors.push(
-                        problem
-                            .at(Position::none())
-                            .prefixed(&format!("in --model / KKRUN_MODEL `{spec}`: ")),
-                    );
-                    None
-                }
-            });
+    let overridden = !options.model_overrides.is_empty();
+    let override_models = override_models(options.model_overrides, &mut errors);
     let files = expand(patterns, &mut errors);
     let mut configs = ConfigCache::default();
     let mut tasks = Vec::new();
@@ -81,6 +72,7 @@ pub fn load_tasks_with(
         let providers = config.provider_names();
         for (entry, defaults) in entries {
             let name_position = source.at(entry.name.referenced);
+            let task_name = entry.name.value.clone();
             let duplicate = first_seen.get(&entry.name.value).cloned();
             match &duplicate {
                 Some(first) => file_errors.push(
@@ -102,30 +94,56 @@ pub fn load_tasks_with(
                 None => entry.settings.clone(),
             };
             let (mut settings, origins) = config.layer(settings);
-            if options.model_override.is_some() {
-                // The override replaces the file's model, so the file's model
-                // (say, a cassette not recorded yet) is not checked.
+            if overridden {
+                // The override replaces the file's model or models, so they
+                // (say, a cassette not recorded yet) are not checked.
                 settings.model = None;
+                settings.models = None;
             }
             let sources = Sources {
                 task: &source,
                 origins: &origins,
                 providers: &providers,
             };
-            let Some(mut task) = resolve(&sources, entry, settings, &mut file_errors) else {
+            let Some(Resolved { mut task, models }) =
+                resolve(&sources, entry, settings, &mut file_errors)
+            else {
                 continue;
             };
-            if let Some(model) = &override_model {
-                if let Some(problem) = override_problem(model, &providers) {
-                    errors.push(problem);
-                    continue;
+            let models = match override_models.as_slice() {
+                [] => models,
+                [only] => {
+                    task.model = Some(only.resolved.clone());
+                    Vec::new()
                 }
-                task.model = Some(model.clone());
+                several => several.to_vec(),
+            };
+            if let Some(problem) = override_models
+                .iter()
+                .find_map(|model| override_problem(&model.resolved, &providers))
+            {
+                errors.push(problem);
+                continue;
             }
-            config.complete(&mut task);
-            if options.require_model && task.model.is_none() && options.model_override.is_none() {
+            let mut instances = match models.as_slice() {
+                [] => vec![task],
+                models => match matrix::instances(&task, models) {
+                    Ok(instances) => instances,
+                    Err((clash, message)) => {
+                        file_errors.push(TaskFileError::new(message, models[clash].position.clone()).help(
+                            "give the models distinct names, or drop one of them: instance names \
+                             are made of the model's name, or of the whole spec when names repeat",
+                        ));
+                        continue;
+                    }
+                },
+            };
+            for instance in &mut instances {
+                config.complete(instance);
+            }
+            if options.require_model && instances.iter().any(|t| t.model.is_none()) && !overridden {
                 file_errors.push(
-                    TaskFileError::new(format!("task `{}` has no model", task.name), name_position)
+                    TaskFileError::new(format!("task `{task_name}` has no model"), name_position)
                         .help(
                             "add `model: openai:gpt-4.1` (or anthropic:..., replay:PATH) to the task \
                              or to `defaults:`, or pass `--model PROVIDER:MODEL`, or set KKRUN_MODEL",
@@ -134,7 +152,7 @@ pub fn load_tasks_with(
                 continue;
             }
             if duplicate.is_none() {
-                tasks.push(task);
+                tasks.extend(instances);
             }
         }
         file_errors.sort_by_key(|error| (error.line(), error.column()));
@@ -144,6 +162,34 @@ pub fn load_tasks_with(
         Some(errors) => Err(errors),
         None => Ok(tasks),
     }
+}
+
+/// `--model` / `KKRUN_MODEL` specs, checked and resolved once for the run
+/// (a `replay:` path against the current directory).
+fn override_models(specs: &[String], errors: &mut Vec<TaskFileError>) -> Vec<MatrixModel> {
+    let mut models: Vec<MatrixModel> = Vec::new();
+    for spec in specs {
+        if models.iter().any(|m| &m.written == spec) {
+            errors.push(
+                TaskFileError::new(format!("--model `{spec}` is given twice"), Position::none())
+                    .help("each --model runs every task once; drop the repeated one"),
+            );
+            continue;
+        }
+        match resolve_model(spec, Path::new("."), None) {
+            Ok(resolved) => models.push(MatrixModel {
+                written: spec.clone(),
+                resolved,
+                position: Position::none(),
+            }),
+            Err(problem) => errors.push(
+                problem
+                    .at(Position::none())
+                    .prefixed(&format!("in --model / KKRUN_MODEL `{spec}`: ")),
+            ),
+        }
+    }
+    models
 }
 
 /// The error of a `--model` / `KKRUN_MODEL` naming a provider that the

@@ -40,6 +40,13 @@ pub fn render_plan(tasks: &[Task], cwd: &Path) -> String {
             None => model.to_owned(),
         };
         let _ = writeln!(out, "  model:       {model}");
+        if let Some(matrix) = &task.matrix {
+            let _ = writeln!(
+                out,
+                "  matrix:      task {} with {}, in its own worktree",
+                matrix.task, matrix.model
+            );
+        }
         if let Some(endpoint) = &task.endpoint {
             let _ = writeln!(
                 out,

@@ -99,6 +99,12 @@ pub(crate) struct TaskSettings {
     /// `--model` and `KKRUN_MODEL` override it.
     #[schemars(with = "Option<ModelSpec>")]
     pub(crate) model: Option<Spanned<String>>,
+    /// A model matrix: the task runs once per model, each run an instance
+    /// named `<task>@<model>` in its own isolated worktree, and summary.md
+    /// compares them side by side. Give `model` or `models`, not both.
+    /// Several `--model` flags replace it; one `--model` runs the task once.
+    #[schemars(with = "Option<ModelList>")]
+    pub(crate) models: Option<Spanned<Vec<Spanned<String>>>>,
     /// Globs of files (relative to the workspace) shown to the blueprint stage
     /// up front (default none).
     #[schemars(with = "Option<Vec<String>>")]
@@ -502,6 +508,26 @@ impl JsonSchema for ModelSpec {
             "description": "`provider:model` with provider `openai`, `openai-responses`, `anthropic`, `replay` (then a cassette path relative to the task file) or a name from `providers:` in a configuration file (kkrun.yaml).",
             "type": "string",
             "pattern": super::parse::MODEL_PATTERN
+        })
+    }
+}
+
+/// Schema of `models:`: at least two model specs, each at most once.
+pub(crate) struct ModelList;
+
+impl JsonSchema for ModelList {
+    fn schema_name() -> Cow<'static, str> {
+        "ModelList".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let spec = generator.subschema_for::<ModelSpec>();
+        json_schema!({
+            "description": "Model specs to run the task with, once each.",
+            "type": "array",
+            "items": spec,
+            "minItems": 2,
+            "uniqueItems": true
         })
     }
 }

@@ -19,6 +19,7 @@ use serde_saphyr::{Location, Spanned};
 
 use super::config::Origins;
 use super::diagnostic::{Position, SourceFile, TaskFileError};
+use super::matrix::MatrixModel;
 use super::parse::{check_model_form, check_provider_known};
 use super::raw::{
     BudgetSettings, DebugLimits, OutputSchemaSetting, PreviewLimits, ShellSettings, StageLimits,
@@ -36,10 +37,18 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// is one price, so it is replaced whole).
 pub(crate) fn merge(task: TaskSettings, defaults: &TaskSettings) -> TaskSettings {
     let defaults = defaults.clone();
+    // `model` and `models` are one choice: a task that makes it takes
+    // neither from the defaults.
+    let (model, models) = if task.model.is_some() || task.models.is_some() {
+        (task.model, task.models)
+    } else {
+        (defaults.model, defaults.models)
+    };
     TaskSettings {
         kind: task.kind.or(defaults.kind),
         workspace: task.workspace.or(defaults.workspace),
-        model: task.model.or(defaults.model),
+        model,
+        models,
         context: task.context.or(defaults.context),
         checks: task.checks.or(defaults.checks),
         stages: merge_maps(task.stages, defaults.stages, |task, defaults| {
@@ -125,13 +134,19 @@ pub(crate) struct Sources<'a> {
     pub(crate) providers: &'a [&'a str],
 }
 
+/// A resolved task and its model matrix (`models:`), empty without one.
+pub(crate) struct Resolved {
+    pub(crate) task: Task,
+    pub(crate) models: Vec<MatrixModel>,
+}
+
 /// Resolves one merged task; filesystem problems go to `errors`.
 pub(crate) fn resolve(
     sources: &Sources<'_>,
     entry: TaskEntry,
     settings: TaskSettings,
     errors: &mut Vec<TaskFileError>,
-) -> Option<Task> {
+) -> Option<Resolved> {
     let source = sources.task;
     let dir = base_dir(&source.path);
     let name_location = entry.name.referenced;
@@ -166,6 +181,19 @@ pub(crate) fn resolve(
         },
         None => None,
     };
+    let models_source = origin(&sources.origins.models, source);
+    let mut models = Vec::new();
+    for spec in settings.models.iter().flat_map(|list| &list.value) {
+        let position = models_source.at(spec.referenced);
+        match resolve_model(&spec.value, &dir, Some(sources.providers)) {
+            Ok(resolved) => models.push(MatrixModel {
+                written: spec.value.clone(),
+                resolved,
+                position,
+            }),
+            Err(problem) => errors.push(problem.at(position)),
+        }
+    }
     let instructions = check_instructions(
         origin(&sources.origins.instructions, source),
         &dir,
@@ -179,7 +207,11 @@ pub(crate) fn resolve(
             return None;
         }
     };
-    if settings.model.is_some() && model.is_none() {
+    let matrix_failed = settings
+        .models
+        .as_ref()
+        .is_some_and(|list| list.value.len() != models.len());
+    if settings.model.is_some() && model.is_none() || matrix_failed {
         return None;
     }
     let output_schema = match settings.output_schema {
@@ -275,7 +307,7 @@ pub(crate) fn resolve(
         })
         .unwrap_or_default();
 
-    Some(Task {
+    let task = Task {
         name: entry.name.value,
         description: entry.description.map(|d| d.value).unwrap_or_default(),
         prompt: entry.prompt.value,
@@ -315,7 +347,9 @@ pub(crate) fn resolve(
         instructions: instructions?,
         setup,
         copy_ignored,
-    })
+        matrix: None,
+    };
+    Some(Resolved { task, models })
 }
 
 /// The schema of `output_schema:`: inline as written, or read from a JSON

@@ -66,6 +66,19 @@ pub struct Task {
     /// `copy_ignored:` globs (relative to the workspace) of ignored paths
     /// copied into an isolated worktree before `setup:`.
     pub copy_ignored: Vec<String>,
+    /// Set on one model's instance of a task with a model matrix (`models:`
+    /// or several `--model`); such a task always runs isolated.
+    pub matrix: Option<super::MatrixInstance>,
+}
+
+impl Task {
+    /// The name the task file gives the task: a model-matrix instance's
+    /// (`fix@gpt-4.1`) is its task's (`fix`). This is the name the model is
+    /// told, so every model of a matrix gets the same prompt, and a
+    /// cassette recorded without the matrix replays within it.
+    pub fn base_name(&self) -> &str {
+        self.matrix.as_ref().map_or(&self.name, |m| &m.task)
+    }
 }
 
 /// A `setup:` command: run once in the workspace before the baseline; a

@@ -328,6 +328,30 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// What the user sees of their repository: status, diff, HEAD, branches,
+/// stash, worktrees and the file the tasks fix.
+pub fn user_view(repo: &Path) -> Vec<String> {
+    let mut view: Vec<String> = [
+        &[
+            "status",
+            "--porcelain=v2",
+            "--branch",
+            "--untracked-files=all",
+        ][..],
+        &["diff"][..],
+        &["diff", "--cached"][..],
+        &["rev-parse", "HEAD"][..],
+        &["branch", "-a", "-v"][..],
+        &["stash", "list"][..],
+        &["worktree", "list", "--porcelain"][..],
+    ]
+    .iter()
+    .map(|args| git(repo, args))
+    .collect();
+    view.push(std::fs::read_to_string(repo.join("calc.py")).unwrap());
+    view
+}
+
 /// Copies `tasks/` and `examples/` into a fresh git repository, as a user's
 /// clone would have them.
 pub fn example_checkout() -> tempfile::TempDir {

@@ -101,6 +101,7 @@ impl TaskState {
                 workspace,
                 model,
                 checks,
+                matrix,
             } => {
                 let task = &mut *self;
                 let report = &mut task.report;
@@ -110,6 +111,7 @@ impl TaskState {
                 report.kind = kind.clone();
                 report.workspace = workspace.clone();
                 report.model = model.clone();
+                report.matrix = matrix.clone();
                 report.started_at = event.ts.clone();
                 task.checks = checks.clone();
             }
@@ -395,6 +397,7 @@ impl TaskState {
                 kind: String::new(),
                 workspace: String::new(),
                 model: String::new(),
+                matrix: None,
                 base_commit: None,
                 outcome: TaskOutcome::Interrupted,
                 reason: UNFINISHED_REASON.to_string(),

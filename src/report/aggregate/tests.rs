@@ -50,6 +50,7 @@ fn planned(task: &str) -> Event {
                 run: "true".into(),
                 line: 7,
             }],
+            matrix: None,
         },
     )
 }

@@ -63,6 +63,7 @@ pub(crate) struct Config {
 pub(crate) struct Origins {
     pub(crate) workspace: Option<Arc<SourceFile>>,
     pub(crate) model: Option<Arc<SourceFile>>,
+    pub(crate) models: Option<Arc<SourceFile>>,
     pub(crate) fail_on: Option<Arc<SourceFile>>,
     pub(crate) instructions: Option<Arc<SourceFile>>,
     pub(crate) setup: Option<Arc<SourceFile>>,
@@ -86,8 +87,13 @@ impl Config {
             if settings.workspace.is_none() && layer.settings.workspace.is_some() {
                 origins.workspace = Some(layer.source.clone());
             }
-            if settings.model.is_none() && layer.settings.model.is_some() {
-                origins.model = Some(layer.source.clone());
+            if settings.model.is_none() && settings.models.is_none() {
+                if layer.settings.model.is_some() {
+                    origins.model = Some(layer.source.clone());
+                }
+                if layer.settings.models.is_some() {
+                    origins.models = Some(layer.source.clone());
+                }
             }
             if settings.fail_on.is_none() && layer.settings.fail_on.is_some() {
                 origins.fail_on = Some(layer.source.clone());

@@ -18,6 +18,7 @@ pub(super) const SETTINGS_KEYS: &[&str] = &[
     "kind",
     "workspace",
     "model",
+    "models",
     "context",
     "checks",
     "stages",
@@ -73,6 +74,7 @@ impl Walker<'_> {
                         self.non_empty_string(value, &key, "use `.` for the task file's directory")
                 }
                 "model" => settings.model = self.model(value, &key),
+                "models" => settings.models = self.models(value, &key),
                 "context" => settings.context = self.glob_list(value, &key),
                 "checks" => settings.checks = self.checks(value, &key),
                 "stages" => settings.stages = self.stages(value, &key),
@@ -116,6 +118,17 @@ impl Walker<'_> {
                 _ => {}
             }
         }
+        if let (Some(_), Some(models)) = (&settings.model, &settings.models) {
+            self.error_at(
+                models.referenced,
+                format!("`{path}model` and `{path}models` are both set"),
+                Some(
+                    "keep `models:` to run the task once per model, or `model:` to run it once"
+                        .into(),
+                ),
+            );
+            settings.models = None;
+        }
         settings
     }
 
@@ -126,6 +139,43 @@ impl Walker<'_> {
             return None;
         }
         Some(spec)
+    }
+
+    /// `models:`: a list of at least two distinct model specs.
+    pub(super) fn models(
+        &mut self,
+        value: &SpannedNode,
+        key: &str,
+    ) -> Option<Spanned<Vec<Spanned<String>>>> {
+        let items = self.seq(
+            value,
+            key,
+            "a list of model specs: `[openai:gpt-4.1, anthropic:claude-sonnet-4-5]`",
+        )?;
+        let mut specs: Vec<Spanned<String>> = Vec::new();
+        for (index, item) in items.iter().enumerate() {
+            let Some(spec) = self.model(item, &format!("{key}[{index}]")) else {
+                continue;
+            };
+            if specs.iter().any(|seen| seen.value == spec.value) {
+                self.error_at(
+                    item.referenced,
+                    format!("`{key}` lists `{}` twice", spec.value),
+                    Some("remove the repeated entry: each model runs the task once".into()),
+                );
+                continue;
+            }
+            specs.push(spec);
+        }
+        if items.len() < 2 {
+            self.error_at(
+                value.referenced,
+                format!("`{key}` needs at least two models to compare"),
+                Some("for one model write `model: PROVIDER:MODEL` instead".into()),
+            );
+            return None;
+        }
+        Some(spanned(specs, value))
     }
 
     pub(super) fn checks(
