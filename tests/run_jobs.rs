@@ -4,7 +4,6 @@
 
 mod e2e_support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use e2e_support::task_server::{ServerOptions, TaskServer};

@@ -99,7 +99,7 @@ fn several_model_flags_make_every_task_a_matrix_and_one_flag_none() {
         model_overrides: &flags,
         require_model: true,
     };
-    let tasks = load_tasks_with(&[file.clone()], &options).unwrap();
+    let tasks = load_tasks_with(std::slice::from_ref(&file), &options).unwrap();
     assert_eq!(
         names(&tasks),
         [
