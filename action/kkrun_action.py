@@ -120,8 +120,10 @@ def build_command(inputs):
     if not tasks:
         raise InputError("input tasks is empty (name task files, directories or globs)")
     command = [inputs["kkrun"], "run"]
-    if inputs["model"]:
-        command += ["--model", inputs["model"]]
+    # Several models (space- or newline-separated) run every task once per
+    # model: kkrun's model matrix.
+    for model in split_words(inputs["model"], "model"):
+        command += ["--model", model]
     if inputs["jobs"]:
         if not inputs["jobs"].isdigit() or int(inputs["jobs"]) < 1:
             raise InputError("input jobs: %r is not a positive whole number" % inputs["jobs"])

@@ -68,6 +68,13 @@ class Inputs(unittest.TestCase):
              "--restore", "always", "--", "tasks/a.yaml", "tasks/with space.yaml"],
         )
 
+    def test_several_models_make_a_matrix(self):
+        self.assertEqual(
+            kkrun_action.build_command(self.inputs(model="openai:gpt-4.1\n anthropic:claude-sonnet-4-5\n")),
+            ["kkrun", "run", "--model", "openai:gpt-4.1", "--model", "anthropic:claude-sonnet-4-5",
+             "--", "tasks/a.yaml", "tasks/with space.yaml"],
+        )
+
     def test_bad_inputs_say_which_input(self):
         for overrides, expected in [({"jobs": "two"}, "input jobs"), ({"args": "'open"}, "input args"),
                                     ({"tasks": "  "}, "input tasks is empty")]:
