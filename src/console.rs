@@ -302,7 +302,10 @@ impl ConsoleState {
                 tasks,
                 partition,
                 ..
-            } => (!quiet).then(|| match partition {
+            } => {
+                self.planned = tasks.len();
+                self.set_totals();
+                (!quiet).then(|| match partition {
                 Some(p) => format!(
                     "{prefix}: run {run_id}, {} task(s): shard {} of {} ({}) of {} task(s)",
                     tasks.len(),
@@ -312,15 +315,17 @@ impl ConsoleState {
                     p.total_tasks
                 ),
                 None => format!("{prefix}: run {run_id}, {} task(s)", tasks.len()),
-            }),
-            EventKind::TaskPlanned { .. } => {
-                self.planned += 1;
-                self.set_totals();
-                None
+                })
             }
-            EventKind::RunResumed { attempt, tasks, .. } => (!quiet).then(|| {
-                format!("{prefix}: resuming (attempt {attempt}): {} unfinished task(s)", tasks.len())
-            }),
+            // Counted from `run.started`.
+            EventKind::TaskPlanned { .. } => None,
+            EventKind::RunResumed { attempt, tasks, .. } => {
+                self.planned = tasks.len();
+                self.set_totals();
+                (!quiet).then(|| {
+                    format!("{prefix}: resuming (attempt {attempt}): {} unfinished task(s)", tasks.len())
+                })
+            }
             EventKind::TaskResumed { after, from_snapshot, previous, .. } => {
                 *self.tally(event) = Tally { tokens: previous.usage.total(), cost: previous.cost_usd };
                 self.open_group(event, format!("kkrun task {} (resumed)", event.task.as_deref().unwrap_or("")));
