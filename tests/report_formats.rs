@@ -36,6 +36,7 @@ fn task(name: &str, file: &str, outcome: TaskOutcome) -> TaskReport {
         workspace: "/work/repo".into(),
         model: "replay:cassette.jsonl".into(),
         matrix: None,
+        worktree: None,
         base_commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
         outcome,
         reason: format!("{} for a reason", outcome.as_str()),

@@ -112,6 +112,12 @@ fn models_in_a_task_file_run_once_each_isolated_and_side_by_side() {
         json!({"task": "fix-add", "model": "replay:breaker.jsonl"})
     );
     assert_eq!(committed_schema_errors(&report), Vec::<String>::new());
+    for task in report["tasks"].as_array().unwrap() {
+        let worktree = task["worktree"]
+            .as_str()
+            .expect("an isolated task's worktree");
+        assert!(!worktree.starts_with(repo.to_str().unwrap()), "{worktree}");
+    }
 
     // Each instance has its own snapshots in the shared repository.
     let run_id = report["run_id"].as_str().unwrap();
@@ -130,6 +136,12 @@ fn models_in_a_task_file_run_once_each_isolated_and_side_by_side() {
 
     let summary = run.file("summary.md");
     assert!(summary.contains("\n## Models compared\n"), "{summary}");
+    // An isolated task's change is taken with `kkrun apply`, not undone.
+    assert!(
+        summary.contains(&format!("`kkrun apply {run_id} fix-add@fixer`")),
+        "{summary}"
+    );
+    assert!(!summary.contains("kkrun rollback"), "{summary}");
     let rows = comparison_rows(&summary, "fix-add");
     assert_eq!(rows.len(), 2, "{summary}");
     assert_eq!(rows[0][0], "`replay:fixer.jsonl`");

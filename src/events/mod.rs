@@ -175,6 +175,11 @@ pub enum EventKind {
         /// files, then the task's `instructions:`); absent when none.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         instructions: Vec<crate::instructions::InstructionFile>,
+        /// The linked worktree an isolated task runs in (`--isolate`,
+        /// `--jobs`, a model matrix); absent when it runs in the user's
+        /// work tree.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        worktree: Option<String>,
     },
     /// A stage began.
     #[serde(rename = "stage.started")]

@@ -68,6 +68,9 @@ pub struct TaskEnv<'a> {
     /// Read `AGENTS.md` files as project instructions (unless
     /// `--no-project-instructions`).
     pub project_instructions: bool,
+    /// The root of the linked worktree an isolated task runs in; `None` in
+    /// the user's work tree.
+    pub worktree: Option<&'a std::path::Path>,
 }
 
 /// Why the pipeline stopped before its natural end.
@@ -124,6 +127,7 @@ pub async fn run_task(env: &TaskEnv<'_>, task: &Task) -> TaskOutcome {
                 base_commit,
                 sandbox: Some(sandbox),
                 instructions: run.instructions.files.clone(),
+                worktree: env.worktree.map(|root| root.display().to_string()),
             });
             opened.map(|_| ())
         }

@@ -281,10 +281,20 @@ fn task_section(md: &mut String, report: &Report, task: &TaskReport) {
             "as a branch for a pull request: `kkrun export {run} {task} --branch kkrun/{task}`",
             task = task.name
         ));
-        ways.push(format!(
-            "where it ran: `kkrun diff {run} {task}`, undo with `kkrun rollback {run} {task} --to base`",
-            task = task.name
-        ));
+        // An isolated task's change is not in the user's tree: it comes in
+        // with `kkrun apply`; there is nothing to undo.
+        ways.push(if task.worktree.is_some() {
+            format!(
+                "into your work tree: `kkrun apply {run} {task}` (it ran in its own worktree; \
+                 `kkrun diff {run} {task}` shows it)",
+                task = task.name
+            )
+        } else {
+            format!(
+                "where it ran: `kkrun diff {run} {task}`, undo with `kkrun rollback {run} {task} --to base`",
+                task = task.name
+            )
+        });
         let _ = writeln!(md, "**Inspect / undo**: {}", ways.join(" · "));
     }
 }

@@ -96,6 +96,11 @@ pub struct TaskReport {
     /// (`models:` or several `--model`); absent for other tasks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matrix: Option<crate::task::MatrixInstance>,
+    /// The linked worktree the task ran in when isolated (`--isolate`,
+    /// `--jobs`, a model matrix); absent when it ran in the user's work
+    /// tree. Removed after the task unless `--keep-worktrees`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<String>,
     /// Commit id of HEAD when the task started (`null` on an unborn branch).
     pub base_commit: Option<String>,
     /// How the task ended.

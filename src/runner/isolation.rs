@@ -122,7 +122,9 @@ impl Isolation {
                     for pattern in report.unmatched {
                         events.emit(EventKind::Warning {
                             message: format!(
-                                "`copy_ignored` pattern `{pattern}` matches no ignored path of {}                                  (hint: only files git ignores are copied; check the pattern against                                  `git status --ignored`)",
+                                "`copy_ignored` pattern `{pattern}` matches no ignored path of {} \
+                                 (hint: only files git ignores are copied; check the pattern against \
+                                 `git status --ignored`)",
                                 user.workspace().display()
                             ),
                         });

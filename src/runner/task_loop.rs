@@ -176,6 +176,9 @@ impl TaskLoop<'_> {
             baseline_findings: self.options.baseline_findings.as_ref(),
             resume: self.continuation.and_then(|c| c.history(&task.name)),
             project_instructions: self.options.project_instructions,
+            worktree: isolated
+                .as_ref()
+                .map(|(_, worktree)| worktree.root.as_path()),
         };
         // A panic inside a task must not lose the run's record: it becomes
         // the task's `error` outcome.

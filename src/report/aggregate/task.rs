@@ -121,8 +121,10 @@ impl TaskState {
                 base_commit,
                 sandbox,
                 instructions,
+                worktree,
             } => {
                 let task = &mut *self;
+                task.report.worktree = worktree.clone();
                 task.report.sandbox = sandbox.clone();
                 task.report.instructions = instructions.clone();
                 task.report.file = file.clone();
@@ -398,6 +400,7 @@ impl TaskState {
                 workspace: String::new(),
                 model: String::new(),
                 matrix: None,
+                worktree: None,
                 base_commit: None,
                 outcome: TaskOutcome::Interrupted,
                 reason: UNFINISHED_REASON.to_string(),
