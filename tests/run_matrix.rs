@@ -326,3 +326,35 @@ fn every_model_is_told_the_tasks_own_name_so_recordings_replay_in_a_matrix() {
         ]
     );
 }
+
+#[test]
+fn a_cut_short_matrix_run_is_refused_by_resume_not_continued_in_the_users_tree() {
+    let fx = Fixture::new();
+    let task = matrix_task(&fx);
+    let repo = fx.repo();
+    let before = user_view(&repo);
+    fx.run("out", &[&task]).expect_code(1);
+    // Cut the stream as a kill would: keep run.started, both task.planned
+    // and the first task.started (nothing on the command line says the run
+    // was isolated: the task file's `models:` did).
+    let events = fx.out().join("events.jsonl");
+    let text = std::fs::read_to_string(&events).unwrap();
+    let kept: String = text
+        .lines()
+        .take_while(|l| !l.contains("\"type\":\"task.started\""))
+        .chain(
+            text.lines()
+                .find(|l| l.contains("\"type\":\"task.started\"")),
+        )
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&events, kept).unwrap();
+    let resumed = Run::capture(fx.kkrun(&["resume", "out"]), &fx.out());
+    resumed.expect_code(2);
+    assert!(
+        resumed.stderr().contains("a model matrix"),
+        "{}",
+        resumed.stderr()
+    );
+    assert_eq!(user_view(&repo), before, "the user's repository changed");
+}

@@ -82,14 +82,15 @@ pub fn resume(command: ResumeCommand) -> Result<i32, Error> {
         .filter(|e| matches!(e.kind, EventKind::RunResumed { .. }))
         .count();
     let events_for_flags = run_command_line(&events);
-    if recorded_flag(&events_for_flags, "--isolate")
+    if ran_isolated(&events)
+        || recorded_flag(&events_for_flags, "--isolate")
         || recorded_flag(&events_for_flags, "--apply")
         || recorded_jobs(&events_for_flags) > 1
     {
         return Err(Error::InvalidInput(format!(
-            "run {run_id} ran its tasks in isolated worktrees (--isolate), which `kkrun resume` does \
-             not continue yet (hint: run the task files again; the cut-short tasks' snapshots are \
-             under refs/kkrun/{run_id}/)"
+            "run {run_id} ran its tasks in isolated worktrees (--isolate, --jobs, --apply or a model \
+             matrix), which `kkrun resume` does not continue yet (hint: run the task files again; \
+             the cut-short tasks' snapshots are under refs/kkrun/{run_id}/)"
         )));
     }
     let continuation = Continuation {
@@ -122,6 +123,16 @@ pub fn resume(command: ResumeCommand) -> Result<i32, Error> {
         max_requests: recorded_max_requests(&events_for_flags),
     };
     crate::runner::resume(tasks, continuation, options)
+}
+
+/// Whether the events say a task ran in a worktree of its own, or was an
+/// instance of a model matrix (isolated however the run was started).
+fn ran_isolated(events: &[Event]) -> bool {
+    events.iter().any(|e| match &e.kind {
+        EventKind::TaskPlanned { matrix, .. } => matrix.is_some(),
+        EventKind::TaskStarted { worktree, .. } => worktree.is_some(),
+        _ => false,
+    })
 }
 
 /// The run's command line, as its `run.started` recorded it.
