@@ -17,6 +17,7 @@ mod incremental;
 mod journal;
 mod message;
 mod names;
+mod refs;
 mod restore;
 mod scan;
 mod scratch;
