@@ -126,13 +126,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             restore: args.restore.map(Into::into),
             redact: args.redact,
             wait_lock: args.wait_lock,
-            console: ConsoleOptions::new(
-                terminal,
-                global.color.into(),
-                global.quiet,
-                global.verbose,
-                args.json,
-            ),
+            console: console_options(terminal, global, args.json),
             command_line: std::env::args().collect(),
         }),
         Some(Command::Gc(args)) | Some(Command::Runs(RunsCommand::Gc(args))) => {
@@ -181,6 +175,17 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
     }
 }
 
+/// How a command that runs tasks (`run`, `resume`) shows progress.
+fn console_options(terminal: Terminal, global: &GlobalArgs, json: bool) -> ConsoleOptions {
+    ConsoleOptions::new(
+        terminal,
+        global.color.into(),
+        global.quiet,
+        global.verbose,
+        json,
+    )
+}
+
 fn gc_options(args: GcArgs) -> commands::runs::GcOptions {
     commands::runs::GcOptions {
         keep_last: args.keep_last,
@@ -199,13 +204,7 @@ fn run_command(
     terminal: Terminal,
 ) -> commands::run::RunCommand {
     commands::run::RunCommand {
-        console: ConsoleOptions::new(
-            terminal,
-            global.color.into(),
-            global.quiet,
-            global.verbose,
-            args.json,
-        ),
+        console: console_options(terminal, global, args.json),
         files: args.files,
         dry_run: args.dry_run,
         models: args.model,
