@@ -423,7 +423,7 @@ fn every_error_of_every_file_is_reported() {
         files, broken,
         "files are reported in order, each with its errors"
     );
-    assert_eq!(errors.len(), 37, "{}", errors.render(false));
+    assert_eq!(errors.len(), 48, "{}", errors.render(false));
     for error in errors.errors() {
         assert!(error.line() > 0 && error.column() > 0, "{error:?}");
         assert!(error.help_text().is_some(), "{error:?} says what to do");
@@ -431,7 +431,7 @@ fn every_error_of_every_file_is_reported() {
     let text = errors.render(false);
     assert!(
         text.ends_with(
-            "error: 37 errors in 14 task files; fix them, then check again with `kkrun validate FILES`\n"
+            "error: 48 errors in 15 task files; fix them, then check again with `kkrun validate FILES`\n"
         ),
         "{text}"
     );
@@ -450,4 +450,96 @@ fn rendering_quotes_the_line_and_underlines_the_key() {
     assert!(text.starts_with(&expected), "{text}");
     let colored = errors.render(true);
     assert!(colored.contains("\x1b[1;31merror\x1b[0m"), "{colored}");
+}
+
+#[test]
+fn setup_and_copy_ignored_mistakes_are_reported_at_their_positions() {
+    let layout = layout();
+    let errors = errors(&layout, &["tasks/broken/prepare.yaml"]);
+    assert_eq!(errors.len(), 11, "{}", errors.render(false));
+    expect(
+        &errors,
+        "prepare.yaml",
+        6,
+        9,
+        "`tasks[0].setup[0]` is empty",
+    );
+    expect(
+        &errors,
+        "prepare.yaml",
+        7,
+        35,
+        "invalid duration `soon` in `tasks[0].setup[1].timeout`",
+    );
+    expect(
+        &errors,
+        "prepare.yaml",
+        8,
+        9,
+        "missing key `tasks[0].setup[2].run`",
+    );
+    let unknown = expect(
+        &errors,
+        "prepare.yaml",
+        8,
+        11,
+        "unknown key `tasks[0].setup[2].command`",
+    );
+    assert_eq!(unknown.help_text(), Some("valid keys here: run, timeout"));
+    expect(
+        &errors,
+        "prepare.yaml",
+        9,
+        9,
+        "`tasks[0].setup[3]` must be a command string or a mapping",
+    );
+    expect(
+        &errors,
+        "prepare.yaml",
+        12,
+        12,
+        "`tasks[1].setup` must be a list, found a string",
+    );
+    for (column, problem) in [
+        (20, "`../secrets/**` points outside the workspace"),
+        (37, "`/etc/**` is absolute"),
+        (48, "`.git/config` names the repository's `.git`"),
+    ] {
+        let error = expect(
+            &errors,
+            "prepare.yaml",
+            15,
+            column,
+            &format!("`tasks[2].copy_ignored` pattern {problem}"),
+        );
+        assert!(
+            error
+                .help_text()
+                .unwrap()
+                .contains("relative to the workspace")
+        );
+    }
+    expect(
+        &errors,
+        "prepare.yaml",
+        15,
+        63,
+        "invalid glob `src/[unclosed` in `tasks[2].copy_ignored`",
+    );
+    let denied = expect(
+        &errors,
+        "prepare.yaml",
+        18,
+        13,
+        "setup command `git push origin main` is refused by the shell policy",
+    );
+    // A built-in rule cannot be allowed away.
+    assert!(
+        denied
+            .help_text()
+            .unwrap()
+            .contains("built-in rules always apply"),
+        "{:?}",
+        denied.help_text()
+    );
 }

@@ -91,6 +91,7 @@ fn the_schema_rejects_what_kkrun_rejects_for_structure() {
         "missing-keys.yaml",
         "list-form.yaml",
         "matrix.yaml",
+        "prepare.yaml",
     ] {
         let instance = yaml_as_json(&broken.join(name));
         assert!(!validator.is_valid(&instance), "{name} passed the schema");

@@ -10,7 +10,7 @@ use serde_saphyr::Spanned;
 use super::diagnostic::{SourceFile, TaskFileError};
 use super::raw::SetupEntry;
 use super::resolved::{SetupCommand, ShellPolicy};
-use crate::tools::ShellGuard;
+use crate::tools::{PolicyRefusal, ShellGuard};
 
 /// Default time limit of one `setup:` command (the same as a check's).
 pub(crate) const SETUP_TIMEOUT: Duration = Duration::from_secs(10 * 60);
@@ -45,10 +45,7 @@ pub(crate) fn resolve_setup(
                     ),
                     source.at(entry.run.referenced),
                 )
-                .help(
-                    "setup commands must pass the task's shell policy (`tools.shell.allow` / \
-                     `deny` and the built-in rules); change the command, or allow it in `tools.shell.allow`",
-                ),
+                .help(refusal_help(&refusal)),
             );
             continue;
         }
@@ -59,6 +56,29 @@ pub(crate) fn resolve_setup(
         });
     }
     sound.then_some(commands)
+}
+
+/// What the task's author can do about `refusal`: only an allow list can
+/// be widened; deny rules, built-in ones above all, always win.
+fn refusal_help(refusal: &PolicyRefusal) -> &'static str {
+    match refusal {
+        PolicyRefusal::NotAllowed { .. } => {
+            "setup commands must pass the task's shell policy; add a pattern for it to \
+             `tools.shell.allow`, or change the command"
+        }
+        PolicyRefusal::Denied { builtin: true, .. } => {
+            "setup commands must pass the task's shell policy, and the built-in rules always \
+             apply; change the command"
+        }
+        PolicyRefusal::Denied { .. } => {
+            "setup commands must pass the task's shell policy; change the command, or remove \
+             the pattern from `tools.shell.deny`"
+        }
+        _ => {
+            "setup commands must pass the task's shell policy; write the command as plain bash \
+              kkrun can check"
+        }
+    }
 }
 
 /// The policy's refusal without the advice it gives the model ("do the
