@@ -68,7 +68,7 @@ fn validate_reports_every_error_of_a_broken_directory_and_exits_2() {
             "tasks/duplicates",
         ],
     );
-    assert_invalid(&outcome, "31 errors in 13 task files");
+    assert_invalid(&outcome, "48 errors in 15 task files");
     for position in [
         "--> tasks/broken/bad-durations.yaml:5:12",
         "--> tasks/broken/bad-globs.yaml:4:21",
@@ -93,8 +93,8 @@ fn validate_reports_every_error_of_a_broken_directory_and_exits_2() {
     }
     assert_eq!(
         outcome.stderr.matches("\nerror: ").count() + 1,
-        32,
-        "31 errors and a count line"
+        49,
+        "48 errors and a count line"
     );
     assert!(!outcome.stderr.contains('\x1b'), "--color never");
 }

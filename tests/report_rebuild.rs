@@ -6,8 +6,8 @@
 mod e2e_support;
 
 use e2e_support::{
-    Fixture, Run, assert_rebuild_is_byte_identical, break_mul, committed_schema_errors,
-    example_checkout, finish, fix_add, fix_and_approve, kkrun, plan, review,
+    Fixture, Run, assert_rebuild_is_byte_identical, committed_schema_errors, example_checkout,
+    fix_and_approve, fix_but_break_mul, kkrun,
 };
 use serde_json::{Value, json};
 
@@ -34,14 +34,7 @@ fn failing_run(fx: &Fixture, out: &str) -> Run {
     let task = fx.task(
         "failing",
         "stages:\n  debug: { max_rounds: 1 }\n",
-        &[
-            plan(),
-            fix_add(),
-            break_mul(),
-            finish("code"),
-            finish("debug"),
-            review("request_changes"),
-        ],
+        &fix_but_break_mul(),
     );
     let run = fx.run(out, &[&task]);
     run.expect_code(1);

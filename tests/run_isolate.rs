@@ -370,16 +370,23 @@ fn a_repository_without_a_commit_is_refused_before_anything_runs() {
 }
 
 #[test]
-fn worktree_flags_need_isolate() {
+fn worktree_flags_imply_isolate() {
     let fx = Fixture::new();
     let task = fx.task("fix-add", "", &fix_and_approve());
+    let calc = std::fs::read_to_string(fx.repo().join("calc.py")).unwrap();
     for flag in [&["--keep-worktrees"][..], &["--worktrees", "wts"][..]] {
-        let mut args = vec!["run"];
-        args.extend_from_slice(flag);
-        args.push(&task);
-        let out = fx.kkrun(&args).output().unwrap();
-        assert_eq!(out.status.code(), Some(2), "{flag:?}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains("--isolate"));
+        let run = fx.run("out", &[flag, &[task.as_str()]].concat());
+        run.expect_code(0);
+        let worktree = run.report()["tasks"][0]["worktree"]
+            .as_str()
+            .map(str::to_owned);
+        assert!(worktree.is_some(), "{flag:?}: the task ran isolated");
+        assert_eq!(
+            std::fs::read_to_string(fx.repo().join("calc.py")).unwrap(),
+            calc,
+            "{flag:?}: the user's tree is untouched"
+        );
+        std::fs::remove_dir_all(fx.out()).unwrap();
     }
 }
 

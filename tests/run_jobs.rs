@@ -7,7 +7,9 @@ mod e2e_support;
 use std::time::Duration;
 
 use e2e_support::task_server::{ServerOptions, TaskServer};
-use e2e_support::{Fixture, Run, TaskFile, assert_rebuild_is_byte_identical, git, user_view};
+use e2e_support::{
+    Fixture, Run, TaskFile, assert_rebuild_is_byte_identical, git, outcomes, user_view,
+};
 use serde_json::Value;
 
 /// `count` tasks named `task-1`… that fix `add` through the live server.
@@ -27,20 +29,6 @@ fn run_live(fx: &Fixture, server: &TaskServer, args: &[&str], tasks: &[String]) 
         .env("OPENAI_BASE_URL", server.base_url())
         .env("OPENAI_API_KEY", "sk-test-jobs-0123456789");
     Run::capture(command, &fx.out())
-}
-
-fn outcomes(report: &Value) -> Vec<(String, String)> {
-    report["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            (
-                t["name"].as_str().unwrap().to_string(),
-                t["outcome"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
 }
 
 /// Not on a terminal, every progress line of a task starts with the time

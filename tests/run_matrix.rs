@@ -9,23 +9,11 @@ use std::time::Duration;
 
 use e2e_support::task_server::{ServerOptions, TaskServer};
 use e2e_support::{
-    CALC, Fixture, Run, TaskFile, assert_rebuild_is_byte_identical, break_mul,
-    committed_schema_errors, finish, fix_add, fix_and_approve, git, plan, review, user_view,
+    CALC, Fixture, Run, TaskFile, assert_rebuild_is_byte_identical, committed_schema_errors,
+    fix_and_approve, fix_but_break_mul, git, outcomes, user_view,
 };
 use kkrun::provider::{Cassette, WireFormat};
-use serde_json::{Value, json};
-
-/// Fixes `add` but breaks `mul`, and the debug stage gives up on it.
-fn breaks_mul() -> Vec<kkrun::provider::script::ScriptedTurn> {
-    vec![
-        plan(),
-        fix_add(),
-        break_mul(),
-        finish("code"),
-        finish("debug"),
-        review("request_changes"),
-    ]
-}
+use serde_json::json;
 
 /// `tasks/fix-add.yaml` comparing two recorded models: `fixer` fixes `add`,
 /// `breaker` breaks `mul` on the way.
@@ -34,7 +22,7 @@ fn matrix_task(fx: &Fixture) -> String {
     Cassette::from_turns(WireFormat::OpenAi, "gpt-4.1", &fix_and_approve())
         .write_to(&tasks.join("fixer.jsonl"))
         .unwrap();
-    Cassette::from_turns(WireFormat::OpenAi, "gpt-4.1-mini", &breaks_mul())
+    Cassette::from_turns(WireFormat::OpenAi, "gpt-4.1-mini", &fix_but_break_mul())
         .write_to(&tasks.join("breaker.jsonl"))
         .unwrap();
     std::fs::write(
@@ -47,20 +35,6 @@ fn matrix_task(fx: &Fixture) -> String {
     )
     .unwrap();
     "tasks/fix-add.yaml".to_string()
-}
-
-fn names_and_outcomes(report: &Value) -> Vec<(String, String)> {
-    report["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            (
-                t["name"].as_str().unwrap().to_string(),
-                t["outcome"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
 }
 
 /// The rows of summary.md's comparison table for `task`, split into cells.
@@ -97,7 +71,7 @@ fn models_in_a_task_file_run_once_each_isolated_and_side_by_side() {
 
     let report = run.report();
     assert_eq!(
-        names_and_outcomes(&report),
+        outcomes(&report),
         [
             ("fix-add@fixer".to_string(), "passed".to_string()),
             ("fix-add@breaker".to_string(), "failed".to_string()),
@@ -225,12 +199,19 @@ fn several_model_flags_run_every_task_once_per_model() {
     );
 
     let mut args = models.to_vec();
-    args.extend(["--jobs", "2", &first, &second]);
+    args.extend(["--jobs", "2", "--worktrees", "wts", &first, &second]);
     let run = run_live(&fx, &server, &args);
     run.expect_code(0);
     assert_eq!(user_view(&repo), before, "the user's repository changed");
+    // `--worktrees` applies to a matrix's worktrees, removed afterwards.
+    let wts = fx.root().join("wts").canonicalize().unwrap();
+    assert_eq!(std::fs::read_dir(&wts).unwrap().count(), 0);
 
     let report = run.report();
+    for task in report["tasks"].as_array().unwrap() {
+        let worktree = task["worktree"].as_str().unwrap();
+        assert!(worktree.starts_with(wts.to_str().unwrap()), "{worktree}");
+    }
     let expected: Vec<(String, String)> = [
         "first@gpt-4.1",
         "first@gpt-4.1-mini",
@@ -240,7 +221,7 @@ fn several_model_flags_run_every_task_once_per_model() {
     .iter()
     .map(|name| (name.to_string(), "passed".to_string()))
     .collect();
-    assert_eq!(names_and_outcomes(&report), expected);
+    assert_eq!(outcomes(&report), expected);
     let models: Vec<&str> = report["tasks"]
         .as_array()
         .unwrap()
@@ -319,7 +300,7 @@ fn every_model_is_told_the_tasks_own_name_so_recordings_replay_in_a_matrix() {
     );
     run.expect_code(0);
     assert_eq!(
-        names_and_outcomes(&run.report()),
+        outcomes(&run.report()),
         [
             ("fix-iso-weeks@model-a".to_string(), "passed".to_string()),
             ("fix-iso-weeks@model-b".to_string(), "passed".to_string()),

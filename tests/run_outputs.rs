@@ -14,8 +14,8 @@ use std::sync::LazyLock;
 
 use e2e_support::redact::{RUN_ID, TIMESTAMP, redact_summary, redact_text};
 use e2e_support::{
-    Fixture, Run, TaskFile, break_mul, commit_all, finish, fix_add, git, kkrun, plan, read_calc,
-    review,
+    Fixture, Run, TaskFile, commit_all, finish, fix_add, fix_but_break_mul, git, kkrun, plan,
+    read_calc, review,
 };
 use kkrun::provider::script::ScriptedTurn;
 use regex::Regex;
@@ -29,18 +29,6 @@ fn passing_turns() -> Vec<ScriptedTurn> {
         fix_add(),
         finish("code"),
         review("approve"),
-    ]
-}
-
-/// Fixes `add` but breaks `mul`; the debug stage claims success anyway.
-fn failing_turns() -> Vec<ScriptedTurn> {
-    vec![
-        plan(),
-        fix_add(),
-        break_mul(),
-        finish("code"),
-        finish("debug"),
-        review("request_changes"),
     ]
 }
 
@@ -236,7 +224,7 @@ fn real_reports_validate_against_the_committed_schema() {
     assert_eq!(task["usage"]["output_tokens"], 500);
 
     git(&fx.repo(), &["checkout", "-q", "--", "calc.py"]);
-    let failing = fx.task("failing", FAILING_YAML, &failing_turns());
+    let failing = fx.task("failing", FAILING_YAML, &fix_but_break_mul());
     let run = fx.run("out-fail", &[&failing]);
     run.expect_code(1);
     let report = assert_report_is_sound(&run, &fx.repo(), &failing);
@@ -301,7 +289,7 @@ fn report_and_summary_snapshots_of_a_passing_run() {
 #[test]
 fn report_and_summary_snapshots_of_a_failing_run() {
     let fx = Fixture::new();
-    let task = fx.task("failing", FAILING_YAML, &failing_turns());
+    let task = fx.task("failing", FAILING_YAML, &fix_but_break_mul());
     let run = fx.run("out", &[&task]);
     run.expect_code(1);
     insta::assert_snapshot!(
@@ -317,7 +305,7 @@ fn report_and_summary_snapshots_of_a_failing_run() {
 #[test]
 fn github_actions_gets_groups_annotations_and_the_step_summary() {
     let fx = Fixture::new();
-    let task = fx.task("failing", FAILING_YAML, &failing_turns());
+    let task = fx.task("failing", FAILING_YAML, &fix_but_break_mul());
     let step_summary = fx.root().join("step-summary.md");
     std::fs::write(&step_summary, "# an earlier step\n").unwrap();
     let github = |args: &[&str]| {
@@ -386,7 +374,7 @@ fn github_actions_gets_groups_annotations_and_the_step_summary() {
 #[test]
 fn outside_github_there_are_no_workflow_commands() {
     let fx = Fixture::new();
-    let task = fx.task("failing", FAILING_YAML, &failing_turns());
+    let task = fx.task("failing", FAILING_YAML, &fix_but_break_mul());
     let run = fx.run("out", &[&task]);
     run.expect_code(1);
     assert_eq!(run.stdout(), "", "stdout stays empty without --json");
@@ -496,7 +484,7 @@ fn events_jsonl_is_complete_and_matches_the_report() {
     // Two tasks: the first is restored to its base before the second runs,
     // which adds a safety snapshot.
     let first = fx.task("first", "", &passing_turns());
-    let second = fx.task("second", FAILING_YAML, &failing_turns());
+    let second = fx.task("second", FAILING_YAML, &fix_but_break_mul());
     let run = fx.run("out", &[&first, &second]);
     run.expect_code(1);
     let report = run.report();

@@ -164,7 +164,6 @@ pub struct RebuildArgs {
 
 /// Arguments of `kkrun run`.
 #[derive(Debug, Clone, Default, Args)]
-#[command(group = clap::ArgGroup::new("isolation").args(["isolate", "apply", "jobs"]).multiple(true))]
 pub struct RunArgs {
     /// Task files, directories of task files, or glob patterns.
     #[arg(value_name = "FILES", required = true)]
@@ -235,12 +234,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub isolate: bool,
     /// Put the isolated worktrees in DIR (default: kkrun-worktrees in the
-    /// system temporary directory).
-    #[arg(long, value_name = "DIR", requires = "isolation")]
+    /// system temporary directory). Implies --isolate.
+    #[arg(long, value_name = "DIR")]
     pub worktrees: Option<PathBuf>,
     /// Keep each isolated worktree after its task (remove it later with
-    /// `git worktree remove`).
-    #[arg(long, requires = "isolation")]
+    /// `git worktree remove`). Implies --isolate.
+    #[arg(long)]
     pub keep_worktrees: bool,
     /// When another run holds the work tree, wait up to DURATION (`30s`,
     /// `10m`) for it instead of failing at once with exit 2.

@@ -222,10 +222,17 @@ fn run_command(
         wait_lock: args.wait_lock,
         jobs: args.jobs,
         max_requests: args.max_requests,
-        isolate: (args.isolate || args.apply || args.jobs > 1).then_some(IsolationOptions {
-            dir: args.worktrees,
-            keep: args.keep_worktrees,
-        }),
+        // Worktree options and a model matrix (which the runner sees in
+        // the tasks) isolate too.
+        isolate: (args.isolate
+            || args.apply
+            || args.jobs > 1
+            || args.worktrees.is_some()
+            || args.keep_worktrees)
+            .then_some(IsolationOptions {
+                dir: args.worktrees,
+                keep: args.keep_worktrees,
+            }),
         command_line: std::env::args().collect(),
     }
 }

@@ -477,6 +477,34 @@ pub fn break_mul() -> ScriptedTurn {
     )
 }
 
+/// A task that fixes `add` but breaks `mul`; the debug stage claims
+/// success anyway and the review requests changes: it fails.
+pub fn fix_but_break_mul() -> Vec<ScriptedTurn> {
+    vec![
+        plan(),
+        fix_add(),
+        break_mul(),
+        finish("code"),
+        finish("debug"),
+        review("request_changes"),
+    ]
+}
+
+/// Each task of `report` as (name, outcome), in report order.
+pub fn outcomes(report: &Value) -> Vec<(String, String)> {
+    report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_string(),
+                t["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
 /// A task that plans, fixes `add` and is approved: every check passes.
 pub fn fix_and_approve() -> Vec<ScriptedTurn> {
     vec![plan(), fix_add(), finish("code"), review("approve")]
