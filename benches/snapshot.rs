@@ -17,7 +17,8 @@
 //! one `write_file`, debug skipped for want of checks, preview, then the
 //! restore to `00-base` before the next task), once with every snapshot
 //! scanning the tree and once with the task's change log (incremental
-//! snapshots), each against one `git status`.
+//! snapshots), each against one `git status`, with the time of each step
+//! of the incremental run.
 //!
 //! Run with `cargo bench --bench snapshot`. `KKRUN_BENCH_FILES` changes the
 //! file count and `KKRUN_BENCH_ROUNDS` the number of timed rounds; each
@@ -114,8 +115,20 @@ fn main() {
         run_round += 1;
         trivial_run(root, &runtime, tracked, run_round, &edited)
     };
-    let run_full = median(rounds, || run(false));
-    let run_incremental = median(rounds, || run(true));
+    let run_full = median(rounds, || run(false).0);
+    // Each step of the incremental runs, for the breakdown (the first
+    // entry is the warm-up round's).
+    let mut steps: Vec<[Duration; 5]> = Vec::new();
+    let run_incremental = median(rounds, || {
+        let (total, times) = run(true);
+        steps.push(times);
+        total
+    });
+    let step_median = |i: usize| {
+        let mut times: Vec<Duration> = steps.iter().skip(1).map(|s| s[i]).collect();
+        times.sort();
+        times[times.len() / 2]
+    };
 
     println!("files: {files}, rounds: {rounds} (median)");
     println!("{:<36} {:>9}", "method", "ms");
@@ -155,17 +168,35 @@ fn main() {
         ms(run_incremental),
         ms(run_incremental) / ms(status)
     );
+    println!("incremental run, each step (median):");
+    for (i, step) in STEPS.iter().enumerate() {
+        println!(
+            "  {:<34} {:>9.1}   {:.2} x git status",
+            step,
+            ms(step_median(i)),
+            ms(step_median(i)) / ms(status)
+        );
+    }
 }
 
-/// The snapshot and restore time of one trivial 4-stage task; the tool call
-/// between them is not counted.
+/// The steps of [`trivial_run`], in order.
+const STEPS: [&str; 5] = [
+    "snapshot 00-base",
+    "snapshot blueprint",
+    "snapshot code (after write_file)",
+    "snapshot preview",
+    "restore to 00-base",
+];
+
+/// The snapshot and restore time of one trivial 4-stage task, and of each
+/// of its [`STEPS`]; the tool call between them is not counted.
 fn trivial_run(
     root: &Path,
     runtime: &tokio::runtime::Runtime,
     tracked: bool,
     round: usize,
     edited: &str,
-) -> Duration {
+) -> (Duration, [Duration; 5]) {
     let ctx = ToolContext::from_parts(root, Default::default(), Default::default(), Vec::new());
     let mut store = SnapshotStore::open(root).expect("open the repository");
     if tracked {
@@ -173,13 +204,13 @@ fn trivial_run(
     }
     let run_id = "20261202T101500Z-bench1";
     let task = format!("run{round}");
-    let mut spent = Duration::ZERO;
+    let mut steps = Vec::new();
     let mut take = |stage: &str| {
         let started = Instant::now();
         let info = store
             .take(run_id, &task, &SnapshotMeta::new(stage, "ok"))
             .expect("take a snapshot");
-        spent += started.elapsed();
+        steps.push(started.elapsed());
         info
     };
     let base = take("base");
@@ -203,7 +234,9 @@ fn trivial_run(
     store
         .restore(run_id, &task, &base)
         .expect("restore 00-base");
-    spent + started.elapsed()
+    steps.push(started.elapsed());
+    let steps: [Duration; 5] = steps.try_into().expect("five steps");
+    (steps.iter().sum(), steps)
 }
 
 /// The repository: `files` files, an ignored `build/` of 2,000 files that
