@@ -16,16 +16,18 @@
 //! Run with `cargo bench --bench git_guard`. `KKRUN_BENCH_FILES` changes
 //! the file count and `KKRUN_BENCH_ROUNDS` the number of timed rounds.
 
+mod support;
+
 use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use kkrun::guard::GitGuard;
+use support::{
+    benching, commit_all, env_number, file_path, git, init_with_files, median, ms, pack,
+};
 
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --benches` does not, and a
-    // smoke run there must stay small.
-    let benching = std::env::args().any(|arg| arg == "--bench");
+    let benching = benching();
     let files = env_number("KKRUN_BENCH_FILES", if benching { 70_000 } else { 2_000 });
     let rounds = env_number("KKRUN_BENCH_ROUNDS", if benching { 15 } else { 2 });
 
@@ -92,28 +94,9 @@ fn rewrite_index(root: &Path) {
     std::fs::rename(&temporary, &path).expect("replace the index");
 }
 
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default)
-}
-
-fn file_path(i: usize) -> String {
-    format!("d{:03}/s{:02}/f{i}.txt", i / 1000, (i / 100) % 10)
-}
-
 fn create_repository(root: &Path, files: usize) {
-    git(root, &["init", "-q", "-b", "main"]);
-    for i in 0..files {
-        let path = root.join(file_path(i));
-        if i % 100 == 0 {
-            std::fs::create_dir_all(path.parent().expect("parent")).expect("create a directory");
-        }
-        std::fs::write(&path, format!("file {i}\n")).expect("write a file");
-    }
-    git(root, &["add", "-A"]);
-    git(root, &["-c", "gc.auto=0", "commit", "-q", "-m", "initial"]);
+    init_with_files(root, files, |i| format!("file {i}\n"));
+    commit_all(root);
     let repo = git2::Repository::open(root).expect("open");
     let head = repo
         .head()
@@ -133,37 +116,5 @@ fn create_repository(root: &Path, files: usize) {
         std::fs::write(root.join(file_path(i)), format!("stashed {i}\n")).expect("change");
         git(root, &["stash", "-q"]);
     }
-    git(root, &["repack", "-a", "-d", "-q"]);
-    git(root, &["prune-packed"]);
-}
-
-fn git(root: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .args(args)
-        .current_dir(root)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "bench")
-        .env("GIT_AUTHOR_EMAIL", "bench@localhost")
-        .env("GIT_COMMITTER_NAME", "bench")
-        .env("GIT_COMMITTER_EMAIL", "bench@localhost")
-        .output()
-        .expect("run git");
-    assert!(
-        output.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("git prints UTF-8")
-}
-
-fn median(rounds: usize, mut measure: impl FnMut() -> Duration) -> Duration {
-    measure();
-    let mut times: Vec<Duration> = (0..rounds.max(1)).map(|_| measure()).collect();
-    times.sort();
-    times[times.len() / 2]
-}
-
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
+    pack(root);
 }

@@ -17,24 +17,28 @@
 //! one `write_file`, debug skipped for want of checks, preview, then the
 //! restore to `00-base` before the next task), once with every snapshot
 //! scanning the tree and once with the task's change log (incremental
-//! snapshots), each against one `git status`.
+//! snapshots), each against one `git status`, with the time of each step
+//! of the incremental run.
 //!
 //! Run with `cargo bench --bench snapshot`. `KKRUN_BENCH_FILES` changes the
 //! file count and `KKRUN_BENCH_ROUNDS` the number of timed rounds; each
 //! figure is the median of the rounds.
 
+mod support;
+
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kkrun::provider::ToolCall;
 use kkrun::snapshot::{SnapshotMeta, SnapshotStore};
 use kkrun::tools::{ToolContext, ToolSet};
+use support::{
+    benching, change_some_files, commit_all, env_number, file_path, git, git_env, init_with_files,
+    median, ms, pack, padded_content,
+};
 
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --benches` does not, and a
-    // smoke run there must stay small.
-    let benching = std::env::args().any(|arg| arg == "--bench");
+    let benching = benching();
     let files = env_number("KKRUN_BENCH_FILES", if benching { 70_000 } else { 2_000 });
     let rounds = env_number("KKRUN_BENCH_ROUNDS", if benching { 9 } else { 2 });
 
@@ -47,17 +51,10 @@ fn main() {
         setup.elapsed().as_secs_f64()
     );
     // 10 changed files and 5 new ones.
-    for i in 0..10 {
-        let path = root.join(file_path(i * 997 % files));
-        std::fs::write(&path, format!("changed {i}\n")).expect("change a file");
-    }
-    for i in 0..5 {
-        std::fs::write(root.join(format!("new-{i}.txt")), format!("new {i}\n"))
-            .expect("add a file");
-    }
+    change_some_files(root, files);
     // Let git refresh the index once, as it would after any command the user
     // ran, so every method starts from the same index.
-    git(root, &["status", "--porcelain"], &[]);
+    git(root, &["status", "--porcelain"]);
 
     let store = SnapshotStore::open(root).expect("open the repository");
     let meta = SnapshotMeta::new("code", "ok");
@@ -72,7 +69,7 @@ fn main() {
     });
     let status = median(rounds, || {
         let started = Instant::now();
-        git(root, &["status", "--porcelain"], &[]);
+        git(root, &["status", "--porcelain"]);
         started.elapsed()
     });
     let cli = median(rounds, || {
@@ -81,9 +78,9 @@ fn main() {
         let started = Instant::now();
         std::fs::copy(root.join(".git/index"), &index).expect("copy the index");
         let env = [("GIT_INDEX_FILE", index.as_os_str())];
-        git(root, &["add", "-A"], &env);
-        let tree = git(root, &["write-tree"], &env);
-        git(
+        git_env(root, &["add", "-A"], &env);
+        let tree = git_env(root, &["write-tree"], &env);
+        git_env(
             root,
             &["commit-tree", tree.trim(), "-p", "HEAD", "-m", "snapshot"],
             &env,
@@ -98,9 +95,9 @@ fn main() {
         let index = scratch.path().join("index");
         let started = Instant::now();
         let env = [("GIT_INDEX_FILE", index.as_os_str())];
-        git(root, &["add", "-A"], &env);
-        let tree = git(root, &["write-tree"], &env);
-        git(
+        git_env(root, &["add", "-A"], &env);
+        let tree = git_env(root, &["write-tree"], &env);
+        git_env(
             root,
             &["commit-tree", tree.trim(), "-p", "HEAD", "-m", "snapshot"],
             &env,
@@ -118,10 +115,21 @@ fn main() {
         run_round += 1;
         trivial_run(root, &runtime, tracked, run_round, &edited)
     };
-    let run_full = median(rounds, || run(false));
-    let run_incremental = median(rounds, || run(true));
+    let run_full = median(rounds, || run(false).0);
+    // Each step of the incremental runs, for the breakdown (the first
+    // entry is the warm-up round's).
+    let mut steps: Vec<[Duration; 5]> = Vec::new();
+    let run_incremental = median(rounds, || {
+        let (total, times) = run(true);
+        steps.push(times);
+        total
+    });
+    let step_median = |i: usize| {
+        let mut times: Vec<Duration> = steps.iter().skip(1).map(|s| s[i]).collect();
+        times.sort();
+        times[times.len() / 2]
+    };
 
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!("files: {files}, rounds: {rounds} (median)");
     println!("{:<36} {:>9}", "method", "ms");
     println!(
@@ -160,17 +168,35 @@ fn main() {
         ms(run_incremental),
         ms(run_incremental) / ms(status)
     );
+    println!("incremental run, each step (median):");
+    for (i, step) in STEPS.iter().enumerate() {
+        println!(
+            "  {:<34} {:>9.1}   {:.2} x git status",
+            step,
+            ms(step_median(i)),
+            ms(step_median(i)) / ms(status)
+        );
+    }
 }
 
-/// The snapshot and restore time of one trivial 4-stage task; the tool call
-/// between them is not counted.
+/// The steps of [`trivial_run`], in order.
+const STEPS: [&str; 5] = [
+    "snapshot 00-base",
+    "snapshot blueprint",
+    "snapshot code (after write_file)",
+    "snapshot preview",
+    "restore to 00-base",
+];
+
+/// The snapshot and restore time of one trivial 4-stage task, and of each
+/// of its [`STEPS`]; the tool call between them is not counted.
 fn trivial_run(
     root: &Path,
     runtime: &tokio::runtime::Runtime,
     tracked: bool,
     round: usize,
     edited: &str,
-) -> Duration {
+) -> (Duration, [Duration; 5]) {
     let ctx = ToolContext::from_parts(root, Default::default(), Default::default(), Vec::new());
     let mut store = SnapshotStore::open(root).expect("open the repository");
     if tracked {
@@ -178,13 +204,13 @@ fn trivial_run(
     }
     let run_id = "20261202T101500Z-bench1";
     let task = format!("run{round}");
-    let mut spent = Duration::ZERO;
+    let mut steps = Vec::new();
     let mut take = |stage: &str| {
         let started = Instant::now();
         let info = store
             .take(run_id, &task, &SnapshotMeta::new(stage, "ok"))
             .expect("take a snapshot");
-        spent += started.elapsed();
+        steps.push(started.elapsed());
         info
     };
     let base = take("base");
@@ -208,34 +234,16 @@ fn trivial_run(
     store
         .restore(run_id, &task, &base)
         .expect("restore 00-base");
-    spent + started.elapsed()
+    steps.push(started.elapsed());
+    let steps: [Duration; 5] = steps.try_into().expect("five steps");
+    (steps.iter().sum(), steps)
 }
 
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Spreads files over a two-level directory tree, 100 files per directory,
-/// like a real source tree.
-fn file_path(i: usize) -> String {
-    format!("d{:03}/s{:02}/f{i}.txt", i / 1000, (i / 100) % 10)
-}
-
+/// The repository: `files` files, an ignored `build/` of 2,000 files that
+/// must not be walked, committed and packed.
 fn create_repository(root: &Path, files: usize) {
-    git(root, &["init", "-q", "-b", "main"], &[]);
-    for i in 0..files {
-        let path = root.join(file_path(i));
-        if i % 100 == 0 {
-            std::fs::create_dir_all(path.parent().expect("parent")).expect("create a directory");
-        }
-        std::fs::write(&path, format!("file {i}\n{}\n", "x".repeat(i % 200)))
-            .expect("write a file");
-    }
+    init_with_files(root, files, padded_content);
     std::fs::write(root.join(".gitignore"), "build/\n").expect("write .gitignore");
-    // A large ignored directory that must not be walked.
     for i in 0..2_000 {
         let path = root.join(format!("build/o{}/x{i}.o", i / 100));
         if i % 100 == 0 {
@@ -243,45 +251,6 @@ fn create_repository(root: &Path, files: usize) {
         }
         std::fs::write(path, "object").expect("write an ignored file");
     }
-    git(root, &["add", "-A"], &[]);
-    // No background auto-gc competing with the measurements; objects packed
-    // as in a cloned repository.
-    git(
-        root,
-        &["-c", "gc.auto=0", "commit", "-q", "-m", "initial"],
-        &[],
-    );
-    git(root, &["repack", "-a", "-d", "-q"], &[]);
-    git(root, &["prune-packed"], &[]);
-}
-
-fn git(root: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> String {
-    let mut command = Command::new("git");
-    command
-        .args(args)
-        .current_dir(root)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "bench")
-        .env("GIT_AUTHOR_EMAIL", "bench@localhost")
-        .env("GIT_COMMITTER_NAME", "bench")
-        .env("GIT_COMMITTER_EMAIL", "bench@localhost");
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let output = command.output().expect("run git");
-    assert!(
-        output.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("git prints UTF-8")
-}
-
-fn median(rounds: usize, mut measure: impl FnMut() -> Duration) -> Duration {
-    // One warm-up round fills the page cache.
-    measure();
-    let mut times: Vec<Duration> = (0..rounds.max(1)).map(|_| measure()).collect();
-    times.sort();
-    times[times.len() / 2]
+    commit_all(root);
+    pack(root);
 }

@@ -16,16 +16,15 @@
 //! Run with `cargo bench --bench worktree`. `KKRUN_BENCH_FILES` changes the
 //! file count and `KKRUN_BENCH_ROUNDS` the number of timed rounds.
 
-use std::path::Path;
-use std::process::Command;
+mod support;
+
 use std::time::{Duration, Instant};
 
 use kkrun::snapshot::{SnapshotStore, WorktreePool};
+use support::{benching, change_some_files, create_repository, env_number, git, median_pair, ms};
 
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --benches` does not, and a
-    // smoke run there must stay small.
-    let benching = std::env::args().any(|arg| arg == "--bench");
+    let benching = benching();
     let files = env_number("KKRUN_BENCH_FILES", if benching { 70_000 } else { 2_000 });
     let rounds = env_number("KKRUN_BENCH_ROUNDS", if benching { 7 } else { 1 });
 
@@ -39,14 +38,7 @@ fn main() {
         "created and committed {files} files in {:.1}s",
         started.elapsed().as_secs_f64()
     );
-    for i in 0..10 {
-        let path = repo.join(file_path(i * 997 % files));
-        std::fs::write(&path, format!("changed {i}\n")).expect("change a file");
-    }
-    for i in 0..5 {
-        std::fs::write(repo.join(format!("new-{i}.txt")), format!("new {i}\n"))
-            .expect("add a file");
-    }
+    change_some_files(&repo, files);
     git(&repo, &["status", "--porcelain"]);
 
     let store = SnapshotStore::open(&repo).expect("open the repository");
@@ -83,7 +75,6 @@ fn main() {
     })
     .0;
 
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!("files: {files}, rounds: {rounds} (median)");
     println!(
         "{:<44} {:>10} {:>10} {:>10}",
@@ -114,67 +105,4 @@ fn main() {
         ms(kkrun_remove) / ms(git_remove),
         ms(kkrun_create + kkrun_remove) / ms(git_add + git_remove)
     );
-}
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default)
-}
-
-/// 100 files per directory in a two-level tree, like a source tree (the
-/// layout of the snapshot benchmark).
-fn file_path(i: usize) -> String {
-    format!("d{:03}/s{:02}/f{i}.txt", i / 1000, (i / 100) % 10)
-}
-
-fn create_repository(root: &Path, files: usize) {
-    git(root, &["init", "-q", "-b", "main"]);
-    for i in 0..files {
-        let path = root.join(file_path(i));
-        if i % 100 == 0 {
-            std::fs::create_dir_all(path.parent().expect("parent")).expect("create a directory");
-        }
-        std::fs::write(&path, format!("file {i}\n{}\n", "x".repeat(i % 200)))
-            .expect("write a file");
-    }
-    git(root, &["add", "-A"]);
-    git(root, &["-c", "gc.auto=0", "commit", "-q", "-m", "initial"]);
-    git(root, &["repack", "-a", "-d", "-q"]);
-    git(root, &["prune-packed"]);
-}
-
-fn git(root: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .args(args)
-        .current_dir(root)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "bench")
-        .env("GIT_AUTHOR_EMAIL", "bench@localhost")
-        .env("GIT_COMMITTER_NAME", "bench")
-        .env("GIT_COMMITTER_EMAIL", "bench@localhost")
-        .output()
-        .expect("run git");
-    assert!(
-        output.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("git prints UTF-8")
-}
-
-/// The medians of both halves of `measure`'s pairs, after one warm-up
-/// round that fills the page cache.
-fn median_pair(
-    rounds: usize,
-    mut measure: impl FnMut() -> (Duration, Duration),
-) -> (Duration, Duration) {
-    measure();
-    let (mut first, mut second): (Vec<Duration>, Vec<Duration>) =
-        (0..rounds.max(1)).map(|_| measure()).unzip();
-    first.sort();
-    second.sort();
-    (first[first.len() / 2], second[second.len() / 2])
 }
