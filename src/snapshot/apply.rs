@@ -41,7 +41,7 @@ impl SnapshotStore {
             .tree()
             .map_err(|e| SnapshotError::git("read the last snapshot's tree", e))?;
         let theirs = scoped_change(&repo, &ancestor, &last, &change.base.workspace)?;
-        let current = self.worktree_index(&repo)?;
+        let current = self.worktree_state(&repo)?;
         let ours = repo
             .find_tree(current.tree)
             .map_err(|e| SnapshotError::git("read the work tree's state", e))?;

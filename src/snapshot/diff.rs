@@ -49,8 +49,9 @@ impl SnapshotStore {
         let target = match &to_tree {
             Some(tree) => Target::Tree(tree),
             None => {
-                // The live tree exactly as a snapshot would record it now.
-                live = self.worktree_index(&repo)?;
+                // The live tree exactly as a full snapshot would record it
+                // now (a diff needs the index; it leaves the change log be).
+                live = self.scan_index(&repo)?;
                 Target::Index(&live.index)
             }
         };

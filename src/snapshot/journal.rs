@@ -229,7 +229,7 @@ impl SnapshotStore {
         let target_tree = repo
             .find_tree(target)
             .map_err(|e| SnapshotError::git("read the interrupted restore's target tree", e))?;
-        let current = scoped.worktree_index(&repo)?;
+        let current = scoped.worktree_state(&repo)?;
         let current_tree = repo
             .find_tree(current.tree)
             .map_err(|e| SnapshotError::git("read the work tree's state", e))?;

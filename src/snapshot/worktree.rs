@@ -20,6 +20,15 @@ pub(crate) struct WorktreeIndex {
     _dir: tempfile::TempDir,
 }
 
+/// The work tree as a tree, from [`SnapshotStore::worktree_state`].
+pub(crate) struct WorktreeState {
+    /// The tree a snapshot taken now would record.
+    pub(crate) tree: Oid,
+    /// The full scan's private index, when there was one: it stays the
+    /// repository's index, and its file on disk, while the state lives.
+    _scan: Option<WorktreeIndex>,
+}
+
 impl SnapshotStore {
     /// Builds an index of the whole work tree, as `git add -A` would, without
     /// touching the repository's own index.
@@ -33,28 +42,27 @@ impl SnapshotStore {
         self.worktree_index_with(repo, Scan::Parallel)
     }
 
-    /// The work tree as a tree and a private index: incrementally when the
-    /// store's change log knows every path written since its last snapshot
-    /// (see [`Self::incremental_tree`]), otherwise by
-    /// [`Self::scan_index`]. Either way the log is left unknown: the caller
-    /// (a restore, a diff) does not make this tree the next base.
+    /// The work tree as a tree, for a caller that needs no index (a
+    /// restore, an apply, a new worktree): incrementally when the store's
+    /// change log knows every path written since its last snapshot (see
+    /// [`Self::incremental_tree`]), otherwise by [`Self::scan_index`].
+    /// Either way the log is left unknown: the caller does not make this
+    /// tree the next base.
     ///
-    /// Incrementally, the index is the repository's own, copied and not
-    /// brought up to date: a restore only needs a private index for
-    /// checkout, which writes each path into a spot the restore has
-    /// emptied.
-    pub(crate) fn worktree_index(&self, repo: &Repository) -> Result<WorktreeIndex, SnapshotError> {
+    /// Incrementally no index is read or copied at all (on a large
+    /// repository that alone costs about as much as the rest of a small
+    /// restore).
+    pub(crate) fn worktree_state(&self, repo: &Repository) -> Result<WorktreeState, SnapshotError> {
         let taken = self.changes.as_ref().map(crate::tools::ChangeLog::take);
         let known = taken.as_ref().and_then(|taken| taken.known.as_ref());
         if let Some(tree) = self.incremental_tree(repo, known) {
-            let private = self.private_index(repo)?;
-            return Ok(WorktreeIndex {
-                index: private.index,
-                tree,
-                _dir: private.dir,
-            });
+            return Ok(WorktreeState { tree, _scan: None });
         }
-        self.scan_index(repo)
+        let scan = self.scan_index(repo)?;
+        Ok(WorktreeState {
+            tree: scan.tree,
+            _scan: Some(scan),
+        })
     }
 
     /// A copy of the repository's index in a temporary directory, made
@@ -232,7 +240,7 @@ impl SnapshotStore {
                 ref_name: target.ref_name.clone(),
                 reason: format!("commit {} cannot be read", target.commit),
             })?;
-        let current = self.worktree_index(&repo)?;
+        let current = self.worktree_state(&repo)?;
         let meta = SnapshotMeta::new("safety", format!("before restoring {}", target.label()));
         let safety = self.commit_snapshot(&repo, run_id, task, &meta, current.tree)?;
         let safety_tree = repo

@@ -91,7 +91,7 @@ impl WorktreePool {
             .and_then(|commit| commit.tree())
             .map_err(|e| SnapshotError::git("read HEAD's tree", e))?
             .id();
-        let state = user.worktree_index(&repo)?.tree;
+        let state = user.worktree_state(&repo)?.tree;
         let staged = staged_tree(&repo).unwrap_or(head_tree);
         let common_dir = repo.commondir().to_owned();
         drop(repo);
