@@ -274,3 +274,62 @@ async fn a_restore_after_tool_edits_saves_the_scanned_tree_and_then_forgets() {
     assert_eq!(after.scan, Some(ScanKind::Full));
     assert_eq!(fx.tree(&after), fx.tree(&base));
 }
+
+#[tokio::test]
+async fn line_ending_attributes_apply_as_in_a_full_scan() {
+    kkrun::sandbox::set_launcher(env!("CARGO_BIN_EXE_kkrun"));
+    let repo = TestRepo::with_commit(&[
+        (".gitattributes", "*.txt text\n"),
+        ("sub/.gitattributes", "*.dat text\n"),
+        ("sub/keep.dat", "kept\n"),
+        ("gone/.gitattributes", "*.cfg text\n"),
+        ("gone/keep.cfg", "kept\n"),
+    ]);
+    // A tracked attributes file deleted from the disk, not from the index:
+    // a full scan hashes without it, and so must the incremental path.
+    std::fs::remove_file(repo.root().join("gone/.gitattributes")).unwrap();
+    let ctx = ToolContext::from_parts(
+        repo.root(),
+        ShellPolicy::default(),
+        BTreeMap::new(),
+        Vec::new(),
+    );
+    let store = SnapshotStore::open(repo.root())
+        .unwrap()
+        .tracking(ctx.changes.clone());
+    let fx = Fixture { repo, ctx, store };
+    assert_eq!(fx.take("base").scan, Some(ScanKind::Full));
+    for (path, content) in [
+        ("notes.txt", "a\r\nb\r\n"),
+        ("sub/new.dat", "1\r\n2\r\n"),
+        ("gone/new.cfg", "p\r\nq\r\n"),
+        ("plain.bin", "x\r\ny\r\n"),
+    ] {
+        fx.call(
+            ToolSet::Code,
+            "write_file",
+            json!({"path": path, "content": content}),
+        )
+        .await;
+    }
+    let code = fx.take("code");
+    assert_eq!(code.scan, Some(ScanKind::Incremental));
+    assert_eq!(fx.tree(&code), fx.full_scan_tree());
+    // The attributes did apply: `text` files lost their CRs, the others
+    // kept them.
+    let tree = fx
+        .repo
+        .repo
+        .find_commit(Oid::from_str(&code.commit).unwrap())
+        .unwrap()
+        .tree()
+        .unwrap();
+    let content = |path: &str| {
+        let id = tree.get_path(std::path::Path::new(path)).unwrap().id();
+        fx.repo.repo.find_blob(id).unwrap().content().to_vec()
+    };
+    assert_eq!(content("notes.txt"), b"a\nb\n");
+    assert_eq!(content("sub/new.dat"), b"1\n2\n");
+    assert_eq!(content("gone/new.cfg"), b"p\r\nq\r\n");
+    assert_eq!(content("plain.bin"), b"x\r\ny\r\n");
+}

@@ -15,20 +15,15 @@ fn options(workspace: &str) -> DiffOptions {
 }
 
 /// How many files differ between `old` (none: the empty tree) and `new`
-/// inside `workspace`.
+/// inside `workspace` (see the `count` module).
 pub(crate) fn count_changes(
     repo: &Repository,
     old: Option<&Tree<'_>>,
     new: &Tree<'_>,
     workspace: &str,
 ) -> Result<usize, SnapshotError> {
-    if old.is_some_and(|old| old.id() == new.id()) {
-        return Ok(0);
-    }
-    let diff = repo
-        .diff_tree_to_tree(old, Some(new), Some(&mut options(workspace)))
-        .map_err(|e| SnapshotError::git("compare a snapshot with its parent", e))?;
-    Ok(diff.deltas().len())
+    super::count::count_changes(repo, old, new, workspace)
+        .map_err(|e| SnapshotError::git("compare a snapshot with its parent", e))
 }
 
 impl SnapshotStore {

@@ -24,7 +24,7 @@ use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path};
 
-use git2::{FileMode, ObjectType, Oid, Repository, Tree, build::TreeUpdateBuilder};
+use git2::{FileMode, Index, ObjectType, Oid, Repository, Tree, build::TreeUpdateBuilder};
 
 use super::SnapshotStore;
 use crate::tools::changes::KnownChanges;
@@ -45,6 +45,14 @@ impl SnapshotStore {
         if !self.models_repository(repo) {
             return None;
         }
+        // libgit2 looks for `.gitattributes` in the index too, which would
+        // load the whole index (tens of milliseconds on a large
+        // repository) to hash one file. A full scan removes the paths gone
+        // from the disk from its index before it hashes anything, so the
+        // index never gives it an attributes file the disk lacks: an empty
+        // index here gives the same filters.
+        let mut no_index = Index::new().ok()?;
+        repo.set_index(&mut no_index).ok()?;
         let base = repo.find_tree(Oid::from_str(&known.base).ok()?).ok()?;
         let mut update = TreeUpdateBuilder::new();
         for absolute in &known.paths {

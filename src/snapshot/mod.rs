@@ -10,6 +10,7 @@
 //! Restore and diff are scoped to the workspace directory.
 
 mod apply;
+mod count;
 mod diff;
 mod error;
 mod export;
