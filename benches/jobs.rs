@@ -150,6 +150,36 @@ mod linux {
         println!("wall, one task with --isolate / without: {isolated:.2}");
     }
 
+    /// `PATH` with the directory of the real `python3` first. The checks
+    /// run `python3`; where that is a version manager's shim (pyenv's runs
+    /// about 200 bash processes a call), the figures would measure the shim
+    /// instead of kkrun.
+    fn path_with_real_python() -> std::ffi::OsString {
+        static PATH: std::sync::OnceLock<std::ffi::OsString> = std::sync::OnceLock::new();
+        PATH.get_or_init(|| {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let found = std::process::Command::new("python3")
+                .args([
+                    "-c",
+                    "import os, sys; print(os.path.dirname(os.path.realpath(sys.executable)))",
+                ])
+                .output()
+                .ok()
+                .filter(|out| out.status.success())
+                .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned());
+            match found {
+                Some(dir) if !dir.is_empty() => {
+                    let mut joined = std::ffi::OsString::from(dir);
+                    joined.push(":");
+                    joined.push(&path);
+                    joined
+                }
+                _ => path,
+            }
+        })
+        .clone()
+    }
+
     /// One way of running kkrun.
     struct Case {
         label: String,
@@ -207,6 +237,7 @@ mod linux {
             let stderr = fx.root().join("kkrun.stderr");
             let mut command = fx.kkrun(&args);
             command
+                .env("PATH", path_with_real_python())
                 .env("OPENAI_BASE_URL", server.base_url())
                 .env("OPENAI_API_KEY", "sk-bench-jobs-0123456789")
                 .stdin(Stdio::null())
