@@ -312,7 +312,6 @@ async fn run_tasks(
             ));
         }
     }
-    let isolation = isolation.map(std::sync::Mutex::new);
     let task_loop = TaskLoop {
         tasks: &tasks,
         providers: &providers,

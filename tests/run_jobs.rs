@@ -306,3 +306,53 @@ fn sigint_with_two_tasks_in_flight_interrupts_both_and_writes_the_record() {
         "the third task never started"
     );
 }
+
+#[test]
+fn tasks_created_at_once_all_start_from_the_users_uncommitted_state() {
+    let fx = Fixture::new();
+    let server = TaskServer::start(ServerOptions {
+        latency: Duration::from_millis(20),
+        max_in_flight: None,
+    });
+    let tasks = live_tasks(&fx, 6);
+    let repo = fx.repo();
+    // Uncommitted work the worktrees must carry: a modified tracked file,
+    // a staged new file and an untracked one in a new directory.
+    std::fs::write(repo.join("test_mul.py"), "print('edited')\n").unwrap();
+    std::fs::write(repo.join("staged.txt"), "staged\n").unwrap();
+    git(&repo, &["add", "staged.txt"]);
+    std::fs::create_dir_all(repo.join("notes")).unwrap();
+    std::fs::write(repo.join("notes/todo.txt"), "untracked\n").unwrap();
+    let before = user_view(&repo);
+
+    let run = run_live(&fx, &server, &["--jobs", "6"], &tasks);
+    run.expect_code(0);
+    assert_eq!(user_view(&repo), before, "the user's repository changed");
+    let report = run.report();
+    let bases: Vec<String> = report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|task| {
+            let base = &task["snapshots"][0];
+            assert_eq!(base["stage"], "base", "{task}");
+            git(
+                &repo,
+                &[
+                    "rev-parse",
+                    &format!("{}^{{tree}}", base["commit"].as_str().unwrap()),
+                ],
+            )
+        })
+        .collect();
+    assert!(bases.iter().all(|tree| tree == &bases[0]), "{bases:?}");
+    let files = git(&repo, &["ls-tree", "-r", "--name-only", bases[0].trim()]);
+    for path in ["staged.txt", "notes/todo.txt", "test_mul.py"] {
+        assert!(files.lines().any(|line| line == path), "{path}: {files}");
+    }
+    let edited = git(
+        &repo,
+        &["show", &format!("{}:test_mul.py", bases[0].trim())],
+    );
+    assert_eq!(edited, "print('edited')\n");
+}

@@ -42,9 +42,10 @@ pub(super) struct TaskLoop<'a> {
     pub(super) run_dir: &'a RunDir,
     pub(super) events: &'a EventSink,
     pub(super) interrupt: &'a Interrupt,
-    /// git2 repositories are not `Sync`: creating and removing worktrees
-    /// takes turns.
-    pub(super) isolation: Option<&'a Mutex<Isolation>>,
+    /// Tasks create and remove their worktrees at the same time: each
+    /// operation opens the repositories it needs and touches only its own
+    /// worktree's files and registration.
+    pub(super) isolation: Option<&'a Isolation>,
     pub(super) cwd: &'a Path,
 }
 
@@ -145,14 +146,10 @@ impl TaskLoop<'_> {
             ));
             return ended(TaskOutcome::Interrupted);
         }
-        let lock = |isolation: &Mutex<Isolation>| {
-            // A panic while holding it left nothing half-done in the pool.
-            isolation
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .enter(index, task, &task_events)
-        };
-        let isolated = match self.isolation.map(lock) {
+        let isolated = match self
+            .isolation
+            .map(|isolation| isolation.enter(index, task, &task_events))
+        {
             None => None,
             Some(Ok(isolated)) => Some(isolated),
             Some(Err(e)) => {
@@ -205,7 +202,6 @@ impl TaskLoop<'_> {
         };
         let mut kept_worktree = None;
         if let (Some(isolation), Some((_, worktree))) = (self.isolation, &isolated) {
-            let isolation = isolation.lock().unwrap_or_else(|e| e.into_inner());
             match isolation.leave(&task.name, worktree) {
                 Ok(kept) => kept_worktree = kept,
                 Err(message) => task_events.emit(EventKind::Warning { message }),
