@@ -41,6 +41,12 @@ impl Fixture {
         repo.commit_all("executable");
         repo.write("untracked.txt", "not committed\n");
         repo.write("build/out.o", "ignored\n");
+        Fixture::around(repo)
+    }
+
+    /// The tools' context and a tracking store for `repo`.
+    fn around(repo: TestRepo) -> Fixture {
+        kkrun::sandbox::set_launcher(env!("CARGO_BIN_EXE_kkrun"));
         let ctx = ToolContext::from_parts(
             repo.root(),
             ShellPolicy::default(),
@@ -277,7 +283,6 @@ async fn a_restore_after_tool_edits_saves_the_scanned_tree_and_then_forgets() {
 
 #[tokio::test]
 async fn line_ending_attributes_apply_as_in_a_full_scan() {
-    kkrun::sandbox::set_launcher(env!("CARGO_BIN_EXE_kkrun"));
     let repo = TestRepo::with_commit(&[
         (".gitattributes", "*.txt text\n"),
         ("sub/.gitattributes", "*.dat text\n"),
@@ -288,16 +293,7 @@ async fn line_ending_attributes_apply_as_in_a_full_scan() {
     // A tracked attributes file deleted from the disk, not from the index:
     // a full scan hashes without it, and so must the incremental path.
     std::fs::remove_file(repo.root().join("gone/.gitattributes")).unwrap();
-    let ctx = ToolContext::from_parts(
-        repo.root(),
-        ShellPolicy::default(),
-        BTreeMap::new(),
-        Vec::new(),
-    );
-    let store = SnapshotStore::open(repo.root())
-        .unwrap()
-        .tracking(ctx.changes.clone());
-    let fx = Fixture { repo, ctx, store };
+    let fx = Fixture::around(repo);
     assert_eq!(fx.take("base").scan, Some(ScanKind::Full));
     for (path, content) in [
         ("notes.txt", "a\r\nb\r\n"),
