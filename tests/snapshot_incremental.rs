@@ -28,7 +28,6 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
-        kkrun::sandbox::set_launcher(env!("CARGO_BIN_EXE_kkrun"));
         let repo = TestRepo::with_commit(&[
             ("src/lib.rs", "pub fn one() -> i32 {\n    1\n}\n"),
             ("run.sh", "#!/bin/sh\necho run\n"),
