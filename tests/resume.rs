@@ -496,6 +496,64 @@ fn a_resumed_task_continues_after_its_last_stage_and_counts_both_attempts() {
     assert!(text.contains("\"type\":\"run.resumed\""));
 }
 
+/// A kill between libgit2 creating a ref's lock file and renaming it into
+/// place leaves `<ref>.lock`; the resumed run must write that ref anyway.
+#[test]
+fn a_ref_lock_left_by_the_killed_process_does_not_fail_the_resumed_snapshot() {
+    let dir = checkout();
+    let output = kkrun(dir.path(), &["tasks/fix-iso-weeks.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let expected = result(dir.path());
+    // The process is killed while writing the preview snapshot's ref: the
+    // stream ends with the debug stage, and the ref is only its lock file.
+    cut_stream(dir.path(), |l| {
+        l.contains("\"type\":\"stage.finished\"") && l.contains("\"stage\":\"debug\"")
+    });
+    let refs = Command::new("git")
+        .current_dir(dir.path())
+        .args([
+            "for-each-ref",
+            "--format=%(refname) %(objectname)",
+            "refs/kkrun/",
+        ])
+        .output()
+        .unwrap();
+    let refs = String::from_utf8(refs.stdout).unwrap();
+    let (preview, oid) = refs
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .find(|(name, _)| name.ends_with("-preview"))
+        .unwrap_or_else(|| panic!("no preview snapshot in\n{refs}"));
+    git(dir.path(), &["update-ref", "-d", preview]);
+    let lock = dir.path().join(".git").join(format!("{preview}.lock"));
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    std::fs::write(&lock, format!("{oid}\n")).unwrap();
+
+    let output = kkrun(dir.path(), &["resume", "latest"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "removed the lock of {preview}, left by the run's earlier process"
+        )),
+        "{}",
+        describe(&output)
+    );
+    assert!(!lock.exists());
+    assert_eq!(result(dir.path()), expected);
+    let task = &report(dir.path())["tasks"][0];
+    assert_eq!(task["outcome"], "passed", "{task:#}");
+    let snapshots: Vec<&str> = task["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["ref_name"].as_str())
+        .collect();
+    assert!(snapshots.contains(&preview), "{snapshots:?}");
+}
+
 #[test]
 fn an_isolated_run_is_refused_not_resumed_in_the_users_tree() {
     let dir = checkout();

@@ -1,5 +1,6 @@
 //! Reading a store's snapshot refs (a task's snapshots, every run, one
-//! snapshot by label, index or stage) and removing a run's.
+//! snapshot by label, index or stage), removing a run's, and clearing the
+//! ref locks a killed run left behind.
 
 use std::collections::BTreeMap;
 
@@ -208,5 +209,57 @@ impl SnapshotStore {
             }
         }
         Ok(names.len())
+    }
+
+    /// Removes the `.lock` files under `refs/kkrun/<run_id>/` and returns
+    /// the names of the refs they locked.
+    ///
+    /// A process killed between creating a ref's lock file and renaming it
+    /// into place leaves the lock behind, and every later write of that ref
+    /// fails as "locked". Only the run itself writes under its own prefix,
+    /// so the caller must hold the run's work-tree lock, taken over from a
+    /// process that is gone: then no lock there can belong to a live writer.
+    pub fn remove_stale_ref_locks(&self, run_id: &str) -> Result<Vec<String>, SnapshotError> {
+        names::validate("run id", run_id)?;
+        let repo = self.repo()?;
+        let root = repo
+            .commondir()
+            .join(names::PREFIX.trim_end_matches('/'))
+            .join(run_id);
+        let mut removed = Vec::new();
+        let mut pending = vec![root];
+        while let Some(dir) = pending.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(SnapshotError::io("read", dir, e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| SnapshotError::io("read", dir.clone(), e))?;
+                let path = entry.path();
+                let is_dir = entry
+                    .file_type()
+                    .map_err(|e| SnapshotError::io("inspect", path.clone(), e))?
+                    .is_dir();
+                if is_dir {
+                    pending.push(path);
+                    continue;
+                }
+                let Some(ref_path) = path.to_str().and_then(|p| p.strip_suffix(".lock")) else {
+                    continue;
+                };
+                let ref_name = std::path::Path::new(ref_path)
+                    .strip_prefix(repo.commondir())
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_else(|_| ref_path.to_owned());
+                match std::fs::remove_file(&path) {
+                    Ok(()) => removed.push(ref_name),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(SnapshotError::io("remove", path, e)),
+                }
+            }
+        }
+        removed.sort();
+        Ok(removed)
     }
 }
