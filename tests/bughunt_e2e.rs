@@ -239,6 +239,39 @@ fn a_baseline_makes_last_nights_findings_known() {
     third.expect_code(0);
 }
 
+/// A killed hunt's remaining stages are judged against the run's own
+/// baseline, which `run.started` carries, not the file: here it is gone.
+#[test]
+fn a_resumed_hunt_keeps_its_baseline() {
+    let fx = Fixture::new();
+    let task = hunt(&fx, "hunt", "");
+    fx.run("first", &[&task]).expect_code(1);
+    let second = fx.run(
+        "second",
+        &[&task, "--baseline-findings", "first/findings.sarif"],
+    );
+    second.expect_code(0);
+    let uninterrupted = statuses(&second.report());
+
+    // Killed after the blueprint, before the code stage found anything.
+    let events_path = second.out.join("events.jsonl");
+    let text = std::fs::read_to_string(&events_path).unwrap();
+    let cut = text
+        .lines()
+        .position(|l| {
+            l.contains("\"type\":\"stage.finished\"") && l.contains("\"stage\":\"blueprint\"")
+        })
+        .unwrap();
+    let kept: Vec<&str> = text.lines().take(cut + 1).collect();
+    std::fs::write(&events_path, kept.join("\n") + "\n").unwrap();
+    std::fs::remove_file(second.out.join("report.json")).unwrap();
+    std::fs::remove_dir_all(fx.root().join("first")).unwrap();
+
+    let resumed = Run::capture(fx.kkrun(&["resume", "second"]), &second.out);
+    resumed.expect_code(0);
+    assert_eq!(statuses(&resumed.report()), uninterrupted);
+}
+
 #[test]
 fn fail_on_decides_the_outcome() {
     let fx = Fixture::new();

@@ -9,6 +9,7 @@ use super::print;
 use crate::console::ConsoleOptions;
 use crate::error::Error;
 use crate::events::{Event, EventKind};
+use crate::findings::BaselineFindings;
 use crate::runner::{Continuation, RestorePolicy};
 use crate::store::{DEFAULT_RUNS_DIR, catalog};
 use crate::task::Task;
@@ -108,7 +109,7 @@ pub fn resume(command: ResumeCommand) -> Result<i32, Error> {
         redact: command.redact,
         command_line: command.command_line,
         require_sandbox: false,
-        baseline_findings: None,
+        baseline_findings: recorded_baseline(&continuation.events),
         // The run's tasks are those its events planned: a shard's already.
         partition: None,
         // The endpoints answered when the run started; a dead one now
@@ -132,6 +133,19 @@ fn ran_isolated(events: &[Event]) -> bool {
         EventKind::TaskPlanned { matrix, .. } => matrix.is_some(),
         EventKind::TaskStarted { worktree, .. } => worktree.is_some(),
         _ => false,
+    })
+}
+
+/// The baseline the run's `run.started` recorded, so that findings of the
+/// resumed stages are `known` or `new` as they would have been.
+fn recorded_baseline(events: &[Event]) -> Option<BaselineFindings> {
+    events.iter().find_map(|e| match &e.kind {
+        EventKind::RunStarted {
+            baseline_findings, ..
+        } => baseline_findings
+            .clone()
+            .map(BaselineFindings::from_fingerprints),
+        _ => None,
     })
 }
 

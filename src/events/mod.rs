@@ -91,6 +91,11 @@ pub enum EventKind {
         /// a run kkrun ran itself.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         merged: Option<MergeRecord>,
+        /// The fingerprints `--baseline-findings` gave, sorted, so that
+        /// `kkrun resume` judges findings against the same baseline even
+        /// when the file has changed or gone; absent without a baseline.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        baseline_findings: Option<Vec<String>>,
     },
     /// `kkrun resume` continued the run: appended to the same
     /// `events.jsonl` by a new process, whose `elapsed_ms` goes on from the

@@ -119,6 +119,19 @@ impl BaselineFindings {
         Ok(BaselineFindings { fingerprints })
     }
 
+    /// A baseline of exactly these fingerprints (as `run.started` records
+    /// them for `kkrun resume`).
+    pub fn from_fingerprints(fingerprints: impl IntoIterator<Item = String>) -> BaselineFindings {
+        BaselineFindings {
+            fingerprints: fingerprints.into_iter().collect(),
+        }
+    }
+
+    /// The baseline's fingerprints, sorted.
+    pub fn fingerprints(&self) -> impl Iterator<Item = &str> {
+        self.fingerprints.iter().map(String::as_str)
+    }
+
     /// How many findings the baseline holds.
     pub fn len(&self) -> usize {
         self.fingerprints.len()

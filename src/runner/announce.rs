@@ -30,6 +30,10 @@ pub(super) fn announce(
         command_line: redact_command_line(&options.command_line),
         partition,
         merged: None,
+        baseline_findings: options
+            .baseline_findings
+            .as_ref()
+            .map(|baseline| baseline.fingerprints().map(str::to_owned).collect()),
     });
     for (task, (spec, _)) in tasks.iter().zip(providers.iter().flatten()) {
         events.for_task(&task.name).emit(EventKind::TaskPlanned {

@@ -370,6 +370,9 @@ fn merged_stream(
             command_line,
             partition: None,
             merged: Some(record),
+            // Each shard judged its findings already; nothing resumes a
+            // merged run.
+            baseline_findings: None,
         },
     }];
     // The end: the latest event of any shard, on the merged clock.

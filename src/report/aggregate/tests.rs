@@ -30,6 +30,7 @@ fn started(tasks: &[&str]) -> Event {
             command_line: vec!["kkrun".into()],
             partition: None,
             merged: None,
+            baseline_findings: None,
         },
     )
 }
