@@ -1,4 +1,5 @@
-//! One run per work tree: `<git-dir>/kkrun/run.lock`.
+//! One run per work tree (`<git-dir>/kkrun/run.lock`) and one process per
+//! run (`<run-dir>/.run.lock`).
 //!
 //! A run (or resume) holds an OS advisory lock on the file for as long as
 //! it runs and writes its run id, pid and start time into it, so a second
@@ -47,7 +48,8 @@ impl Holder {
     }
 }
 
-/// A held lock on one work tree; released (and the file emptied) on drop.
+/// A held lock on one work tree or run; released (and the file emptied) on
+/// drop.
 #[derive(Debug)]
 pub struct WorkTreeLock {
     file: File,
@@ -80,15 +82,65 @@ pub fn acquire(
     wait: Option<Duration>,
     notices: &mut Vec<String>,
 ) -> Result<WorkTreeLock, Error> {
-    let path = lock_path(git_dir);
+    let subject = Subject {
+        path: lock_path(git_dir),
+        busy: format!("the work tree {} is in use by", workdir.display()),
+        taken_over: format!("the lock of the work tree {}", workdir.display()),
+        unwritable: "the git directory is not writable (hint: kkrun keeps its work-tree lock \
+                     there; make it writable)",
+    };
+    acquire_at(&subject, run_id, command, wait, notices)
+}
+
+/// The lock file of the run whose directory is `run_dir`.
+pub fn run_lock_path(run_dir: &Path) -> PathBuf {
+    run_dir.join(".run.lock")
+}
+
+/// Takes the lock of the run directory `run_dir` for `command` of run
+/// `run_id`: held by a run for as long as it runs and by `kkrun resume`
+/// while it continues it, so a run is never continued while its process
+/// still works on it (isolated runs hold no work-tree lock that would
+/// say so). Busy and stale locks as with [`acquire`].
+pub fn acquire_run(
+    run_dir: &Path,
+    run_id: &str,
+    command: &str,
+    wait: Option<Duration>,
+    notices: &mut Vec<String>,
+) -> Result<WorkTreeLock, Error> {
+    let subject = Subject {
+        path: run_lock_path(run_dir),
+        busy: format!("the run directory {} is in use by", run_dir.display()),
+        taken_over: format!("the lock of run {run_id}"),
+        unwritable: "the run directory is not writable (hint: make it writable)",
+    };
+    acquire_at(&subject, run_id, command, wait, notices)
+}
+
+/// A lock file and how messages name what it guards.
+struct Subject {
+    path: PathBuf,
+    /// The start of the busy error, before the holder.
+    busy: String,
+    /// What a takeover notice says was taken over.
+    taken_over: String,
+    /// Why the file cannot be written, and what to do.
+    unwritable: &'static str,
+}
+
+fn acquire_at(
+    subject: &Subject,
+    run_id: &str,
+    command: &str,
+    wait: Option<Duration>,
+    notices: &mut Vec<String>,
+) -> Result<WorkTreeLock, Error> {
+    let path = &subject.path;
     let io = |what: &str, e: std::io::Error| {
         if e.kind() == std::io::ErrorKind::PermissionDenied {
             Error::io(
-                format!(
-                    "{what} {}: the git directory is not writable (hint: kkrun keeps its \
-                     work-tree lock there; make it writable)",
-                    path.display()
-                ),
+                format!("{what} {}: {}", path.display(), subject.unwritable),
                 e,
             )
         } else {
@@ -103,7 +155,7 @@ pub fn acquire(
         .truncate(false)
         .read(true)
         .write(true)
-        .open(&path)
+        .open(path)
         .map_err(|e| io("opening", e))?;
     let deadline = wait.map(|wait| Instant::now() + wait);
     loop {
@@ -120,9 +172,8 @@ pub fn acquire(
                     format!(" after waiting {}", crate::task::duration::format(wait))
                 });
                 return Err(Error::InvalidInput(format!(
-                    "the work tree {} is in use by {holder}{waited} (hint: wait for it, or pass \
-                     --wait-lock 10m)",
-                    workdir.display()
+                    "{} {holder}{waited} (hint: wait for it, or pass --wait-lock 10m)",
+                    subject.busy
                 )));
             }
             Err(TryLockError::Error(e)) => return Err(io("locking", e)),
@@ -130,8 +181,8 @@ pub fn acquire(
     }
     if let Some(stale) = read_holder(&mut file) {
         notices.push(format!(
-            "took over the lock of the work tree {} from {}, which is no longer running",
-            workdir.display(),
+            "took over {} from {}, which is no longer running",
+            subject.taken_over,
             stale.describe()
         ));
     }
@@ -199,6 +250,36 @@ mod tests {
         );
         let holder: Holder = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(holder.run_id, "new");
+    }
+
+    #[test]
+    fn a_run_lock_names_its_holder_and_is_taken_over_once_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut notices = Vec::new();
+        let first = acquire_run(dir.path(), "r1", "run", None, &mut notices).unwrap();
+        let err = acquire_run(dir.path(), "r1", "resume", None, &mut notices).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!(
+                "run r1 ({}) is still in use by run r1 (pid {})",
+                dir.path().display(),
+                std::process::id()
+            )),
+            "{text}"
+        );
+        assert_eq!(err.exit_code(), crate::exit_codes::INVALID_INPUT);
+        drop(first);
+        // A holder killed with its lock leaves the file naming it.
+        std::fs::write(
+            run_lock_path(dir.path()),
+            r#"{"run_id":"r1","pid":4194304,"started":"2026-01-01T00:00:00Z","command":"run"}"#,
+        )
+        .unwrap();
+        let _lock = acquire_run(dir.path(), "r1", "resume", None, &mut notices).unwrap();
+        assert_eq!(
+            notices,
+            ["took over the lock of run r1 from run r1 (pid 4194304), which is no longer running"]
+        );
     }
 
     #[test]

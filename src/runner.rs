@@ -189,6 +189,9 @@ fn start(
         Some(_) => Vec::new(),
         None => locking::lock_work_trees(&tasks, &run_id, continuation.is_some(), &options)?,
     };
+    if continuation.is_some() {
+        locking::remove_stale_ref_locks(&tasks, &run_id)?;
+    }
     // Every provider is built before anything runs, so a bad model spec or a
     // missing API key stops the run with nothing done.
     let providers = providers::build(&tasks, &options, continuation.as_ref(), &secrets)?;

@@ -101,12 +101,14 @@ fn checkout() -> tempfile::TempDir {
 type CheckOutcome = (String, String, Option<bool>);
 
 /// What must not depend on whether the run was killed: the example's
-/// files, the exit code, and per task its name, outcome and checks.
+/// files, the exit code, and per task its name, outcome, checks and
+/// `final.patch` (an isolated task's change is only there).
 #[derive(Debug, PartialEq)]
 struct Result {
     tree: BTreeMap<PathBuf, String>,
     exit_code: i32,
     tasks: Vec<(String, String, Vec<CheckOutcome>)>,
+    patches: BTreeMap<String, Option<String>>,
 }
 
 fn files(dir: &Path, base: &Path, into: &mut BTreeMap<PathBuf, String>) {
@@ -133,7 +135,7 @@ fn result(dir: &Path) -> Result {
     let report = report(dir);
     let mut tree = BTreeMap::new();
     files(&dir.join("examples"), dir, &mut tree);
-    let tasks = report["tasks"]
+    let tasks: Vec<(String, String, Vec<CheckOutcome>)> = report["tasks"]
         .as_array()
         .unwrap()
         .iter()
@@ -157,10 +159,19 @@ fn result(dir: &Path) -> Result {
             )
         })
         .collect();
+    let run_dir = dir.join(".kkrun/runs/latest");
+    let patches = tasks
+        .iter()
+        .map(|(name, _, _)| {
+            let patch = std::fs::read_to_string(run_dir.join(name).join("final.patch")).ok();
+            (name.clone(), patch)
+        })
+        .collect();
     Result {
         tree,
         exit_code: report["exit_code"].as_i64().unwrap() as i32,
         tasks,
+        patches,
     }
 }
 
@@ -308,11 +319,23 @@ fn property(args: &[&str]) {
             expected,
             "kill {kill} after {delay:?} (of {span:?})"
         );
+        // Worktrees of killed attempts were removed by the next one.
+        assert_eq!(worktrees(dir.path()), Vec::<String>::new(), "kill {kill}");
     }
     assert!(
         resumed >= KILLS / 2,
         "only {resumed} kills left a run to resume"
     );
+}
+
+/// The isolated worktrees registered in the repository at `dir`.
+fn worktrees(dir: &Path) -> Vec<String> {
+    match std::fs::read_dir(dir.join(".git/worktrees")) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 #[test]
@@ -323,6 +346,19 @@ fn the_readme_example_killed_anywhere_resumes_to_the_same_result() {
 #[test]
 fn a_two_task_run_killed_anywhere_resumes_to_the_same_result() {
     property(&["tasks/fix-iso-weeks.yaml", "tasks/dates-nightly.yaml"]);
+}
+
+/// Isolated tasks (`--jobs 2`) resume in new worktrees at their last
+/// snapshots; the user's work tree is never touched, and no worktree is
+/// left behind.
+#[test]
+fn an_isolated_run_killed_anywhere_resumes_to_the_same_result() {
+    property(&[
+        "tasks/fix-iso-weeks.yaml",
+        "tasks/dates-nightly.yaml",
+        "--jobs",
+        "2",
+    ]);
 }
 
 #[test]
@@ -555,20 +591,119 @@ fn a_ref_lock_left_by_the_killed_process_does_not_fail_the_resumed_snapshot() {
 }
 
 #[test]
-fn an_isolated_run_is_refused_not_resumed_in_the_users_tree() {
+fn an_isolated_task_resumes_in_a_new_worktree_at_its_last_snapshot() {
     let dir = checkout();
     let output = kkrun(dir.path(), &["tasks/fix-iso-weeks.yaml", "--isolate"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
-    // Cut the stream as a kill would: the task never finished.
-    let events = dir.path().join(".kkrun/runs/latest/events.jsonl");
-    let text = std::fs::read_to_string(&events).unwrap();
-    let kept: String = text.lines().take(4).map(|l| format!("{l}\n")).collect();
-    std::fs::write(&events, kept).unwrap();
+    let expected = result(dir.path());
+    let refs_before = e2e_support::snapshot_refs(dir.path());
+    cut_stream(dir.path(), |l| {
+        l.contains("\"type\":\"stage.finished\"") && l.contains("\"stage\":\"code\"")
+    });
+    let output = kkrun(dir.path(), &["resume"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("resumed after code"), "{stderr}");
+    assert_eq!(result(dir.path()), expected);
+    // The user's work tree was never touched, and the worktree is gone.
+    assert_eq!(e2e_support::git(dir.path(), &["status", "--porcelain"]), "");
+    assert_eq!(worktrees(dir.path()), Vec::<String>::new());
+    let task = &report(dir.path())["tasks"][0];
+    let worktree = task["worktree"].as_str().unwrap();
+    assert!(!Path::new(worktree).exists(), "{worktree}");
+    assert_eq!(task["resumed"]["after"], "code");
+    // The new worktree started at the code snapshot: nothing to restore,
+    // so no safety snapshot; debug and preview took theirs again, numbered
+    // after the cut-short attempt's.
+    let mut refs = refs_before;
+    refs.extend(["05-debug".to_string(), "06-preview".to_string()]);
+    assert_eq!(e2e_support::snapshot_refs(dir.path()), refs);
+    check_resumed_report(dir.path());
+}
+
+/// `--keep-worktrees` carries over; the worktree the cut-short attempt
+/// kept under the task's name is replaced, with a warning.
+#[test]
+fn a_kept_worktree_of_the_cut_short_attempt_is_replaced_on_resume() {
+    let dir = checkout();
+    let wts = dir.path().join("wts");
+    let wts_arg = wts.to_str().unwrap();
+    let args = [
+        "tasks/fix-iso-weeks.yaml",
+        "--keep-worktrees",
+        "--worktrees",
+        wts_arg,
+    ];
+    let output = kkrun(dir.path(), &args).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let expected = result(dir.path());
+    assert_eq!(worktrees(dir.path()).len(), 1);
+    cut_stream(dir.path(), |l| {
+        l.contains("\"type\":\"stage.finished\"") && l.contains("\"stage\":\"blueprint\"")
+    });
+    let output = kkrun(dir.path(), &["resume"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the worktree an earlier attempt of the task left"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("kept the isolated worktree"), "{stderr}");
+    assert_eq!(result(dir.path()), expected);
+    let kept = worktrees(dir.path());
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(wts.join(&kept[0]).join("examples/dates").is_dir());
+    assert_eq!(
+        e2e_support::git(dir.path(), &["status", "--porcelain", "--", "examples"]),
+        ""
+    );
+}
+
+#[test]
+fn a_run_whose_process_still_holds_it_is_not_resumed() {
+    use std::io::Write;
+    let dir = checkout();
+    let output = kkrun(dir.path(), &["tasks/fix-iso-weeks.yaml", "--isolate"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    cut_stream(dir.path(), |l| l.contains("\"type\":\"task.started\""));
+    let run_dir = dir.path().join(".kkrun/runs/latest");
+    let events = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
+    let run_id = report_run_id(&events);
+    // This process plays the run, still running: it holds the run's lock.
+    let mut lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(run_dir.join(".run.lock"))
+        .unwrap();
+    lock.try_lock().unwrap();
+    write!(
+        lock,
+        r#"{{"run_id":"{run_id}","pid":{},"started":"2026-12-08T00:00:00Z","command":"run"}}"#,
+        std::process::id()
+    )
+    .unwrap();
     let output = kkrun(dir.path(), &["resume"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("isolated worktrees"), "{stderr}");
-    assert_eq!(e2e_support::git(dir.path(), &["status", "--porcelain"]), "");
+    assert!(
+        stderr.contains(&format!(
+            "is in use by run {run_id} (pid {}) (hint: wait for it",
+            std::process::id()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap(),
+        events
+    );
+    assert_eq!(worktrees(dir.path()), Vec::<String>::new());
+}
+
+/// The run id of a stream's `run.started`.
+fn report_run_id(events: &str) -> String {
+    let first: Value = serde_json::from_str(events.lines().next().unwrap()).unwrap();
+    first["run_id"].as_str().unwrap().to_string()
 }

@@ -77,23 +77,24 @@ pub fn resume(command: ResumeCommand) -> Result<i32, Error> {
         }
         return Ok(exit_code);
     }
-    let tasks = load_tasks(&cwd, &histories)?;
+    // Held until the resumed run ends. The run's own process may still be
+    // running (an isolated run holds no work-tree lock that would say so);
+    // once the lock is ours, nothing else writes the run's files or refs.
+    let mut notices = Vec::new();
+    let _run_lock =
+        crate::lock::acquire_run(&run_dir, &run_id, "resume", command.wait_lock, &mut notices)?;
+    for notice in notices {
+        eprintln!("kkrun: {notice}");
+    }
+    let run_flags = run_command_line(&events);
+    // Recorded `--model`s name a command-line matrix's instances.
+    let models = recorded_values(&run_flags, "--model");
+    let tasks = load_tasks(&cwd, &histories, &models)?;
     let attempt = 2 + events
         .iter()
         .filter(|e| matches!(e.kind, EventKind::RunResumed { .. }))
         .count();
-    let events_for_flags = run_command_line(&events);
-    if ran_isolated(&events)
-        || recorded_flag(&events_for_flags, "--isolate")
-        || recorded_flag(&events_for_flags, "--apply")
-        || recorded_jobs(&events_for_flags) > 1
-    {
-        return Err(Error::InvalidInput(format!(
-            "run {run_id} ran its tasks in isolated worktrees (--isolate, --jobs, --apply or a model \
-             matrix), which `kkrun resume` does not continue yet (hint: run the task files again; \
-             the cut-short tasks' snapshots are under refs/kkrun/{run_id}/)"
-        )));
-    }
+    let isolate = recorded_isolation(&events, &run_flags);
     let continuation = Continuation {
         run_dir,
         run_id,
@@ -115,23 +116,42 @@ pub fn resume(command: ResumeCommand) -> Result<i32, Error> {
         // The endpoints answered when the run started; a dead one now
         // fails the resumed task's first turn with the same message.
         preflight: false,
-        project_instructions: !recorded_flag(&events_for_flags, "--no-project-instructions"),
-        isolate: None,
-        apply: false,
+        project_instructions: !recorded_flag(&run_flags, "--no-project-instructions"),
+        isolate,
+        // The passing tasks' changes, those of the earlier attempt
+        // included, are applied at the end as the run would have; one the
+        // killed process applied already merges as nothing to write.
+        apply: recorded_flag(&run_flags, "--apply"),
         wait_lock: command.wait_lock,
-        // A run of several jobs was isolated, and refused above.
-        jobs: 1,
-        max_requests: recorded_max_requests(&events_for_flags),
+        jobs: recorded_jobs(&run_flags),
+        max_requests: recorded_max_requests(&run_flags),
     };
     crate::runner::resume(tasks, continuation, options)
 }
 
-/// Whether the events say a task ran in a worktree of its own, or was an
-/// instance of a model matrix (isolated however the run was started).
+/// The isolation the run had: its `--isolate`, `--worktrees` and
+/// `--keep-worktrees` (`--jobs` above 1 and a matrix isolate by
+/// themselves, and the runner sees to those).
+fn recorded_isolation(
+    events: &[Event],
+    command_line: &[String],
+) -> Option<crate::runner::IsolationOptions> {
+    let dir = recorded_value(command_line, "--worktrees").map(PathBuf::from);
+    let keep = recorded_flag(command_line, "--keep-worktrees");
+    let isolated = dir.is_some()
+        || keep
+        || recorded_flag(command_line, "--isolate")
+        || recorded_flag(command_line, "--apply")
+        || ran_isolated(events);
+    isolated.then_some(crate::runner::IsolationOptions { dir, keep })
+}
+
+/// Whether the events say a task ran in a worktree of its own.
 fn ran_isolated(events: &[Event]) -> bool {
     events.iter().any(|e| match &e.kind {
-        EventKind::TaskPlanned { matrix, .. } => matrix.is_some(),
-        EventKind::TaskStarted { worktree, .. } => worktree.is_some(),
+        EventKind::TaskStarted { worktree, .. } | EventKind::TaskResumed { worktree, .. } => {
+            worktree.is_some()
+        }
         _ => false,
     })
 }
@@ -185,16 +205,21 @@ fn recorded_max_requests(command_line: &[String]) -> usize {
 /// The last value of `flag` on the run's command line, as `FLAG VALUE` or
 /// `FLAG=VALUE`.
 fn recorded_value<'a>(command_line: &'a [String], flag: &str) -> Option<&'a str> {
-    let mut value = None;
+    recorded_values(command_line, flag).pop()
+}
+
+/// Every value of `flag` on the run's command line, in order.
+fn recorded_values<'a>(command_line: &'a [String], flag: &str) -> Vec<&'a str> {
+    let mut values = Vec::new();
     let mut args = command_line.iter();
     while let Some(arg) = args.next() {
         match arg.strip_prefix(flag) {
-            Some("") => value = args.next().map(String::as_str),
-            Some(rest) if rest.starts_with('=') => value = Some(&rest[1..]),
+            Some("") => values.extend(args.next().map(String::as_str)),
+            Some(rest) if rest.starts_with('=') => values.push(&rest[1..]),
             _ => {}
         }
     }
-    value
+    values
 }
 
 /// The `--restore` of the run's command line (`auto` when it has none),
@@ -312,7 +337,18 @@ fn read_events(run_dir: &Path) -> Result<Vec<Event>, Error> {
 
 /// The run's tasks, in run order, loaded again from the files the run
 /// named, each with the model it ran with.
-fn load_tasks(cwd: &Path, histories: &[crate::resume::TaskHistory]) -> Result<Vec<Task>, Error> {
+fn load_tasks(
+    cwd: &Path,
+    histories: &[crate::resume::TaskHistory],
+    models: &[&str],
+) -> Result<Vec<Task>, Error> {
+    // Only a command-line matrix needs them: a single `--model` is in each
+    // task's history already.
+    let model_overrides: Vec<String> = if models.len() > 1 {
+        models.iter().map(|m| m.to_string()).collect()
+    } else {
+        Vec::new()
+    };
     let mut tasks = Vec::with_capacity(histories.len());
     for history in histories {
         let Some(file) = &history.file else {
@@ -332,7 +368,7 @@ fn load_tasks(cwd: &Path, histories: &[crate::resume::TaskHistory]) -> Result<Ve
             )));
         }
         let options = crate::task::LoadOptions {
-            model_overrides: &[],
+            model_overrides: &model_overrides,
             require_model: false,
         };
         let loaded = crate::task::load_tasks_with(&[path.display().to_string()], &options)

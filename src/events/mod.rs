@@ -136,6 +136,11 @@ pub enum EventKind {
         /// What the sandbox enforces for the agent's commands now.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sandbox: Option<crate::sandbox::SandboxStatus>,
+        /// The isolated worktree the task continues in (a new one: the
+        /// cut-short attempt's was removed); absent when it runs in the
+        /// user's work tree.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        worktree: Option<String>,
     },
     /// What the run will do for one task; one per task, in run order, right
     /// after `run.started`.

@@ -46,6 +46,7 @@ impl TaskRun<'_, '_> {
             previous: history.last_attempt.clone(),
             base_commit,
             sandbox: Some(sandbox),
+            worktree: self.env.worktree.map(|root| root.display().to_string()),
         });
         self.env.provider.resume_replay_at(history.replay_position);
         self.transcript_announced = history.transcript;

@@ -114,6 +114,14 @@ impl TaskHistory {
         self.steps.iter().rev().find_map(Step::snapshot)
     }
 
+    /// The `00-base` snapshot, when the kept steps took it.
+    pub fn base_snapshot(&self) -> Option<&StepSnapshot> {
+        self.steps.iter().find_map(|step| match step {
+            Step::Base(snapshot) => Some(snapshot),
+            _ => None,
+        })
+    }
+
     /// The step the task continues after.
     pub fn after(&self) -> String {
         self.steps

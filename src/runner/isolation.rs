@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use crate::error::Error;
 use crate::events::{EventKind, EventSink};
+use crate::resume::TaskHistory;
 use crate::snapshot::{IsolatedWorktree, SnapshotStore, WorktreePool, remove_stale_worktrees};
 use crate::task::Task;
 
@@ -105,17 +106,40 @@ impl Isolation {
     /// nothing is a warning on `events`), and returns the task with its
     /// workspace mapped into the worktree. On a failure nothing is left
     /// behind.
+    ///
+    /// A resumed task (`resumed`: what its cut-short attempt completed)
+    /// with a base snapshot gets its worktree at its last snapshot; any
+    /// other starts from the user's work tree as it is now.
     pub(super) fn enter(
         &self,
         index: usize,
         task: &Task,
+        resumed: Option<&TaskHistory>,
         events: &EventSink,
     ) -> Result<(Task, IsolatedWorktree), EnterError> {
         let user = &self.stores[index];
-        let worktree = self
-            .pool
-            .create(user, &task.name)
-            .map_err(EnterError::Worktree)?;
+        if resumed.is_some()
+            && let Some(left) = self
+                .pool
+                .remove_leftover(user, &task.name)
+                .map_err(EnterError::Worktree)?
+        {
+            events.emit(EventKind::Warning {
+                message: format!(
+                    "removed {}, the worktree an earlier attempt of the task left (its work is in \
+                     the task's snapshots)",
+                    left.display()
+                ),
+            });
+        }
+        let resume_point = resumed.and_then(|h| h.base_snapshot().zip(h.last_snapshot()));
+        let worktree = match resume_point {
+            Some((base, last)) => self
+                .pool
+                .create_at(user, &task.name, &base.commit, &last.commit),
+            None => self.pool.create(user, &task.name),
+        }
+        .map_err(EnterError::Worktree)?;
         if !task.copy_ignored.is_empty() {
             match copy::copy_ignored(user, &worktree.workspace, &task.copy_ignored) {
                 Ok(report) => {

@@ -23,34 +23,52 @@ pub(super) fn lock_work_trees(
     let mut trees = BTreeMap::new();
     for task in tasks {
         if let Ok(store) = SnapshotStore::open(&task.workspace) {
-            trees.entry(store.git_dir().to_owned()).or_insert(store);
+            trees
+                .entry(store.git_dir().to_owned())
+                .or_insert_with(|| store.workdir().to_owned());
         }
     }
     let command = if resumed { "resume" } else { "run" };
     let mut locks = Vec::with_capacity(trees.len());
-    for (git_dir, store) in trees {
+    for (git_dir, workdir) in trees {
         let mut notices = Vec::new();
         locks.push(lock::acquire(
             &git_dir,
-            store.workdir(),
+            &workdir,
             run_id,
             command,
             options.wait_lock,
             &mut notices,
         )?);
-        // The run's earlier process is gone (its lock was taken over or
-        // released), so a ref lock under the run's prefix is one it was
-        // killed holding, and would fail the snapshot that writes that ref.
-        if resumed {
-            for name in store.remove_stale_ref_locks(run_id)? {
-                notices.push(format!(
-                    "removed the lock of {name}, left by the run's earlier process when it was killed"
-                ));
-            }
-        }
         for notice in notices {
             eprintln!("kkrun: {notice}");
         }
     }
     Ok(locks)
+}
+
+/// Removes the ref locks under `refs/kkrun/<run_id>/` of every task's
+/// repository, with a line on stderr for each.
+///
+/// Called by `kkrun resume`, which holds the run's lock: the run's earlier
+/// process is gone, so a ref lock under the run's prefix is one it was
+/// killed holding (between git creating `<ref>.lock` and renaming it), and
+/// would fail the snapshot that writes that ref again.
+pub(super) fn remove_stale_ref_locks(tasks: &[Task], run_id: &str) -> Result<(), Error> {
+    let mut seen = Vec::new();
+    for task in tasks {
+        let Ok(store) = SnapshotStore::open(&task.workspace) else {
+            continue;
+        };
+        if seen.contains(&store.git_dir().to_owned()) {
+            continue;
+        }
+        seen.push(store.git_dir().to_owned());
+        for name in store.remove_stale_ref_locks(run_id)? {
+            eprintln!(
+                "kkrun: removed the lock of {name}, left by the run's earlier process when it was killed"
+            );
+        }
+    }
+    Ok(())
 }

@@ -146,10 +146,10 @@ impl TaskLoop<'_> {
             ));
             return ended(TaskOutcome::Interrupted);
         }
-        let isolated = match self
-            .isolation
-            .map(|isolation| isolation.enter(index, task, &task_events))
-        {
+        let isolated = match self.isolation.map(|isolation| {
+            let resumed = self.continuation.and_then(|c| c.history(&task.name));
+            isolation.enter(index, task, resumed, &task_events)
+        }) {
             None => None,
             Some(Ok(isolated)) => Some(isolated),
             Some(Err(e)) => {

@@ -86,16 +86,69 @@ impl WorktreePool {
                 path: user.workdir().to_owned(),
             });
         };
-        let head_tree = repo
-            .find_commit(head)
-            .and_then(|commit| commit.tree())
-            .map_err(|e| SnapshotError::git("read HEAD's tree", e))?
-            .id();
+        let head_tree = commit_tree(&repo, head, "read HEAD's tree")?;
         let state = user.worktree_state(&repo)?.tree;
         let staged = staged_tree(&repo).unwrap_or(head_tree);
         let common_dir = repo.commondir().to_owned();
         drop(repo);
+        let start = Start {
+            head,
+            head_tree,
+            state,
+            staged,
+        };
+        self.build(user, task, &common_dir, &start)
+    }
 
+    /// Creates the worktree of `task` to continue it (`kkrun resume`):
+    /// detached at the commit its `00-base` snapshot (commit `base`) was
+    /// taken on, with the tree of its snapshot `last` as the work tree and
+    /// that commit's tree as the index. The user's work tree as it is now
+    /// plays no part: the task goes on from where it was cut short.
+    pub fn create_at(
+        &self,
+        user: &SnapshotStore,
+        task: &str,
+        base: &str,
+        last: &str,
+    ) -> Result<IsolatedWorktree, SnapshotError> {
+        names::validate("task name", task)?;
+        let repo = user.repo()?;
+        let oid = |id: &str| {
+            Oid::from_str(id).map_err(|e| SnapshotError::git(format!("read snapshot id {id}"), e))
+        };
+        let head = repo
+            .find_commit(oid(base)?)
+            .and_then(|commit| commit.parent_id(0))
+            .map_err(|e| {
+                SnapshotError::git("find the commit the task's 00-base was taken on", e)
+            })?;
+        let head_tree = commit_tree(&repo, head, "read the tree of the task's base commit")?;
+        let state = commit_tree(
+            &repo,
+            oid(last)?,
+            "read the tree of the task's last snapshot",
+        )?;
+        let common_dir = repo.commondir().to_owned();
+        drop(repo);
+        let start = Start {
+            head,
+            head_tree,
+            state,
+            staged: head_tree,
+        };
+        self.build(user, task, &common_dir, &start)
+    }
+
+    /// Registers the worktree of `task` in `common_dir` and lays it out as
+    /// `start` says.
+    fn build(
+        &self,
+        user: &SnapshotStore,
+        task: &str,
+        common_dir: &Path,
+        start: &Start,
+    ) -> Result<IsolatedWorktree, SnapshotError> {
         std::fs::create_dir_all(&self.root)
             .map_err(|e| SnapshotError::io("create", self.root.clone(), e))?;
         let root = std::fs::canonicalize(&self.root)
@@ -106,12 +159,12 @@ impl WorktreePool {
             name: name.clone(),
             workspace: path.join(user.workspace_relative()),
             root: path.clone(),
-            common_dir: common_dir.clone(),
+            common_dir: common_dir.to_owned(),
         };
-        register(&common_dir, &name, &path, head, &self.run_id)?;
+        register(common_dir, &name, &path, start.head, &self.run_id)?;
         // From here on a failure leaves a registered worktree: remove it
         // rather than leave it for the next run to find stale.
-        let laid = lay_out(&path, head_tree, state, staged);
+        let laid = lay_out(&path, start.head_tree, start.state, start.staged);
         if let Err(e) = laid {
             let _ = remove(&worktree);
             return Err(e);
@@ -141,11 +194,58 @@ impl WorktreePool {
 }
 
 impl WorktreePool {
+    /// Removes what an earlier attempt of this run left under the name of
+    /// `task`'s worktree — a worktree kept or interrupted, or one whose
+    /// registration a kill cut short (then it is neither stale nor kept,
+    /// and nothing else would ever remove it) — and returns its directory
+    /// when there was something. Only for `kkrun resume`, which holds the
+    /// run's lock, continuing a task that did not finish: its work is in
+    /// its snapshots.
+    pub fn remove_leftover(
+        &self,
+        user: &SnapshotStore,
+        task: &str,
+    ) -> Result<Option<PathBuf>, SnapshotError> {
+        names::validate("task name", task)?;
+        let common_dir = user.repo()?.commondir().to_owned();
+        let name = format!("{NAME_PREFIX}{}-{task}", self.run_id);
+        let admin = common_dir.join("worktrees").join(&name);
+        // The directory as registered (only one of this name: nothing else
+        // is ever removed), else where this pool would put it.
+        let root = std::fs::read_to_string(admin.join("gitdir"))
+            .ok()
+            .and_then(|gitdir| Path::new(gitdir.trim()).parent().map(Path::to_path_buf))
+            .filter(|root| root.file_name() == Some(std::ffi::OsStr::new(&name)))
+            .unwrap_or_else(|| self.root.join(&name));
+        if !admin.exists() && !root.exists() {
+            return Ok(None);
+        }
+        remove_dir(&root)?;
+        remove_dir(&admin)?;
+        Ok(Some(root))
+    }
+
     /// Removes `worktree` whatever `--keep-worktrees` says: for a worktree
     /// that never became ready for its task.
     pub fn release_discarding(&self, worktree: &IsolatedWorktree) -> Result<(), SnapshotError> {
         remove(worktree)
     }
+}
+
+/// What a new worktree holds: the commit it is detached at and that
+/// commit's tree, the tree of its work tree and the tree of its index.
+struct Start {
+    head: Oid,
+    head_tree: Oid,
+    state: Oid,
+    staged: Oid,
+}
+
+/// The tree of commit `commit`.
+fn commit_tree(repo: &Repository, commit: Oid, action: &str) -> Result<Oid, SnapshotError> {
+    repo.find_commit(commit)
+        .map(|commit| commit.tree_id())
+        .map_err(|e| SnapshotError::git(action, e))
 }
 
 /// The tree of the user's index (what is staged), when it can be written

@@ -44,6 +44,9 @@ pub struct RunDir {
     root: PathBuf,
     run_id: String,
     redactor: Redactor,
+    /// The run's lock on its directory, held while the run runs (`None`
+    /// when reopened: `kkrun resume` holds it itself).
+    _lock: Option<crate::lock::WorkTreeLock>,
 }
 
 impl RunDir {
@@ -61,6 +64,13 @@ impl RunDir {
         }
         fs::create_dir_all(&root)
             .map_err(|e| Error::io(format!("creating the run directory {}", root.display()), e))?;
+        // Before anything in it changes: an --out directory may be another
+        // run's, still running.
+        let mut notices = Vec::new();
+        let lock = crate::lock::acquire_run(&root, run_id, "run", None, &mut notices)?;
+        for notice in notices {
+            eprintln!("kkrun: {notice}");
+        }
         match out {
             None => update_latest(&cwd.join(DEFAULT_RUNS_DIR), run_id)?,
             Some(_) => {
@@ -77,6 +87,7 @@ impl RunDir {
             root,
             run_id: run_id.to_string(),
             redactor: Redactor::default(),
+            _lock: Some(lock),
         })
     }
 
@@ -87,6 +98,7 @@ impl RunDir {
             root: root.to_path_buf(),
             run_id: run_id.to_string(),
             redactor: Redactor::default(),
+            _lock: None,
         }
     }
 

@@ -73,12 +73,16 @@ impl TaskState {
             previous,
             sandbox,
             base_commit,
+            worktree,
             ..
         } = &event.kind
         {
             self.resume(event, *kept_events, from_snapshot, after, previous);
             if sandbox.is_some() {
                 self.report.sandbox = sandbox.clone();
+            }
+            if worktree.is_some() {
+                self.report.worktree = worktree.clone();
             }
             if self.report.base_commit.is_none() {
                 self.report.base_commit = base_commit.clone();

@@ -307,6 +307,7 @@ fn task_resumed_keeps_the_completed_steps_and_counts_every_attempt() {
                 },
                 base_commit: None,
                 sandbox: None,
+                worktree: None,
             },
         ),
         code_started,
