@@ -299,43 +299,69 @@ fn every_model_is_told_the_tasks_own_name_so_recordings_replay_in_a_matrix() {
         &checkout.path().join("out"),
     );
     run.expect_code(0);
-    assert_eq!(
-        outcomes(&run.report()),
-        [
-            ("fix-iso-weeks@model-a".to_string(), "passed".to_string()),
-            ("fix-iso-weeks@model-b".to_string(), "passed".to_string()),
-        ]
+    let expected = [
+        ("fix-iso-weeks@model-a".to_string(), "passed".to_string()),
+        ("fix-iso-weeks@model-b".to_string(), "passed".to_string()),
+    ];
+    assert_eq!(outcomes(&run.report()), expected);
+
+    // Resumed, the instances are those of the `--model`s the run was given.
+    cut_stream(&run.out, |l| {
+        l.contains("\"type\":\"stage.finished\"") && l.contains("\"stage\":\"code\"")
+    });
+    let resumed = Run::capture(
+        e2e_support::kkrun(checkout.path(), &["resume", "out"]),
+        &run.out,
     );
+    resumed.expect_code(0);
+    assert!(
+        resumed.stderr().contains("resumed after code"),
+        "{}",
+        resumed.stderr()
+    );
+    assert_eq!(outcomes(&resumed.report()), expected);
+}
+
+/// Cuts the run's stream right after the first line `at` matches, as a
+/// kill there would, and removes the report the run wrote at its end.
+fn cut_stream(out: &std::path::Path, at: impl Fn(&str) -> bool) {
+    let events = out.join("events.jsonl");
+    let text = std::fs::read_to_string(&events).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let cut = lines.iter().position(|l| at(l)).unwrap();
+    let kept: String = lines[..=cut].iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&events, kept).unwrap();
+    std::fs::remove_file(out.join("report.json")).unwrap();
 }
 
 #[test]
-fn a_cut_short_matrix_run_is_refused_by_resume_not_continued_in_the_users_tree() {
+fn a_cut_short_matrix_run_resumes_isolated_not_in_the_users_tree() {
     let fx = Fixture::new();
     let task = matrix_task(&fx);
     let repo = fx.repo();
     let before = user_view(&repo);
-    fx.run("out", &[&task]).expect_code(1);
-    // Cut the stream as a kill would: keep run.started, both task.planned
-    // and the first task.started (nothing on the command line says the run
-    // was isolated: the task file's `models:` did).
-    let events = fx.out().join("events.jsonl");
-    let text = std::fs::read_to_string(&events).unwrap();
-    let kept: String = text
-        .lines()
-        .take_while(|l| !l.contains("\"type\":\"task.started\""))
-        .chain(
-            text.lines()
-                .find(|l| l.contains("\"type\":\"task.started\"")),
-        )
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(&events, kept).unwrap();
+    let first = fx.run("out", &[&task]);
+    first.expect_code(1);
+    let expected = outcomes(&first.report());
+    let expected_rows = comparison_rows(&first.file("summary.md"), "fix-add");
+    // Killed once the first instance had started (nothing on the command
+    // line says the run was isolated: the task file's `models:` did).
+    cut_stream(&fx.out(), |l| l.contains("\"type\":\"task.started\""));
     let resumed = Run::capture(fx.kkrun(&["resume", "out"]), &fx.out());
-    resumed.expect_code(2);
-    assert!(
-        resumed.stderr().contains("a model matrix"),
-        "{}",
-        resumed.stderr()
+    resumed.expect_code(1);
+    assert_eq!(outcomes(&resumed.report()), expected);
+    assert_eq!(
+        comparison_rows(&resumed.file("summary.md"), "fix-add")
+            .iter()
+            .map(|row| (row[0].clone(), row[1].clone()))
+            .collect::<Vec<_>>(),
+        expected_rows
+            .iter()
+            .map(|row| (row[0].clone(), row[1].clone()))
+            .collect::<Vec<_>>()
     );
+    for task in resumed.report()["tasks"].as_array().unwrap() {
+        assert!(task["worktree"].is_string(), "{task:#}");
+    }
     assert_eq!(user_view(&repo), before, "the user's repository changed");
 }
