@@ -92,9 +92,12 @@ pub fn acquire(
     acquire_at(&subject, run_id, command, wait, notices)
 }
 
+/// The name of a run directory's lock file.
+pub const RUN_LOCK_FILE: &str = ".run.lock";
+
 /// The lock file of the run whose directory is `run_dir`.
 pub fn run_lock_path(run_dir: &Path) -> PathBuf {
-    run_dir.join(".run.lock")
+    run_dir.join(RUN_LOCK_FILE)
 }
 
 /// Takes the lock of the run directory `run_dir` for `command` of run

@@ -268,6 +268,8 @@ pub fn check_out_dir(cwd: &Path, out: &Path) -> Result<(), Error> {
     let entries: Vec<fs::DirEntry> = fs::read_dir(&absolute)
         .map_err(|e| Error::io(format!("reading {}", absolute.display()), e))?
         .filter_map(Result::ok)
+        // A run killed before its first event leaves its lock.
+        .filter(|entry| entry.file_name() != crate::lock::RUN_LOCK_FILE)
         .collect();
     if entries.is_empty() || absolute.join("events.jsonl").is_file() {
         return Ok(());
