@@ -264,7 +264,7 @@ mod tests {
         let text = err.to_string();
         assert!(
             text.contains(&format!(
-                "run r1 ({}) is still in use by run r1 (pid {})",
+                "the run directory {} is in use by run r1 (pid {})",
                 dir.path().display(),
                 std::process::id()
             )),
