@@ -208,17 +208,23 @@ fn a_bug_hunt_confirms_reports_and_fails_on_a_new_confirmed_finding() {
     );
 }
 
-#[test]
-fn a_baseline_makes_last_nights_findings_known() {
-    let fx = Fixture::new();
-    let task = hunt(&fx, "hunt", "");
+/// The hunt run into `first`, then again into `second` with the first's
+/// findings as its baseline (which makes them known: exit 0).
+fn hunt_twice(fx: &Fixture) -> (String, Run) {
+    let task = hunt(fx, "hunt", "");
     fx.run("first", &[&task]).expect_code(1);
-
     let second = fx.run(
         "second",
         &[&task, "--baseline-findings", "first/findings.sarif"],
     );
     second.expect_code(0);
+    (task, second)
+}
+
+#[test]
+fn a_baseline_makes_last_nights_findings_known() {
+    let fx = Fixture::new();
+    let (task, second) = hunt_twice(&fx);
     let report = second.report();
     assert_eq!(
         statuses(&report),
@@ -244,13 +250,7 @@ fn a_baseline_makes_last_nights_findings_known() {
 #[test]
 fn a_resumed_hunt_keeps_its_baseline() {
     let fx = Fixture::new();
-    let task = hunt(&fx, "hunt", "");
-    fx.run("first", &[&task]).expect_code(1);
-    let second = fx.run(
-        "second",
-        &[&task, "--baseline-findings", "first/findings.sarif"],
-    );
-    second.expect_code(0);
+    let (_, second) = hunt_twice(&fx);
     let uninterrupted = statuses(&second.report());
 
     // Killed after the blueprint, before the code stage found anything.

@@ -89,15 +89,13 @@ impl WorktreePool {
         let head_tree = commit_tree(&repo, head, "read HEAD's tree")?;
         let state = user.worktree_state(&repo)?.tree;
         let staged = staged_tree(&repo).unwrap_or(head_tree);
-        let common_dir = repo.commondir().to_owned();
-        drop(repo);
         let start = Start {
             head,
             head_tree,
             state,
             staged,
         };
-        self.build(user, task, &common_dir, &start)
+        self.build(user, task, repo, &start)
     }
 
     /// Creates the worktree of `task` to continue it (`kkrun resume`):
@@ -129,26 +127,27 @@ impl WorktreePool {
             oid(last)?,
             "read the tree of the task's last snapshot",
         )?;
-        let common_dir = repo.commondir().to_owned();
-        drop(repo);
         let start = Start {
             head,
             head_tree,
             state,
             staged: head_tree,
         };
-        self.build(user, task, &common_dir, &start)
+        self.build(user, task, repo, &start)
     }
 
-    /// Registers the worktree of `task` in `common_dir` and lays it out as
-    /// `start` says.
+    /// Registers the worktree of `task` in `repo` (the user's, closed
+    /// before the worktree is written) and lays it out as `start` says.
     fn build(
         &self,
         user: &SnapshotStore,
         task: &str,
-        common_dir: &Path,
+        repo: Repository,
         start: &Start,
     ) -> Result<IsolatedWorktree, SnapshotError> {
+        let common_dir = repo.commondir().to_owned();
+        drop(repo);
+        let common_dir = common_dir.as_path();
         std::fs::create_dir_all(&self.root)
             .map_err(|e| SnapshotError::io("create", self.root.clone(), e))?;
         let root = std::fs::canonicalize(&self.root)
