@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use git2::{Index, Oid, Repository, WorktreePruneOptions, build::CheckoutBuilder};
+use git2::{Index, Oid, Repository, build::CheckoutBuilder};
 
 use super::store::head_oid;
 use super::{SnapshotError, SnapshotStore, names};
@@ -24,6 +24,10 @@ const NAME_PREFIX: &str = "kkrun-";
 
 /// The lock reason's start; the process id follows it in parentheses.
 const LOCK_PREFIX: &str = "kkrun run ";
+
+/// Admin directories being written or removed are named with this first:
+/// no listing takes them for worktrees (see [`scratch_dir`]).
+const SCRATCH_PREFIX: &str = ".kkrun-scratch-";
 
 /// Where a run's isolated worktrees go, and whether they stay afterwards.
 #[derive(Debug, Clone)]
@@ -219,8 +223,7 @@ impl WorktreePool {
         if !admin.exists() && !root.exists() {
             return Ok(None);
         }
-        remove_dir(&root)?;
-        remove_dir(&admin)?;
+        remove_registered(&common_dir, &name, &root)?;
         Ok(Some(root))
     }
 
@@ -278,21 +281,53 @@ fn register(
     let write = |file: PathBuf, text: String| {
         std::fs::write(&file, text).map_err(|e| SnapshotError::io("write", file, e))
     };
-    std::fs::create_dir_all(&admin).map_err(|e| SnapshotError::io("create", admin.clone(), e))?;
     std::fs::create_dir_all(path).map_err(|e| SnapshotError::io("create", path.to_owned(), e))?;
-    // Locked first, so neither `git worktree prune` nor a concurrent kkrun
-    // takes it for stale while it is being written.
+    // The admin directory is written whole under a name no listing takes
+    // for a worktree, then renamed into place: a kill never leaves a
+    // half-written registration that looks neither stale nor kept.
+    let staging = scratch_dir(common_dir, name);
+    std::fs::create_dir_all(&staging)
+        .map_err(|e| SnapshotError::io("create", staging.clone(), e))?;
     write(
-        admin.join("locked"),
+        staging.join("locked"),
         format!("{LOCK_PREFIX}{run_id} (pid {})\n", std::process::id()),
     )?;
-    write(admin.join("commondir"), "../..\n".to_owned())?;
+    write(staging.join("commondir"), "../..\n".to_owned())?;
     write(
-        admin.join("gitdir"),
+        staging.join("gitdir"),
         format!("{}\n", path.join(".git").display()),
     )?;
-    write(admin.join("HEAD"), format!("{head}\n"))?;
-    write(path.join(".git"), format!("gitdir: {}\n", admin.display()))
+    write(staging.join("HEAD"), format!("{head}\n"))?;
+    write(path.join(".git"), format!("gitdir: {}\n", admin.display()))?;
+    std::fs::rename(&staging, &admin).map_err(|e| SnapshotError::io("register", admin, e))
+}
+
+/// Where this process writes or removes the admin directory of worktree
+/// `name` out of sight: `<common>/worktrees/.kkrun-scratch-<pid>-<name>`.
+fn scratch_dir(common_dir: &Path, name: &str) -> PathBuf {
+    common_dir
+        .join("worktrees")
+        .join(format!("{SCRATCH_PREFIX}{}-{name}", std::process::id()))
+}
+
+/// Removes the scratch directories of processes that are gone.
+fn remove_dead_scratch(common_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(common_dir.join("worktrees")) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SCRATCH_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse().ok());
+        if let Some(pid) = pid
+            && !process_alive(pid)
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Checks HEAD out into the fresh worktree at `path`, then turns its files
@@ -334,9 +369,23 @@ fn lay_out(path: &Path, head_tree: Oid, state: Oid, staged: Oid) -> Result<(), S
 
 /// Removes the worktree's files and its registration.
 fn remove(worktree: &IsolatedWorktree) -> Result<(), SnapshotError> {
-    let admin = worktree.common_dir.join("worktrees").join(&worktree.name);
-    remove_dir(&worktree.root)?;
-    remove_dir(&admin)
+    remove_registered(&worktree.common_dir, &worktree.name, &worktree.root)
+}
+
+/// Removes worktree `name` of the repository `common_dir`, at `root`, in
+/// an order a kill cannot spoil: its files while it is still registered
+/// and locked (a kill then leaves it stale, for the next run to remove),
+/// then its registration, renamed out of sight in one step first.
+fn remove_registered(common_dir: &Path, name: &str, root: &Path) -> Result<(), SnapshotError> {
+    remove_dir(root)?;
+    let admin = common_dir.join("worktrees").join(name);
+    let scratch = scratch_dir(common_dir, name);
+    match std::fs::rename(&admin, &scratch) {
+        Ok(()) => remove_dir(&scratch),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        // Renaming cannot fail where removing works; remove it in place.
+        Err(_) => remove_dir(&admin),
+    }
 }
 
 fn remove_dir(path: &Path) -> Result<(), SnapshotError> {
@@ -420,18 +469,8 @@ pub fn remove_kkrun_worktree(
     store: &SnapshotStore,
     worktree: &KkrunWorktree,
 ) -> Result<(), SnapshotError> {
-    let repo = store.repo()?;
-    let admin = repo.commondir().join("worktrees").join(&worktree.name);
-    let pruned = repo.find_worktree(&worktree.name).and_then(|found| {
-        let mut prune = WorktreePruneOptions::new();
-        prune.valid(true).locked(true).working_tree(true);
-        found.prune(Some(&mut prune))
-    });
-    if pruned.is_err() {
-        remove_dir(&worktree.root)?;
-        remove_dir(&admin)?;
-    }
-    Ok(())
+    let common_dir = store.repo()?.commondir().to_owned();
+    remove_registered(&common_dir, &worktree.name, &worktree.root)
 }
 
 /// Removes the worktrees kkrun made in `store`'s repository whose run's
@@ -439,6 +478,7 @@ pub fn remove_kkrun_worktree(
 /// removed worktrees' directories. Kept worktrees (`--keep-worktrees`,
 /// unlocked) and every worktree kkrun did not make are left alone.
 pub fn remove_stale_worktrees(store: &SnapshotStore) -> Result<Vec<PathBuf>, SnapshotError> {
+    remove_dead_scratch(store.repo()?.commondir());
     let mut removed = Vec::new();
     for worktree in kkrun_worktrees(store)? {
         if let WorktreeState::Stale(_) = worktree.state {
@@ -491,6 +531,22 @@ mod tests {
         );
         assert_eq!(lock_pid("kept for review"), None);
         assert_eq!(lock_pid("kkrun run x (pid nope)"), None);
+    }
+
+    #[test]
+    fn only_the_scratch_of_dead_processes_is_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let worktrees = dir.path().join("worktrees");
+        let dead = worktrees.join(format!("{SCRATCH_PREFIX}4194304-kkrun-r-t"));
+        let live = scratch_dir(dir.path(), "kkrun-r-u");
+        let registered = worktrees.join("kkrun-r-v");
+        for path in [&dead, &live, &registered] {
+            std::fs::create_dir_all(path).unwrap();
+        }
+        remove_dead_scratch(dir.path());
+        assert!(!dead.exists());
+        assert!(live.exists());
+        assert!(registered.exists());
     }
 
     #[test]
