@@ -11,14 +11,14 @@ pub mod fsck;
 pub mod gc;
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::events::{Event, EventSink};
+use crate::events::{Event, EventKind, EventSink};
 use crate::redact::Redactor;
 
 /// Default parent of run directories, relative to the current directory.
@@ -334,7 +334,8 @@ fn clear_previous_run(root: &Path) -> Result<(), Error> {
 /// Subscribes a [`JsonlWriter`] on `file` to every event of `sink`.
 fn subscribe_writer(sink: &EventSink, file: File) {
     let writer = Arc::new(Mutex::new(JsonlWriter {
-        file: BufWriter::new(file),
+        file,
+        held: Vec::new(),
         failed: false,
     }));
     sink.subscribe(move |event: &Event| {
@@ -343,10 +344,18 @@ fn subscribe_writer(sink: &EventSink, file: File) {
     });
 }
 
-/// Writes events as JSON lines; after the first write error it stops trying,
-/// since the run itself must go on (the reports are written separately).
+/// Writes events as JSON lines, each written whole as it comes; after the
+/// first write error it stops trying, since the run itself must go on (the
+/// reports are written separately).
+///
+/// The plan — `run.started` and the `task.planned` lines after it — is
+/// held and written in one write together with the first event after it:
+/// `kkrun resume` needs every task's plan, and a stream that a kill cut
+/// between them could not be continued, while one holding no event at all
+/// is a run in which nothing ran.
 struct JsonlWriter {
-    file: BufWriter<File>,
+    file: File,
+    held: Vec<u8>,
     failed: bool,
 }
 
@@ -355,12 +364,34 @@ impl JsonlWriter {
         if self.failed {
             return;
         }
-        let line = crate::events::to_json_line(event);
-        let written = writeln!(self.file, "{line}").and_then(|()| self.file.flush());
-        if let Err(e) = written {
+        self.held
+            .extend_from_slice(crate::events::to_json_line(event).as_bytes());
+        self.held.push(b'\n');
+        let planning = matches!(
+            event.kind,
+            EventKind::RunStarted { .. } | EventKind::TaskPlanned { .. }
+        );
+        if !planning {
+            self.write_held();
+        }
+    }
+
+    fn write_held(&mut self) {
+        if self.held.is_empty() || self.failed {
+            return;
+        }
+        let bytes = std::mem::take(&mut self.held);
+        if let Err(e) = self.file.write_all(&bytes) {
             eprintln!("kkrun: warning: events.jsonl is no longer written: {e}");
             self.failed = true;
         }
+    }
+}
+
+impl Drop for JsonlWriter {
+    /// A run that ends (with an error) right after its plan still leaves it.
+    fn drop(&mut self) {
+        self.write_held();
     }
 }
 
@@ -425,5 +456,32 @@ mod tests {
             fs::read_to_string(latest.join("events.jsonl")).unwrap(),
             text
         );
+    }
+
+    #[test]
+    fn the_plan_is_written_together_with_the_first_event_after_it() {
+        let cwd = tempfile::tempdir().unwrap();
+        let run = RunDir::create(cwd.path(), None, "20260101T000000Z-000002").unwrap();
+        let sink = EventSink::new();
+        run.record_events(&sink).unwrap();
+        let events = run.path().join("events.jsonl");
+        sink.emit(EventKind::RunStarted {
+            schema_version: 1,
+            run_id: "20260101T000000Z-000002".into(),
+            kkrun_version: "0".into(),
+            tasks: vec!["t".into()],
+            command_line: Vec::new(),
+            partition: None,
+            merged: None,
+            baseline_findings: None,
+        });
+        assert_eq!(fs::read_to_string(&events).unwrap(), "");
+        sink.for_task("t").emit(EventKind::Warning {
+            message: "after the plan".into(),
+        });
+        let text = fs::read_to_string(&events).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(text.starts_with("{\"ts\""), "{text}");
+        assert!(text.contains("\"type\":\"run.started\""), "{text}");
     }
 }
