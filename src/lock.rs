@@ -121,6 +121,27 @@ pub fn acquire_run(
     acquire_at(&subject, run_id, command, wait, notices)
 }
 
+/// Who holds the lock of the run directory `run_dir` now: `None` when
+/// nobody does (or the run never took one). Nothing is created or taken.
+pub fn run_holder(run_dir: &Path) -> Option<Holder> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(run_lock_path(run_dir))
+        .ok()?;
+    match file.try_lock() {
+        // Free: released as `file` closes.
+        Ok(()) => None,
+        Err(TryLockError::WouldBlock) => Some(read_holder(&mut file).unwrap_or(Holder {
+            run_id: String::new(),
+            pid: 0,
+            started: String::new(),
+            command: String::new(),
+        })),
+        Err(TryLockError::Error(_)) => None,
+    }
+}
+
 /// A lock file and how messages name what it guards.
 struct Subject {
     path: PathBuf,
@@ -260,6 +281,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut notices = Vec::new();
         let first = acquire_run(dir.path(), "r1", "run", None, &mut notices).unwrap();
+        assert_eq!(
+            run_holder(dir.path()).map(|h| (h.run_id, h.pid)),
+            Some(("r1".to_string(), std::process::id()))
+        );
         let err = acquire_run(dir.path(), "r1", "resume", None, &mut notices).unwrap_err();
         let text = err.to_string();
         assert!(
@@ -272,6 +297,7 @@ mod tests {
         );
         assert_eq!(err.exit_code(), crate::exit_codes::INVALID_INPUT);
         drop(first);
+        assert_eq!(run_holder(dir.path()), None);
         // A holder killed with its lock leaves the file naming it.
         std::fs::write(
             run_lock_path(dir.path()),

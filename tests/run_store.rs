@@ -423,6 +423,43 @@ fn runs_gc_removes_directories_refs_together_and_keeps_latest() {
 }
 
 #[test]
+fn runs_gc_spares_a_run_whose_process_holds_its_directory() {
+    use std::io::Write;
+    let fx = Fixture::new();
+    let repo = fx.repo();
+    let pass = fx.task("fix-add", "", &fix_and_approve());
+    let first = run(&fx, &pass, 0);
+    run(&fx, &pass, 0);
+    // This process plays the first run, still running.
+    let mut lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(runs_dir(&fx).join(&first).join(".run.lock"))
+        .unwrap();
+    lock.try_lock().unwrap();
+    write!(
+        lock,
+        r#"{{"run_id":"{first}","pid":{},"started":"2026-12-08T00:00:00Z","command":"run"}}"#,
+        std::process::id()
+    )
+    .unwrap();
+    let out = kkrun(&fx, &["runs", "gc", "--run", &first, "--repo", "repo"]).expect(0);
+    assert!(
+        out.stdout.contains(&format!(
+            "kept run {first}: it is running (process {} holds its run directory)",
+            std::process::id()
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(runs_dir(&fx).join(&first).is_dir());
+    assert!(!refs_of(&repo, &first).is_empty());
+    drop(lock);
+    kkrun(&fx, &["runs", "gc", "--run", &first, "--repo", "repo"]).expect(0);
+    assert!(!runs_dir(&fx).join(&first).exists());
+    assert!(refs_of(&repo, &first).is_empty());
+}
+
+#[test]
 fn latest_works_as_a_run_id_and_diff_after_rollback_shows_the_result() {
     let fx = Fixture::new();
     let repo = fx.repo();

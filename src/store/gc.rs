@@ -134,6 +134,16 @@ pub fn gc(runs_dir: &Path, store: &SnapshotStore, request: &GcRequest) -> Result
             });
             continue;
         }
+        if let Some(holder) = dir_of(id).as_deref().and_then(crate::lock::run_holder) {
+            outcome.spared.push(SparedRun {
+                run_id: id.clone(),
+                reason: format!(
+                    "it is running (process {} holds its run directory)",
+                    holder.pid
+                ),
+            });
+            continue;
+        }
         let own: Vec<&KkrunWorktree> = worktrees.iter().filter(|w| w.belongs_to(id)).collect();
         if let Some(pid) = own.iter().find_map(|w| match w.state {
             WorktreeState::InUse(pid) => Some(pid),
