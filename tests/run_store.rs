@@ -430,7 +430,14 @@ fn runs_gc_spares_a_run_whose_process_holds_its_directory() {
     let pass = fx.task("fix-add", "", &fix_and_approve());
     let first = run(&fx, &pass, 0);
     run(&fx, &pass, 0);
-    // This process plays the first run, still running.
+    // The first run is still running: no `run.finished` or report yet, and
+    // this process plays its process, holding its lock.
+    let first_dir = runs_dir(&fx).join(&first);
+    let events = std::fs::read_to_string(first_dir.join("events.jsonl")).unwrap();
+    let mut lines: Vec<&str> = events.lines().collect();
+    lines.pop();
+    std::fs::write(first_dir.join("events.jsonl"), lines.join("\n") + "\n").unwrap();
+    std::fs::remove_file(first_dir.join("report.json")).unwrap();
     let mut lock = std::fs::OpenOptions::new()
         .write(true)
         .open(runs_dir(&fx).join(&first).join(".run.lock"))
@@ -453,7 +460,21 @@ fn runs_gc_spares_a_run_whose_process_holds_its_directory() {
     );
     assert!(runs_dir(&fx).join(&first).is_dir());
     assert!(!refs_of(&repo, &first).is_empty());
+    let list = kkrun(&fx, &["runs", "list", "--json", "--repo", "repo"])
+        .expect(0)
+        .json();
+    assert_eq!(list["runs"][0]["outcome"], "running", "{list:#}");
+    assert_eq!(
+        list["runs"][0]["hint"],
+        format!("in progress: kkrun run (process {})", std::process::id())
+    );
+    kkrun(&fx, &["runs", "fsck", "--repo", "repo"]).expect(0);
     drop(lock);
+    let list = kkrun(&fx, &["runs", "list", "--json", "--repo", "repo"])
+        .expect(0)
+        .json();
+    assert_eq!(list["runs"][0]["outcome"], "incomplete", "{list:#}");
+    kkrun(&fx, &["runs", "fsck", "--repo", "repo"]).expect(1);
     kkrun(&fx, &["runs", "gc", "--run", &first, "--repo", "repo"]).expect(0);
     assert!(!runs_dir(&fx).join(&first).exists());
     assert!(refs_of(&repo, &first).is_empty());

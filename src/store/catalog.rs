@@ -227,6 +227,12 @@ impl RunSummary {
         if record.complete {
             summary.exit_code = Some(report.exit_code);
             summary.outcome = outcome_of_exit_code(report.exit_code).into();
+        } else if let Some(holder) = crate::lock::run_holder(&record.dir) {
+            summary.outcome = "running".into();
+            summary.hint = Some(format!(
+                "in progress: kkrun {} (process {})",
+                holder.command, holder.pid
+            ));
         } else {
             summary.outcome = "incomplete".into();
             summary.hint = Some(format!("resume with: kkrun resume {}", record.run_id));

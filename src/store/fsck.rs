@@ -89,6 +89,11 @@ fn check_run(
             fix,
         })
     };
+    // A run in progress has no final record or report yet: nothing of it
+    // is a problem.
+    if crate::lock::run_holder(dir).is_some() {
+        return Ok(());
+    }
     let events_path = dir.join("events.jsonl");
     if !events_path.is_file() {
         push(
