@@ -392,6 +392,10 @@ async fn watch_signals(interrupt: Arc<Interrupt>) {
             }
             if interrupt.is_triggered() {
                 eprintln!("kkrun: second interrupt, exiting without finishing the record");
+                // No destructor runs on this exit. Commands and checks end
+                // with it (their launcher's parent-death signal); MCP
+                // servers would not.
+                crate::mcp::kill_all_servers();
                 std::process::exit(exit_codes::INTERRUPTED);
             }
             eprintln!(

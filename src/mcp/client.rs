@@ -330,6 +330,9 @@ impl ServerProcess {
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.signal(Signal::KILL);
+        if let Some(pgid) = self.pgid {
+            super::live::forget(pgid);
+        }
     }
 }
 
@@ -359,6 +362,9 @@ fn spawn(
         .id()
         .and_then(|pid| i32::try_from(pid).ok())
         .and_then(Pid::from_raw);
+    if let Some(pgid) = pgid {
+        super::live::register(pgid);
+    }
     Ok(ServerProcess { child, pgid })
 }
 

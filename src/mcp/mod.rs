@@ -14,6 +14,7 @@ mod catalog;
 mod client;
 mod config;
 mod error;
+mod live;
 mod record;
 mod session;
 mod stderr;
@@ -24,6 +25,7 @@ pub use config::{
     NAME_SEPARATOR, ServerConfig, ToolFilter, TransportConfig, expand, valid_server_name,
 };
 pub use error::McpError;
+pub use live::kill_all_servers;
 pub use record::{Death, Record};
 pub use session::{McpSession, Origin, ServerSummary};
 pub use stderr::STDERR_TAIL_BYTES;
