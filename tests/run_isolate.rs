@@ -310,6 +310,34 @@ fn a_live_runs_worktree_and_a_kept_one_are_not_stale() {
 }
 
 #[test]
+fn a_worktree_whose_process_id_was_given_to_another_process_is_stale() {
+    let fx = Fixture::new();
+    let repo = fx.repo();
+    let task = fx.task("fix-add", "", &fix_and_approve());
+    run_isolated(&fx, &["--keep-worktrees"], &task).expect_code(0);
+    let admin = entries(&repo.join(".git/worktrees"));
+    // The run's process id now belongs to this test process, which started
+    // at another time (clock tick 1, long before it).
+    std::fs::write(
+        admin[0].join("locked"),
+        format!("kkrun run x (pid {}, start 1)\n", std::process::id()),
+    )
+    .unwrap();
+    let gc = fx
+        .kkrun(&["gc", "--keep-last", "100", "--repo", "repo"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        gc.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&gc.stderr)
+    );
+    assert!(String::from_utf8_lossy(&gc.stdout).contains("stale isolated worktree"));
+    assert!(entries(&repo.join(".git/worktrees")).is_empty());
+}
+
+#[test]
 fn a_workspace_in_a_subdirectory_maps_to_the_same_subdirectory_of_the_worktree() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");

@@ -18,6 +18,7 @@ mod incremental;
 mod journal;
 mod message;
 mod names;
+mod owner;
 mod refs;
 mod restore;
 mod scan;

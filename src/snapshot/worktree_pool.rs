@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use git2::{Index, Oid, Repository, build::CheckoutBuilder};
 
+use super::owner::{Owner, pid_taken};
 use super::store::head_oid;
 use super::{SnapshotError, SnapshotStore, names};
 
@@ -290,7 +291,7 @@ fn register(
         .map_err(|e| SnapshotError::io("create", staging.clone(), e))?;
     write(
         staging.join("locked"),
-        format!("{LOCK_PREFIX}{run_id} (pid {})\n", std::process::id()),
+        Owner::current().reason(LOCK_PREFIX, run_id),
     )?;
     write(staging.join("commondir"), "../..\n".to_owned())?;
     write(
@@ -323,7 +324,7 @@ fn remove_dead_scratch(common_dir: &Path) {
             .and_then(|rest| rest.split_once('-'))
             .and_then(|(pid, _)| pid.parse().ok());
         if let Some(pid) = pid
-            && !process_alive(pid)
+            && !pid_taken(pid)
         {
             let _ = std::fs::remove_dir_all(entry.path());
         }
@@ -445,12 +446,12 @@ pub fn kkrun_worktrees(store: &SnapshotStore) -> Result<Vec<KkrunWorktree>, Snap
             continue;
         };
         let admin = repo.commondir().join("worktrees").join(name);
-        let pid = std::fs::read_to_string(admin.join("locked"))
+        let owner = std::fs::read_to_string(admin.join("locked"))
             .ok()
-            .and_then(|reason| lock_pid(&reason));
-        let state = match pid {
-            Some(pid) if process_alive(pid) => WorktreeState::InUse(pid),
-            Some(pid) => WorktreeState::Stale(pid),
+            .and_then(|reason| Owner::parse(&reason, LOCK_PREFIX));
+        let state = match owner {
+            Some(owner) if owner.is_alive() => WorktreeState::InUse(owner.pid),
+            Some(owner) => WorktreeState::Stale(owner.pid),
             None => WorktreeState::Kept,
         };
         found.push(KkrunWorktree {
@@ -489,49 +490,9 @@ pub fn remove_stale_worktrees(store: &SnapshotStore) -> Result<Vec<PathBuf>, Sna
     Ok(removed)
 }
 
-/// The process id in a lock reason kkrun wrote.
-fn lock_pid(reason: &str) -> Option<u32> {
-    let rest = reason.trim().strip_prefix(LOCK_PREFIX)?;
-    let (_, pid) = rest.rsplit_once("(pid ")?;
-    pid.strip_suffix(')')?.parse().ok()
-}
-
-/// Whether process `pid` still runs (a process of another user counts).
-fn process_alive(pid: u32) -> bool {
-    #[cfg(unix)]
-    {
-        let Some(pid) = i32::try_from(pid)
-            .ok()
-            .and_then(rustix::process::Pid::from_raw)
-        else {
-            return false;
-        };
-        !matches!(
-            rustix::process::test_kill_process(pid),
-            Err(rustix::io::Errno::SRCH)
-        )
-    }
-    #[cfg(not(unix))]
-    {
-        // Without a cheap liveness test, never take a worktree for stale.
-        let _ = pid;
-        true
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lock_reasons_name_the_process() {
-        assert_eq!(
-            lock_pid("kkrun run 20260101T000000Z-abc (pid 42)\n"),
-            Some(42)
-        );
-        assert_eq!(lock_pid("kept for review"), None);
-        assert_eq!(lock_pid("kkrun run x (pid nope)"), None);
-    }
 
     #[test]
     fn only_the_scratch_of_dead_processes_is_swept() {
@@ -547,10 +508,5 @@ mod tests {
         assert!(!dead.exists());
         assert!(live.exists());
         assert!(registered.exists());
-    }
-
-    #[test]
-    fn this_process_is_alive() {
-        assert!(process_alive(std::process::id()));
     }
 }
