@@ -224,6 +224,40 @@ async fn declared_paths_are_writable() {
     assert!(extra.join("out.txt").exists());
 }
 
+/// A `TMPDIR` the task's `env` sets is where its commands put temporary
+/// files: writable, as kkrun's own temporary directory is.
+#[tokio::test]
+async fn the_tasks_own_tmpdir_is_writable() {
+    let fx = Fixture::plain();
+    let tmp = fx.outside.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let env = BTreeMap::from([("TMPDIR".to_string(), tmp.display().to_string())]);
+    let fx = Fixture {
+        ctx: ToolContext::from_parts(&fx.repo, ShellPolicy::default(), env, Vec::new()),
+        ..fx
+    };
+    let status = fx.status();
+    if skip_unless(
+        status.filesystem != FilesystemEnforcement::Unavailable,
+        "Landlock",
+        &status,
+    ) {
+        return;
+    }
+    let result = fx.shell("mktemp && echo made").await;
+    assert_eq!(result.outcome, ToolOutcome::Ok, "{}", result.content);
+    assert!(
+        result.content.contains(&tmp.display().to_string()),
+        "{}",
+        result.content
+    );
+    // Beside it, nothing else outside the workspace became writable.
+    let result = fx
+        .shell(&format!("echo no > {}/out.txt", fx.outside.display()))
+        .await;
+    assert_ne!(result.outcome, ToolOutcome::Ok, "{}", result.content);
+}
+
 // ---- the network -----------------------------------------------------------
 
 #[tokio::test]

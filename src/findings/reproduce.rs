@@ -87,7 +87,8 @@ pub async fn reproduce(env: &ReproduceEnv, command: &str) -> Reproduction {
     };
     let vars = command_env(&env.env);
     // The reproducer is the agent's command: it gets the agent's sandbox.
-    let policy = crate::sandbox::SandboxOptions::from_shell(&env.shell).commands(&workspace);
+    let policy =
+        crate::sandbox::SandboxOptions::from_task(&env.shell, &env.env).commands(&workspace);
     let spec = CommandSpec {
         script: command,
         cwd: &workspace,

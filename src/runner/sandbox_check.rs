@@ -8,7 +8,7 @@ use crate::task::Task;
 /// run (exit 2) when any of them cannot be fully enforced here.
 pub(super) fn require_sandbox(tasks: &[Task]) -> Result<(), Error> {
     for task in tasks {
-        let options = crate::sandbox::SandboxOptions::from_shell(&task.shell);
+        let options = crate::sandbox::SandboxOptions::from_task(&task.shell, &task.env);
         let workspace = task
             .workspace
             .canonicalize()

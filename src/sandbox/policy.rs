@@ -113,15 +113,27 @@ pub struct SandboxOptions {
     /// `--require-sandbox`: a command whose sandbox cannot be fully
     /// enforced does not run.
     pub strict: bool,
+    /// The `TMPDIR` the task's `env` sets (absolute): its commands and
+    /// checks create their temporary files there, so it is writable like
+    /// kkrun's own temporary directory.
+    pub temp_dir: Option<PathBuf>,
 }
 
 impl SandboxOptions {
-    /// The options of a task's `tools.shell` settings, not strict.
-    pub fn from_shell(shell: &crate::task::ShellPolicy) -> SandboxOptions {
+    /// The options of a task's `tools.shell` settings and its `env`, not
+    /// strict.
+    pub fn from_task(
+        shell: &crate::task::ShellPolicy,
+        env: &std::collections::BTreeMap<String, String>,
+    ) -> SandboxOptions {
         SandboxOptions {
             writable: shell.writable.clone(),
             network: shell.network,
             strict: false,
+            temp_dir: env
+                .get("TMPDIR")
+                .map(PathBuf::from)
+                .filter(|dir| dir.is_absolute()),
         }
     }
 
@@ -129,6 +141,7 @@ impl SandboxOptions {
         self.writable
             .iter()
             .map(|entry| resolve_writable(workspace, entry))
+            .chain(self.temp_dir.clone())
             .collect()
     }
 

@@ -67,7 +67,7 @@ impl ToolContext {
             workspace: workspace
                 .canonicalize()
                 .unwrap_or_else(|_| workspace.to_path_buf()),
-            sandbox: SandboxOptions::from_shell(&shell),
+            sandbox: SandboxOptions::from_task(&shell, &env),
             shell,
             env,
             checks,
