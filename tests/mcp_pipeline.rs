@@ -230,12 +230,14 @@ fn a_server_that_fails_to_start_ends_the_task_as_an_error() {
     );
 }
 
-#[cfg(unix)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_interrupt_stops_the_servers_and_what_they_started() {
-    let Some(python) = mcp_support::python() else {
-        return;
-    };
+/// Runs a task whose MCP server starts a background `sleep`, sends kkrun
+/// `signals` (such as `-INT`) one right after the other once it runs, and
+/// returns kkrun's exit code, the sleeper's pid and the events after the
+/// signals; `None` when the MCP test server is missing.
+async fn interrupt_with_a_sleeper(
+    signals: &'static [&'static str],
+) -> Option<(Option<i32>, u32, Vec<Value>)> {
+    let python = mcp_support::python()?;
     let script = mcp_support::server_script();
     let fx = Fixture::new();
     let sleeper = ScriptedTurn::tool_calls(vec![ScriptedToolCall::new(
@@ -271,7 +273,7 @@ async fn an_interrupt_stops_the_servers_and_what_they_started() {
         .env("OPENAI_API_KEY", "sk-test-key-for-mcp-interrupt")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null());
-    let (code, pid, events) = tokio::task::spawn_blocking(move || {
+    let ended = tokio::task::spawn_blocking(move || {
         let mut child = command.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
@@ -288,11 +290,13 @@ async fn an_interrupt_stops_the_servers_and_what_they_started() {
         let pid = pid.expect("the sleeper's pid");
         assert!(mcp_support::alive(pid));
         std::thread::sleep(std::time::Duration::from_millis(300));
-        let status = std::process::Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        for signal in signals {
+            let status = std::process::Command::new("kill")
+                .args([*signal, &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
         let rest: Vec<Value> = lines
             .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
             .collect();
@@ -300,17 +304,47 @@ async fn an_interrupt_stops_the_servers_and_what_they_started() {
     })
     .await
     .unwrap();
+    Some(ended)
+}
+
+/// Whether process `pid` is gone within a few seconds.
+fn gone_soon(pid: u32) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while mcp_support::alive(pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    !mcp_support::alive(pid)
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_stops_the_servers_and_what_they_started() {
+    let Some((code, pid, events)) = interrupt_with_a_sleeper(&["-INT"]).await else {
+        return;
+    };
     assert_eq!(code, Some(130));
     assert!(
         events.iter().any(|e| e["type"] == "mcp.server_stopped"),
         "{events:?}"
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while mcp_support::alive(pid) && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
     assert!(
-        !mcp_support::alive(pid),
+        gone_soon(pid),
         "the server's child {pid} survived the interrupt"
+    );
+}
+
+/// The second interrupt exits at once, without the destructors that stop
+/// the servers: their process groups are killed all the same. (SIGINT and
+/// SIGTERM: two signals of one kind sent at once may arrive as one.)
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_interrupt_exits_at_once_and_still_ends_the_servers() {
+    let Some((code, pid, _)) = interrupt_with_a_sleeper(&["-INT", "-TERM"]).await else {
+        return;
+    };
+    assert_eq!(code, Some(130));
+    assert!(
+        gone_soon(pid),
+        "the server's child {pid} survived the second interrupt"
     );
 }
