@@ -374,6 +374,44 @@ fn a_workspace_in_a_subdirectory_maps_to_the_same_subdirectory_of_the_worktree()
     assert_eq!(git(&repo, &["worktree", "list"]).lines().count(), 1);
 }
 
+/// Every worktree of a run starts from the user's tree as the run's first
+/// worktree found it: an edit the user makes meanwhile reaches no later
+/// task of the run (a model matrix compares models on one base), only the
+/// next run.
+#[test]
+fn every_worktree_of_a_run_starts_from_the_same_user_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(repo.join("a.txt"), "committed\n").unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    e2e_support::commit_all(&repo, "base");
+    std::fs::write(repo.join("a.txt"), "at the start of the run\n").unwrap();
+
+    let store = kkrun::snapshot::SnapshotStore::open(&repo).unwrap();
+    let pool = kkrun::snapshot::WorktreePool::new(dir.path().join("wts"), "run1", false);
+    let first = pool.create(&store, "first").unwrap();
+    std::fs::write(repo.join("a.txt"), "edited during the run\n").unwrap();
+    std::fs::write(repo.join("b.txt"), "new during the run\n").unwrap();
+    let second = pool.create(&store, "second").unwrap();
+    for worktree in [&first, &second] {
+        assert_eq!(
+            std::fs::read_to_string(worktree.root.join("a.txt")).unwrap(),
+            "at the start of the run\n"
+        );
+        assert!(!worktree.root.join("b.txt").exists());
+    }
+    let next_run = kkrun::snapshot::WorktreePool::new(dir.path().join("wts"), "run2", false);
+    let later = next_run.create(&store, "first").unwrap();
+    assert_eq!(
+        std::fs::read_to_string(later.root.join("a.txt")).unwrap(),
+        "edited during the run\n"
+    );
+    for (pool, worktree) in [(&pool, &first), (&pool, &second), (&next_run, &later)] {
+        pool.release(worktree).unwrap();
+    }
+}
+
 #[test]
 fn a_repository_without_a_commit_is_refused_before_anything_runs() {
     let fx = Fixture::new();

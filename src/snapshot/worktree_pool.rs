@@ -12,7 +12,9 @@
 //! process id; a worktree whose process is gone is stale, and the next run
 //! or `kkrun gc` removes it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use git2::{Index, Oid, Repository, build::CheckoutBuilder};
 
@@ -39,6 +41,12 @@ pub struct WorktreePool {
     run_id: String,
     /// `--keep-worktrees`: leave them (unlocked) after their task.
     keep: bool,
+    /// What the worktrees of each user work tree (by git directory) start
+    /// from: taken by the first worktree created in it and kept for the
+    /// run, so every task starts from the same base — the instances of a
+    /// model matrix above all — even if the user edits meanwhile, and the
+    /// user's tree is scanned once, not once per task.
+    bases: Arc<Mutex<BTreeMap<PathBuf, Start>>>,
 }
 
 /// One task's worktree.
@@ -63,6 +71,7 @@ impl WorktreePool {
             root,
             run_id: run_id.to_owned(),
             keep,
+            bases: Arc::default(),
         }
     }
 
@@ -75,6 +84,8 @@ impl WorktreePool {
     /// store opened on the user's work tree), detached at HEAD, with the
     /// user's work tree state on top of it and the user's staged state as
     /// its index, so `git status` and `git diff` show the same in both.
+    /// That state is the one the pool's first worktree of `user`'s work
+    /// tree found.
     ///
     /// Only objects are written to the user's repository (the trees of its
     /// current state) and the worktree's registration; its work tree,
@@ -86,20 +97,18 @@ impl WorktreePool {
     ) -> Result<IsolatedWorktree, SnapshotError> {
         names::validate("task name", task)?;
         let repo = user.repo()?;
-        let Some(head) = head_oid(&repo)? else {
-            return Err(SnapshotError::UnbornHead {
-                path: user.workdir().to_owned(),
-            });
+        // Held while the first worktree's base is taken, so that tasks
+        // starting at once scan the user's tree once, not each.
+        let mut bases = self.bases.lock().unwrap_or_else(|e| e.into_inner());
+        let start = match bases.get(user.git_dir()) {
+            Some(start) => *start,
+            None => {
+                let start = user_start(user, &repo)?;
+                bases.insert(user.git_dir().to_owned(), start);
+                start
+            }
         };
-        let head_tree = commit_tree(&repo, head, "read HEAD's tree")?;
-        let state = user.worktree_state(&repo)?.tree;
-        let staged = staged_tree(&repo).unwrap_or(head_tree);
-        let start = Start {
-            head,
-            head_tree,
-            state,
-            staged,
-        };
+        drop(bases);
         self.build(user, task, repo, &start)
     }
 
@@ -235,8 +244,26 @@ impl WorktreePool {
     }
 }
 
+/// The user's work tree as a worktree's start: HEAD, its tree, the work
+/// tree's state and what is staged.
+fn user_start(user: &SnapshotStore, repo: &Repository) -> Result<Start, SnapshotError> {
+    let Some(head) = head_oid(repo)? else {
+        return Err(SnapshotError::UnbornHead {
+            path: user.workdir().to_owned(),
+        });
+    };
+    let head_tree = commit_tree(repo, head, "read HEAD's tree")?;
+    Ok(Start {
+        head,
+        head_tree,
+        state: user.worktree_state(repo)?.tree,
+        staged: staged_tree(repo).unwrap_or(head_tree),
+    })
+}
+
 /// What a new worktree holds: the commit it is detached at and that
 /// commit's tree, the tree of its work tree and the tree of its index.
+#[derive(Debug, Clone, Copy)]
 struct Start {
     head: Oid,
     head_tree: Oid,
