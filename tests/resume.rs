@@ -663,7 +663,6 @@ fn a_kept_worktree_of_the_cut_short_attempt_is_replaced_on_resume() {
 
 #[test]
 fn a_run_whose_process_still_holds_it_is_not_resumed() {
-    use std::io::Write;
     let dir = checkout();
     let output = kkrun(dir.path(), &["tasks/fix-iso-weeks.yaml", "--isolate"])
         .output()
@@ -674,17 +673,7 @@ fn a_run_whose_process_still_holds_it_is_not_resumed() {
     let events = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
     let run_id = report_run_id(&events);
     // This process plays the run, still running: it holds the run's lock.
-    let mut lock = std::fs::OpenOptions::new()
-        .write(true)
-        .open(run_dir.join(".run.lock"))
-        .unwrap();
-    lock.try_lock().unwrap();
-    write!(
-        lock,
-        r#"{{"run_id":"{run_id}","pid":{},"started":"2026-12-08T00:00:00Z","command":"run"}}"#,
-        std::process::id()
-    )
-    .unwrap();
+    let _lock = e2e_support::hold_run_lock(&run_dir, &run_id);
     let output = kkrun(dir.path(), &["resume"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -241,6 +241,22 @@ fn make_stale(repo: &Path) -> PathBuf {
     .to_path_buf()
 }
 
+/// `kkrun gc` keeping every run, so that it removes only stale
+/// worktrees; it must succeed. Returns its stdout.
+fn gc_all(fx: &Fixture) -> String {
+    let gc = fx
+        .kkrun(&["gc", "--keep-last", "100", "--repo", "repo"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        gc.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&gc.stderr)
+    );
+    String::from_utf8(gc.stdout).unwrap()
+}
+
 #[test]
 fn stale_worktrees_of_a_killed_run_are_removed_by_the_next_run_and_by_gc() {
     let fx = Fixture::new();
@@ -262,18 +278,9 @@ fn stale_worktrees_of_a_killed_run_are_removed_by_the_next_run_and_by_gc() {
 
     run_isolated(&fx, &["--keep-worktrees"], &task).expect_code(0);
     let stale = make_stale(&repo);
-    let gc = fx
-        .kkrun(&["gc", "--keep-last", "100", "--repo", "repo"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        gc.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&gc.stderr)
-    );
+    let gc = gc_all(&fx);
     assert!(!stale.exists(), "gc removes the stale worktree");
-    assert!(String::from_utf8_lossy(&gc.stdout).contains("stale isolated worktree"));
+    assert!(gc.contains("stale isolated worktree"));
     assert!(entries(&repo.join(".git/worktrees")).is_empty());
 }
 
@@ -284,11 +291,7 @@ fn a_live_runs_worktree_and_a_kept_one_are_not_stale() {
     let task = fx.task("fix-add", "", &fix_and_approve());
     run_isolated(&fx, &["--keep-worktrees"], &task).expect_code(0);
     let kept = entries(&fx.root().join("worktrees"));
-    let gc = fx
-        .kkrun(&["gc", "--keep-last", "100", "--repo", "repo"])
-        .output()
-        .unwrap();
-    assert_eq!(gc.status.code(), Some(0));
+    gc_all(&fx);
     assert_eq!(
         entries(&fx.root().join("worktrees")),
         kept,
@@ -301,11 +304,7 @@ fn a_live_runs_worktree_and_a_kept_one_are_not_stale() {
         format!("kkrun run x (pid {})\n", std::process::id()),
     )
     .unwrap();
-    let gc = fx
-        .kkrun(&["gc", "--keep-last", "100", "--repo", "repo"])
-        .output()
-        .unwrap();
-    assert_eq!(gc.status.code(), Some(0));
+    gc_all(&fx);
     assert_eq!(entries(&fx.root().join("worktrees")), kept);
 }
 
@@ -323,17 +322,8 @@ fn a_worktree_whose_process_id_was_given_to_another_process_is_stale() {
         format!("kkrun run x (pid {}, start 1)\n", std::process::id()),
     )
     .unwrap();
-    let gc = fx
-        .kkrun(&["gc", "--keep-last", "100", "--repo", "repo"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        gc.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&gc.stderr)
-    );
-    assert!(String::from_utf8_lossy(&gc.stdout).contains("stale isolated worktree"));
+    let gc = gc_all(&fx);
+    assert!(gc.contains("stale isolated worktree"));
     assert!(entries(&repo.join(".git/worktrees")).is_empty());
 }
 

@@ -424,7 +424,6 @@ fn runs_gc_removes_directories_refs_together_and_keeps_latest() {
 
 #[test]
 fn runs_gc_spares_a_run_whose_process_holds_its_directory() {
-    use std::io::Write;
     let fx = Fixture::new();
     let repo = fx.repo();
     let pass = fx.task("fix-add", "", &fix_and_approve());
@@ -438,17 +437,7 @@ fn runs_gc_spares_a_run_whose_process_holds_its_directory() {
     lines.pop();
     std::fs::write(first_dir.join("events.jsonl"), lines.join("\n") + "\n").unwrap();
     std::fs::remove_file(first_dir.join("report.json")).unwrap();
-    let mut lock = std::fs::OpenOptions::new()
-        .write(true)
-        .open(runs_dir(&fx).join(&first).join(".run.lock"))
-        .unwrap();
-    lock.try_lock().unwrap();
-    write!(
-        lock,
-        r#"{{"run_id":"{first}","pid":{},"started":"2026-12-08T00:00:00Z","command":"run"}}"#,
-        std::process::id()
-    )
-    .unwrap();
+    let lock = e2e_support::hold_run_lock(&first_dir, &first);
     let out = kkrun(&fx, &["runs", "gc", "--run", &first, "--repo", "repo"]).expect(0);
     assert!(
         out.stdout.contains(&format!(

@@ -579,3 +579,24 @@ pub fn assert_rebuild_is_byte_identical(cwd: &Path, run_dir: &Path) {
         );
     }
 }
+
+/// Takes the lock of run directory `run_dir` for this process, naming run
+/// `run_id` as kkrun's own lock does: the test plays the run's process,
+/// still running, until the returned file is dropped.
+pub fn hold_run_lock(run_dir: &Path, run_id: &str) -> std::fs::File {
+    use std::io::Write;
+    let mut lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(run_dir.join(".run.lock"))
+        .unwrap();
+    lock.try_lock().unwrap();
+    write!(
+        lock,
+        r#"{{"run_id":"{run_id}","pid":{},"started":"2026-12-08T00:00:00Z","command":"run"}}"#,
+        std::process::id()
+    )
+    .unwrap();
+    lock
+}
