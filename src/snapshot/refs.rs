@@ -216,9 +216,11 @@ impl SnapshotStore {
     ///
     /// A process killed between creating a ref's lock file and renaming it
     /// into place leaves the lock behind, and every later write of that ref
-    /// fails as "locked". Only the run itself writes under its own prefix,
-    /// so the caller must hold the run's work-tree lock, taken over from a
-    /// process that is gone: then no lock there can belong to a live writer.
+    /// fails as "locked". Only the run itself writes under its own prefix
+    /// (and `kkrun apply`/`rollback` of it, a `safety` ref, in an instant),
+    /// so the caller must hold the run's lock (`.run.lock` of its
+    /// directory), taken over from a process that is gone: then no lock
+    /// there belongs to the run's own writer.
     pub fn remove_stale_ref_locks(&self, run_id: &str) -> Result<Vec<String>, SnapshotError> {
         names::validate("run id", run_id)?;
         let repo = self.repo()?;
